@@ -1,0 +1,21 @@
+//! gradlab-cpu: CPU kernels on raw slices.
+//!
+//! Kernels here know nothing of tensors: they take slices, sizes and strides,
+//! so that each can be tested against its plain reference twin and benchmarked
+//! alone. Every fast kernel has a twin in [`reference`] that is simple and
+//! obviously right. The functions at the crate root are the ones the engine
+//! calls; they pick the best implementation for the problem and the CPU.
+
+pub mod float;
+pub mod reference;
+pub mod rng;
+pub mod shapes;
+
+pub use float::Float;
+pub use rng::Rng;
+pub use shapes::{conv_out_len, pool_out_len, Conv2dShape, Pool2dShape};
+
+pub use reference::{
+    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, gemm, max_pool2d_backward,
+    max_pool2d_forward,
+};

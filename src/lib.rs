@@ -1,0 +1,9 @@
+//! gradlab: a from-scratch tensor and reverse-mode autodiff engine.
+//!
+//! This facade re-exports the workspace crates so that users depend on one crate.
+pub use gradlab_autograd as autograd;
+pub use gradlab_cpu as cpu;
+pub use gradlab_cuda as cuda;
+pub use gradlab_data as data;
+pub use gradlab_nn as nn;
+pub use gradlab_tensor as tensor;

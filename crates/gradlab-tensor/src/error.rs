@@ -1,0 +1,69 @@
+//! Errors of tensor operations: each names the op and what was wrong with its inputs.
+
+use crate::{DType, Device, Shape};
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum TensorError {
+    /// Shapes that the op cannot combine; the message says how they fail.
+    #[error("{op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+
+    #[error("{op}: dtype mismatch: {lhs} and {rhs} (convert one with .to_dtype())")]
+    DTypeMismatch {
+        op: &'static str,
+        lhs: DType,
+        rhs: DType,
+    },
+
+    #[error("{op}: dtype {dtype} is not supported here ({expected})")]
+    UnsupportedDType {
+        op: &'static str,
+        dtype: DType,
+        expected: &'static str,
+    },
+
+    #[error(
+        "{op}: dimension {dim} is out of range for a tensor of rank {rank} with shape {shape}"
+    )]
+    DimOutOfRange {
+        op: &'static str,
+        dim: usize,
+        rank: usize,
+        shape: Shape,
+    },
+
+    #[error(
+        "{op}: tensors are on different devices: {lhs} and {rhs} (move one with .to_device())"
+    )]
+    DeviceMismatch {
+        op: &'static str,
+        lhs: Device,
+        rhs: Device,
+    },
+
+    /// Any other invalid argument (a bad parameter value, an index out of range, ...).
+    #[error("{op}: {msg}")]
+    Invalid { op: &'static str, msg: String },
+
+    /// The CUDA backend failed or is unavailable.
+    #[error("{op}: {msg}")]
+    Backend { op: &'static str, msg: String },
+}
+
+impl TensorError {
+    pub fn shape(op: &'static str, msg: impl Into<String>) -> Self {
+        TensorError::Shape {
+            op,
+            msg: msg.into(),
+        }
+    }
+    pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+        TensorError::Invalid {
+            op,
+            msg: msg.into(),
+        }
+    }
+}
+
+pub type Result<T, E = TensorError> = std::result::Result<T, E>;

@@ -1,0 +1,198 @@
+//! 2-D convolution (NCHW) and the two products of its backward pass.
+
+use crate::{with_float, Element, Result, Shape, Tensor, TensorError};
+use gradlab_cpu::{Conv2dShape, Float};
+
+/// Convolution parameters with PyTorch's names and meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dParams {
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    pub dilation: (usize, usize),
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dParams {
+    /// The kernel problem for an input shape and a weight shape, checked.
+    pub fn problem(&self, op: &'static str, input: &Shape, weight: &Shape) -> Result<Conv2dShape> {
+        let (i, w) = (input.dims(), weight.dims());
+        if i.len() != 4 || w.len() != 4 {
+            return Err(TensorError::shape(
+                op,
+                format!("expects a 4-D input [N, C, H, W] and a 4-D weight [O, C/groups, KH, KW], got {input} and {weight}"),
+            ));
+        }
+        let p = self;
+        if p.groups == 0
+            || p.stride.0 == 0
+            || p.stride.1 == 0
+            || p.dilation.0 == 0
+            || p.dilation.1 == 0
+        {
+            return Err(TensorError::invalid(
+                op,
+                format!(
+                    "stride {:?}, dilation {:?} and groups {} must be positive",
+                    p.stride, p.dilation, p.groups
+                ),
+            ));
+        }
+        if i[1] % p.groups != 0 || w[0] % p.groups != 0 || i[1] / p.groups != w[1] {
+            return Err(TensorError::shape(
+                op,
+                format!(
+                    "input {input} with {} channels and weight {weight} do not fit groups={}: need input channels / groups == weight.shape[1] and output channels divisible by groups",
+                    i[1], p.groups
+                ),
+            ));
+        }
+        let s = Conv2dShape {
+            batch: i[0],
+            in_channels: i[1],
+            in_h: i[2],
+            in_w: i[3],
+            out_channels: w[0],
+            kernel_h: w[2],
+            kernel_w: w[3],
+            stride: p.stride,
+            padding: p.padding,
+            dilation: p.dilation,
+            groups: p.groups,
+        };
+        let span_h = p.dilation.0 * (w[2].max(1) - 1) + 1;
+        let span_w = p.dilation.1 * (w[3].max(1) - 1) + 1;
+        if w[2] == 0
+            || w[3] == 0
+            || i[2] + 2 * p.padding.0 < span_h
+            || i[3] + 2 * p.padding.1 < span_w
+        {
+            return Err(TensorError::shape(
+                op,
+                format!(
+                    "kernel {}x{} (dilation {:?}) does not fit the padded input {}x{} (input {input}, padding {:?})",
+                    w[2], w[3], p.dilation, i[2] + 2 * p.padding.0, i[3] + 2 * p.padding.1, p.padding
+                ),
+            ));
+        }
+        Ok(s)
+    }
+}
+
+pub(crate) fn output_shape(s: &Conv2dShape) -> Shape {
+    Shape::new([s.batch, s.out_channels, s.out_h(), s.out_w()])
+}
+
+fn forward_impl<T: Element>(
+    s: &Conv2dShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (x, w) = (
+        x.contiguous_slice::<T>("conv2d")?,
+        w.contiguous_slice::<T>("conv2d")?,
+    );
+    let bias = b.map(|b| b.contiguous_slice::<T>("conv2d")).transpose()?;
+    let mut out = vec![T::ZERO; s.output_len()];
+    gradlab_cpu::conv2d_forward(s, &x, &w, bias.as_deref(), &mut out);
+    Tensor::from_vec(out, output_shape(s))
+}
+
+impl Tensor {
+    /// `torch.nn.functional.conv2d(self, weight, bias, stride, padding, dilation, groups)`.
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        params: Conv2dParams,
+    ) -> Result<Tensor> {
+        self.check_same_kind("conv2d", weight)?;
+        self.check_float("conv2d")?;
+        let s = params.problem("conv2d", self.shape(), weight.shape())?;
+        if let Some(b) = bias {
+            self.check_same_kind("conv2d", b)?;
+            if b.dims() != [s.out_channels] {
+                return Err(TensorError::shape(
+                    "conv2d",
+                    format!(
+                        "bias must have shape [{}] for weight {}, got {}",
+                        s.out_channels,
+                        weight.shape(),
+                        b.shape()
+                    ),
+                ));
+            }
+        }
+        with_float!(self.dtype(), "conv2d", |T| forward_impl::<T>(
+            &s, self, weight, bias
+        ))
+    }
+
+    /// Gradient of `conv2d` with respect to its input, given the output
+    /// gradient `self` and the weight: a transposed convolution.
+    pub fn conv2d_backward_data(
+        &self,
+        weight: &Tensor,
+        input_shape: &Shape,
+        params: Conv2dParams,
+    ) -> Result<Tensor> {
+        let op = "conv2d_backward_data";
+        self.check_same_kind(op, weight)?;
+        let s = params.problem(op, input_shape, weight.shape())?;
+        check_grad_out(op, self, &s)?;
+        with_float!(self.dtype(), op, |T| {
+            let (g, w) = (
+                self.contiguous_slice::<T>(op)?,
+                weight.contiguous_slice::<T>(op)?,
+            );
+            let mut out = vec![T::ZERO; s.input_len()];
+            gradlab_cpu::conv2d_backward_data(&s, &g, &w, &mut out);
+            Tensor::from_vec(out, input_shape.clone())
+        })
+    }
+
+    /// Gradient of `conv2d` with respect to its weight, given the output
+    /// gradient `self` and the input.
+    pub fn conv2d_backward_weight(
+        &self,
+        input: &Tensor,
+        weight_shape: &Shape,
+        params: Conv2dParams,
+    ) -> Result<Tensor> {
+        let op = "conv2d_backward_weight";
+        self.check_same_kind(op, input)?;
+        let s = params.problem(op, input.shape(), weight_shape)?;
+        check_grad_out(op, self, &s)?;
+        with_float!(self.dtype(), op, |T| {
+            let (g, x) = (
+                self.contiguous_slice::<T>(op)?,
+                input.contiguous_slice::<T>(op)?,
+            );
+            let mut out = vec![T::ZERO; s.weight_len()];
+            gradlab_cpu::conv2d_backward_weight(&s, &x, &g, &mut out);
+            Tensor::from_vec(out, weight_shape.clone())
+        })
+    }
+}
+
+fn check_grad_out(op: &'static str, g: &Tensor, s: &Conv2dShape) -> Result<()> {
+    let want = output_shape(s);
+    if g.shape() != &want {
+        return Err(TensorError::shape(
+            op,
+            format!("output gradient has shape {}, expected {want}", g.shape()),
+        ));
+    }
+    Ok(())
+}

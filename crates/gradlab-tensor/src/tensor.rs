@@ -1,0 +1,514 @@
+//! The `Tensor` value: shared storage plus a layout.
+
+use crate::storage::{CpuStorage, Storage, StorageElement};
+use crate::{DType, Device, Element, Layout, Result, Shape, TensorError};
+use gradlab_cpu::Rng;
+use std::fmt;
+use std::sync::Arc;
+
+/// An n-dimensional array of f32, f64 or i64 on a device.
+///
+/// Cloning is cheap: clones and views share storage. Forward ops return new
+/// tensors; the only in-place mutation is [`Tensor::update_`], used by
+/// optimizers outside the autograd graph.
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Arc<Storage>,
+    layout: Layout,
+    dtype: DType,
+}
+
+/// Runs `$body` with `$T` bound to the Rust type of a float dtype; i64 is an error.
+#[macro_export]
+macro_rules! with_float {
+    ($dtype:expr, $op:expr, |$T:ident| $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            d => Err($crate::TensorError::UnsupportedDType {
+                op: $op,
+                dtype: d,
+                expected: "a float tensor (f32 or f64)",
+            }),
+        }
+    };
+}
+
+impl Tensor {
+    // ---- construction -------------------------------------------------
+
+    pub(crate) fn from_cpu(storage: CpuStorage, layout: Layout) -> Tensor {
+        let dtype = storage.dtype();
+        Tensor {
+            storage: Arc::new(Storage::Cpu(storage)),
+            layout,
+            dtype,
+        }
+    }
+
+    /// A contiguous tensor owning `data`, whose length must match `shape`.
+    pub fn from_vec<T: StorageElement>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(TensorError::shape(
+                "from_vec",
+                format!(
+                    "{} elements cannot fill shape {shape} ({} elements)",
+                    data.len(),
+                    shape.numel()
+                ),
+            ));
+        }
+        Ok(Tensor::from_cpu(
+            T::wrap(data),
+            Layout::contiguous(shape, 0),
+        ))
+    }
+
+    pub fn from_slice<T: StorageElement>(data: &[T], shape: impl Into<Shape>) -> Result<Tensor> {
+        Tensor::from_vec(data.to_vec(), shape)
+    }
+
+    /// A rank-0 tensor.
+    pub fn scalar<T: StorageElement>(value: T) -> Tensor {
+        Tensor::from_cpu(T::wrap(vec![value]), Layout::contiguous(Shape::scalar(), 0))
+    }
+
+    /// A tensor of `shape` filled with `value` (converted to `dtype`).
+    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Tensor {
+        let shape = shape.into();
+        let n = shape.numel();
+        let storage = match dtype {
+            DType::F32 => CpuStorage::F32(vec![value as f32; n]),
+            DType::F64 => CpuStorage::F64(vec![value; n]),
+            DType::I64 => CpuStorage::I64(vec![value as i64; n]),
+        };
+        Tensor::from_cpu(storage, Layout::contiguous(shape, 0))
+    }
+
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
+        Tensor::full(shape, 0.0, dtype)
+    }
+
+    pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Tensor {
+        Tensor::full(shape, 1.0, dtype)
+    }
+
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::zeros(self.shape().clone(), self.dtype)
+    }
+
+    pub fn ones_like(&self) -> Tensor {
+        Tensor::ones(self.shape().clone(), self.dtype)
+    }
+
+    /// `[start, start + step, ...)` up to (excluding) `end`, as in `torch.arange`.
+    pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
+        if step == 0.0 || !step.is_finite() || (end - start) / step < 0.0 {
+            return Err(TensorError::invalid(
+                "arange",
+                format!("cannot go from {start} to {end} in steps of {step}"),
+            ));
+        }
+        let n = ((end - start) / step).ceil() as usize;
+        let values: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
+        Ok(Tensor::from_f64_values(values, Shape::new([n]), dtype))
+    }
+
+    /// Uniform samples in `[low, high)` from a seeded generator.
+    pub fn rand_uniform(
+        shape: impl Into<Shape>,
+        low: f64,
+        high: f64,
+        dtype: DType,
+        rng: &mut Rng,
+    ) -> Tensor {
+        let shape = shape.into();
+        let values = (0..shape.numel()).map(|_| rng.uniform(low, high)).collect();
+        Tensor::from_f64_values(values, shape, dtype)
+    }
+
+    /// Normal samples with the given mean and standard deviation from a seeded generator.
+    pub fn randn(
+        shape: impl Into<Shape>,
+        mean: f64,
+        std: f64,
+        dtype: DType,
+        rng: &mut Rng,
+    ) -> Tensor {
+        let shape = shape.into();
+        let values = (0..shape.numel())
+            .map(|_| mean + std * rng.normal())
+            .collect();
+        Tensor::from_f64_values(values, shape, dtype)
+    }
+
+    /// A contiguous tensor of `dtype` from f64 values (rounded for f32 and i64).
+    pub fn from_f64_values(values: Vec<f64>, shape: Shape, dtype: DType) -> Tensor {
+        debug_assert_eq!(values.len(), shape.numel());
+        let storage = match dtype {
+            DType::F64 => CpuStorage::F64(values),
+            DType::F32 => CpuStorage::F32(values.into_iter().map(|v| v as f32).collect()),
+            DType::I64 => CpuStorage::I64(values.into_iter().map(|v| v as i64).collect()),
+        };
+        Tensor::from_cpu(storage, Layout::contiguous(shape, 0))
+    }
+
+    // ---- inspection ---------------------------------------------------
+
+    pub fn shape(&self) -> &Shape {
+        self.layout.shape()
+    }
+    pub fn dims(&self) -> &[usize] {
+        self.layout.dims()
+    }
+    pub fn rank(&self) -> usize {
+        self.layout.shape().rank()
+    }
+    pub fn numel(&self) -> usize {
+        self.layout.numel()
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn device(&self) -> Device {
+        match &*self.storage {
+            Storage::Cpu(_) => Device::Cpu,
+        }
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    pub fn strides(&self) -> &[usize] {
+        self.layout.strides()
+    }
+    pub fn is_contiguous(&self) -> bool {
+        self.layout.is_contiguous()
+    }
+    /// Size of dimension `dim`.
+    pub fn dim(&self, dim: usize) -> Result<usize> {
+        self.shape().check_dim("dim", dim)?;
+        Ok(self.dims()[dim])
+    }
+    /// True when both tensors view the same storage buffer.
+    pub fn shares_storage_with(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    pub(crate) fn cpu_storage(&self, op: &'static str) -> Result<&CpuStorage> {
+        match &*self.storage {
+            Storage::Cpu(s) => Ok(s),
+            #[allow(unreachable_patterns)]
+            _ => Err(TensorError::Backend {
+                op,
+                msg: format!("needs a CPU tensor, got one on {}", self.device()),
+            }),
+        }
+    }
+
+    /// The whole storage buffer as a typed slice (index it with the layout's offsets).
+    pub fn storage_slice<T: StorageElement>(&self, op: &'static str) -> Result<&[T]> {
+        let storage = self.cpu_storage(op)?;
+        T::slice(storage).ok_or_else(|| TensorError::UnsupportedDType {
+            op,
+            dtype: self.dtype,
+            expected: T::DTYPE.name(),
+        })
+    }
+
+    /// The elements as a contiguous slice: borrowed when contiguous.
+    pub fn contiguous_slice<T: StorageElement>(
+        &self,
+        op: &'static str,
+    ) -> Result<std::borrow::Cow<'_, [T]>> {
+        let data = self.storage_slice::<T>(op)?;
+        Ok(match self.layout.contiguous_range() {
+            Some(r) => std::borrow::Cow::Borrowed(&data[r]),
+            None => std::borrow::Cow::Owned(
+                self.layout.offsets().into_iter().map(|o| data[o]).collect(),
+            ),
+        })
+    }
+
+    /// The elements in row-major order (the dtype must be `T`'s).
+    pub fn to_vec<T: StorageElement>(&self) -> Result<Vec<T>> {
+        Ok(self.contiguous_slice::<T>("to_vec")?.into_owned())
+    }
+
+    /// The elements in row-major order, converted to f64 whatever the dtype.
+    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        Ok(match self.cpu_storage("to_vec_f64")? {
+            CpuStorage::F32(v) => self
+                .layout
+                .offsets()
+                .into_iter()
+                .map(|o| v[o] as f64)
+                .collect(),
+            CpuStorage::F64(v) => self.layout.offsets().into_iter().map(|o| v[o]).collect(),
+            CpuStorage::I64(v) => self
+                .layout
+                .offsets()
+                .into_iter()
+                .map(|o| v[o] as f64)
+                .collect(),
+        })
+    }
+
+    /// The value of a one-element tensor.
+    pub fn item<T: StorageElement>(&self) -> Result<T> {
+        if self.numel() != 1 {
+            return Err(TensorError::shape(
+                "item",
+                format!(
+                    "needs a tensor with one element, got shape {}",
+                    self.shape()
+                ),
+            ));
+        }
+        Ok(self.storage_slice::<T>("item")?[self.layout.offset()])
+    }
+
+    /// The value of a one-element tensor as f64, whatever its dtype.
+    pub fn item_f64(&self) -> Result<f64> {
+        if self.numel() != 1 {
+            return Err(TensorError::shape(
+                "item",
+                format!(
+                    "needs a tensor with one element, got shape {}",
+                    self.shape()
+                ),
+            ));
+        }
+        Ok(self.to_vec_f64()?[0])
+    }
+
+    // ---- views (no copies) ---------------------------------------------
+
+    pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
+        Tensor {
+            storage: self.storage.clone(),
+            layout,
+            dtype: self.dtype,
+        }
+    }
+
+    pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
+        Ok(self.with_layout(self.layout.permute(dims)?))
+    }
+    pub fn transpose(&self, dim0: usize, dim1: usize) -> Result<Tensor> {
+        Ok(self.with_layout(self.layout.transpose(dim0, dim1)?))
+    }
+    /// The transpose of a 2-D tensor.
+    pub fn t(&self) -> Result<Tensor> {
+        if self.rank() != 2 {
+            return Err(TensorError::shape(
+                "t",
+                format!("needs a 2-D tensor, got shape {}", self.shape()),
+            ));
+        }
+        self.transpose(0, 1)
+    }
+    pub fn narrow(&self, dim: usize, start: usize, length: usize) -> Result<Tensor> {
+        Ok(self.with_layout(self.layout.narrow(dim, start, length)?))
+    }
+    /// A view repeating size-1 dims (stride 0), like `torch.expand`.
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        Ok(self.with_layout(self.layout.broadcast_to(&shape.into())?))
+    }
+    pub fn expand(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        self.broadcast_to(shape)
+    }
+    pub fn unsqueeze(&self, dim: usize) -> Result<Tensor> {
+        Ok(self.with_layout(self.layout.unsqueeze(dim)?))
+    }
+    pub fn squeeze(&self, dim: usize) -> Result<Tensor> {
+        Ok(self.with_layout(self.layout.squeeze(dim)?))
+    }
+
+    /// Same elements in a new shape: a view of contiguous data, a copy otherwise.
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(TensorError::shape(
+                "reshape",
+                format!(
+                    "cannot reshape a tensor of shape {} ({} elements) to {shape} ({} elements)",
+                    self.shape(),
+                    self.numel(),
+                    shape.numel()
+                ),
+            ));
+        }
+        match self.layout.reshape(&shape) {
+            Some(layout) => Ok(self.with_layout(layout)),
+            None => self.contiguous()?.reshape(shape),
+        }
+    }
+
+    /// Merges dims `start_dim..` into one, like `torch.flatten(x, start_dim)`.
+    pub fn flatten(&self, start_dim: usize) -> Result<Tensor> {
+        if self.rank() == 0 {
+            return self.reshape([1]);
+        }
+        self.shape().check_dim("flatten", start_dim)?;
+        let mut dims = self.dims()[..start_dim].to_vec();
+        dims.push(self.dims()[start_dim..].iter().product());
+        self.reshape(dims)
+    }
+
+    /// A contiguous copy when the layout is strided; `self` otherwise.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        self.copy()
+    }
+
+    /// A fresh contiguous copy that shares nothing with `self`.
+    pub fn copy(&self) -> Result<Tensor> {
+        let storage = match self.cpu_storage("contiguous")? {
+            CpuStorage::F32(v) => CpuStorage::F32(gather(v, &self.layout)),
+            CpuStorage::F64(v) => CpuStorage::F64(gather(v, &self.layout)),
+            CpuStorage::I64(v) => CpuStorage::I64(gather(v, &self.layout)),
+        };
+        Ok(Tensor::from_cpu(
+            storage,
+            Layout::contiguous(self.shape().clone(), 0),
+        ))
+    }
+
+    /// The same values in another dtype (a copy unless the dtype is already right).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype {
+            return Ok(self.clone());
+        }
+        Ok(Tensor::from_f64_values(
+            self.to_vec_f64()?,
+            self.shape().clone(),
+            dtype,
+        ))
+    }
+
+    /// Moves the tensor to `device` (a no-op when it is already there).
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        Err(TensorError::Backend {
+            op: "to_device",
+            msg: format!(
+                "cannot move a tensor from {} to {device}: this build has no CUDA tensors",
+                self.device()
+            ),
+        })
+    }
+
+    // ---- explicit mutation ---------------------------------------------
+
+    /// Replaces the elements in place through `f`, which sees them as one
+    /// contiguous slice. Storage shared with other tensors is copied first
+    /// (copy-on-write), so no other tensor observes the change.
+    pub fn update_<T: Element>(&mut self, f: impl FnOnce(&mut [T])) -> Result<()> {
+        if !self.is_contiguous() || self.layout.offset() != 0 || self.storage_len() != self.numel()
+        {
+            *self = self.copy()?;
+        }
+        if Arc::get_mut(&mut self.storage).is_none() {
+            *self = self.copy()?;
+        }
+        let dtype = self.dtype;
+        let storage = Arc::get_mut(&mut self.storage).expect("storage made unique above");
+        let Storage::Cpu(cpu) = storage;
+        let data = T::slice_mut(cpu).ok_or(TensorError::UnsupportedDType {
+            op: "update_",
+            dtype,
+            expected: T::DTYPE.name(),
+        })?;
+        f(data);
+        Ok(())
+    }
+
+    fn storage_len(&self) -> usize {
+        match &*self.storage {
+            Storage::Cpu(s) => s.len(),
+        }
+    }
+
+    /// Checks that `self` and `other` have the same dtype and device, for op `op`.
+    pub fn check_same_kind(&self, op: &'static str, other: &Tensor) -> Result<()> {
+        if self.dtype != other.dtype {
+            return Err(TensorError::DTypeMismatch {
+                op,
+                lhs: self.dtype,
+                rhs: other.dtype,
+            });
+        }
+        if self.device() != other.device() {
+            return Err(TensorError::DeviceMismatch {
+                op,
+                lhs: self.device(),
+                rhs: other.device(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that the tensor holds floats, for op `op`.
+    pub fn check_float(&self, op: &'static str) -> Result<()> {
+        if self.dtype.is_float() {
+            Ok(())
+        } else {
+            Err(TensorError::UnsupportedDType {
+                op,
+                dtype: self.dtype,
+                expected: "a float tensor (f32 or f64)",
+            })
+        }
+    }
+}
+
+fn gather<T: Copy>(data: &[T], layout: &Layout) -> Vec<T> {
+    match layout.contiguous_range() {
+        Some(r) => data[r].to_vec(),
+        None => {
+            let mut out = Vec::with_capacity(layout.numel());
+            layout.for_each_offset(|o| out.push(data[o]));
+            out
+        }
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Tensor(shape={}, dtype={}, device={}",
+            self.shape(),
+            self.dtype,
+            self.device()
+        )?;
+        if let Ok(values) = self.to_vec_f64() {
+            const SHOWN: usize = 8;
+            let head: Vec<String> = values
+                .iter()
+                .take(SHOWN)
+                .map(|v| format!("{v:.4}"))
+                .collect();
+            let more = if values.len() > SHOWN { ", ..." } else { "" };
+            write!(f, ", values=[{}{more}]", head.join(", "))?;
+        }
+        write!(f, ")")
+    }
+}
+
+impl fmt::Display for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}

@@ -4,18 +4,28 @@
 //! so that each can be tested against its plain reference twin and benchmarked
 //! alone. Every fast kernel has a twin in [`reference`] that is simple and
 //! obviously right. The functions at the crate root are the ones the engine
-//! calls; they pick the best implementation for the problem and the CPU.
+//! calls; they pick the best implementation for the problem and the CPU
+//! (see [`simd`] for how the instruction set is chosen and forced).
 
 pub mod float;
+pub mod gemm;
+pub mod peak;
 pub mod reference;
 pub mod rng;
+mod scratch;
 pub mod shapes;
+pub mod simd;
 
 pub use float::Float;
 pub use rng::Rng;
 pub use shapes::{conv_out_len, pool_out_len, Conv2dShape, Pool2dShape};
+pub use simd::{
+    detected_simd_level, set_simd_level, simd_level, with_simd_level, SimdLevel,
+    UnsupportedSimdLevel,
+};
 
+pub use gemm::{gemm, gemm_bias_act, BiasAxis};
 pub use reference::{
-    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, gemm, max_pool2d_backward,
+    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, max_pool2d_backward,
     max_pool2d_forward,
 };

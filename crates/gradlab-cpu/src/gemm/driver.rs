@@ -1,0 +1,357 @@
+//! The blocked GEMM driver (the Goto/BLIS loop nest around a micro-kernel).
+//!
+//! ```text
+//! for jc in columns of C, NC at a time        B panel (KC×NC) packed once, shared
+//!   for pc in k, KC at a time                 fixed order: each C element sums k the same way
+//!     pack A[:, pc] and B[pc, jc]             (in parallel, panel by panel)
+//!     for (ic, jr-group) in parallel          items own disjoint C tiles
+//!       for jr in group: for ir in ic block   B micro-panel stays in L1/L2 across ir
+//!         micro-kernel(MR×NR tile)
+//! ```
+//! Every element of `C` is computed by exactly one thread per `pc` step and
+//! the `pc` steps run in order, so results do not depend on the thread count
+//! or on which thread ran which item.
+
+use super::kernel::{GemmElement, MicroKernel, TileEpilogue};
+use super::pack::{pack_a, pack_b, MatRef};
+use super::BiasAxis;
+use crate::scratch::{PlainData, Scratch};
+use crate::simd::SimdLevel;
+use rayon::prelude::*;
+
+/// Depth of one packed block: `KC` steps of `MR` (A) and `NR` (B) values.
+const KC: usize = 256;
+/// Rows of A per parallel item (rounded to whole `MR` panels): the packed
+/// A block (`MC×KC`) stays in L2 while the item sweeps its B panels.
+const MC_PANELS: usize = 24;
+/// Columns of B packed at once (rounded to whole `NR` panels); lives in L3.
+const NC: usize = 4096;
+/// Problems with fewer multiply-adds than this run on the calling thread
+/// only: below it rayon's fork/join costs more than it saves.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+/// Problems this small skip packing altogether.
+const TINY_MACS: usize = 2048;
+/// Largest tile any micro-kernel uses (for the stack buffer of edge tiles).
+const MAX_MR: usize = 8;
+const MAX_NR: usize = 64;
+
+/// One GEMM problem: `C = relu?(alpha·A·B + beta·C + bias)` with strided operands.
+#[derive(Clone, Copy)]
+pub(crate) struct Problem<'a, E> {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub alpha: E,
+    pub a: MatRef<'a, E>,
+    pub b: MatRef<'a, E>,
+    pub beta: E,
+    pub bias: Option<(&'a [E], BiasAxis)>,
+    pub relu: bool,
+}
+
+/// C as a raw pointer with strides, shared by the workers that write disjoint tiles.
+#[derive(Clone, Copy)]
+struct CPtr<E> {
+    ptr: *mut E,
+    rs: usize,
+    cs: usize,
+}
+// SAFETY: workers only write disjoint tiles of C (see `run_items`), and the
+// caller's `&mut [E]` outlives the parallel section.
+unsafe impl<E: Send> Send for CPtr<E> {}
+unsafe impl<E: Send> Sync for CPtr<E> {}
+
+/// Whether distinct `(i, j)` always map to distinct offsets (so that
+/// writing tiles from several threads cannot race).
+fn is_injective(m: usize, n: usize, rs: usize, cs: usize) -> bool {
+    let (mut dims, mut strides) = ([m, n], [rs, cs]);
+    if strides[0] > strides[1] {
+        dims.swap(0, 1);
+        strides.swap(0, 1);
+    }
+    let (inner_ok, outer_ok) = (
+        dims[0] <= 1 || strides[0] >= 1,
+        dims[1] <= 1 || strides[1] >= strides[0] * dims[0].max(1),
+    );
+    inner_ok && outer_ok
+}
+
+/// Runs the problem on `c` (`m×n`, element `(i, j)` at `c[i*rsc + j*csc]`).
+/// Lengths have been checked by the caller.
+pub(crate) fn run<E: GemmElement + PlainData>(
+    level: SimdLevel,
+    p: Problem<'_, E>,
+    c: &mut [E],
+    rsc: usize,
+    csc: usize,
+) {
+    if p.m == 0 || p.n == 0 {
+        return;
+    }
+    if p.m * p.n * p.k <= TINY_MACS || !is_injective(p.m, p.n, rsc, csc) {
+        return naive(p, c, rsc, csc);
+    }
+    // The micro-kernels store rows of C with unit stride; a column-major C
+    // is the row-major C^T = B^T·A^T.
+    if csc != 1 && rsc == 1 {
+        let t = Problem {
+            m: p.n,
+            n: p.m,
+            a: MatRef {
+                data: p.b.data,
+                rs: p.b.cs,
+                cs: p.b.rs,
+            },
+            b: MatRef {
+                data: p.a.data,
+                rs: p.a.cs,
+                cs: p.a.rs,
+            },
+            bias: p.bias.map(|(v, axis)| (v, axis.transposed())),
+            ..p
+        };
+        return blocked(
+            level,
+            t,
+            CPtr {
+                ptr: c.as_mut_ptr(),
+                rs: csc,
+                cs: 1,
+            },
+        );
+    }
+    blocked(
+        level,
+        p,
+        CPtr {
+            ptr: c.as_mut_ptr(),
+            rs: rsc,
+            cs: csc,
+        },
+    )
+}
+
+/// Straight loops for problems too small to amortise packing.
+pub(crate) fn naive<E: crate::Float>(p: Problem<'_, E>, c: &mut [E], rsc: usize, csc: usize) {
+    for i in 0..p.m {
+        for j in 0..p.n {
+            let mut acc = E::ZERO;
+            for q in 0..p.k {
+                acc += p.a.data[i * p.a.rs + q * p.a.cs] * p.b.data[q * p.b.rs + j * p.b.cs];
+            }
+            let dst = &mut c[i * rsc + j * csc];
+            let mut r = p.alpha * acc;
+            if p.beta != E::ZERO {
+                r += p.beta * *dst;
+            }
+            match p.bias {
+                Some((bias, BiasAxis::Row)) => r += bias[i],
+                Some((bias, BiasAxis::Col)) => r += bias[j],
+                None => {}
+            }
+            if p.relu && r < E::ZERO {
+                r = E::ZERO;
+            }
+            *dst = r;
+        }
+    }
+}
+
+fn blocked<E: GemmElement + PlainData>(level: SimdLevel, p: Problem<'_, E>, c: CPtr<E>) {
+    let kernel = E::micro_kernel(level);
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    debug_assert!(mr <= MAX_MR && nr <= MAX_NR);
+    let threads = if p.m * p.n * p.k >= PARALLEL_MIN_MACS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let parallel = threads > 1;
+    // With few rows of A each B value feeds few FMAs, so copying B into
+    // panels would cost about as much as using it: read B in place instead.
+    let direct_b = p.b.cs == 1 && p.m <= 4 * mr;
+    let nc = if direct_b { p.n } else { NC.div_ceil(nr) * nr };
+    let mp = p.m.div_ceil(mr);
+
+    let mut a_scratch = Scratch::take();
+    let mut b_scratch = Scratch::take();
+    let a_buf = a_scratch.slice::<E>(mp * mr * KC.min(p.k));
+    let b_len = if direct_b {
+        nr * KC.min(p.k)
+    } else {
+        nc.min(p.n).div_ceil(nr) * nr * KC.min(p.k)
+    };
+    let b_buf = b_scratch.slice::<E>(b_len);
+
+    for jc in (0..p.n).step_by(nc) {
+        let nc_here = nc.min(p.n - jc);
+        for pc in (0..p.k).step_by(KC) {
+            let kc = KC.min(p.k - pc);
+            let last = pc + kc == p.k;
+            pack_a(a_buf, mr, p.a, (0, p.m), pc, kc, parallel);
+            let tail_cols = nc_here % nr;
+            let b_panels = if direct_b {
+                if tail_cols != 0 {
+                    let tail0 = jc + nc_here - tail_cols;
+                    pack_b(b_buf, nr, p.b, pc, kc, (tail0, jc + nc_here), false);
+                }
+                BPanels::Direct {
+                    base: p.b.data[pc * p.b.rs + jc..].as_ptr(),
+                    rsb: p.b.rs,
+                    tail: b_buf.as_ptr(),
+                    full_panels: nc_here / nr,
+                }
+            } else {
+                pack_b(b_buf, nr, p.b, pc, kc, (jc, jc + nc_here), parallel);
+                BPanels::Packed(b_buf.as_ptr())
+            };
+            let block = Block {
+                kernel,
+                kc,
+                a_panels: a_buf.as_ptr(),
+                b_panels,
+                row0: 0,
+                rows: p.m,
+                col0: jc,
+                cols: nc_here,
+                epi: TileEpilogue {
+                    alpha: p.alpha,
+                    beta: if pc == 0 { p.beta } else { E::ONE },
+                    row_bias: std::ptr::null(),
+                    col_bias: std::ptr::null(),
+                    relu: last && p.relu,
+                },
+                bias: if last { p.bias } else { None },
+            };
+            run_items(&block, c, threads);
+        }
+    }
+}
+
+/// Where the micro-kernel finds panel `jr` of B.
+#[derive(Clone, Copy)]
+enum BPanels<E> {
+    Packed(*const E),
+    /// B read in place (rows contiguous, `rsb` apart); the ragged last panel is packed at `tail`.
+    Direct {
+        base: *const E,
+        rsb: usize,
+        tail: *const E,
+        full_panels: usize,
+    },
+}
+
+/// One `(jc, pc)` step: packed operands and the part of C they update.
+struct Block<'a, E> {
+    kernel: MicroKernel<E>,
+    kc: usize,
+    a_panels: *const E,
+    b_panels: BPanels<E>,
+    row0: usize,
+    rows: usize,
+    col0: usize,
+    cols: usize,
+    epi: TileEpilogue<E>,
+    bias: Option<(&'a [E], BiasAxis)>,
+}
+// SAFETY: the pointers are read-only views of buffers that outlive the parallel section.
+unsafe impl<E: Sync> Sync for Block<'_, E> {}
+
+fn run_items<E: GemmElement>(block: &Block<'_, E>, c: CPtr<E>, threads: usize) {
+    let (mr, nr) = (block.kernel.mr, block.kernel.nr);
+    let mc = MC_PANELS * mr;
+    let row_blocks = block.rows.div_ceil(mc);
+    let col_panels = block.cols.div_ceil(nr);
+    // Enough items for load balance, few enough that each sweeps many panels.
+    let want = if threads > 1 { 4 * threads } else { 1 };
+    let col_groups = want.div_ceil(row_blocks).clamp(1, col_panels);
+    let group = col_panels.div_ceil(col_groups);
+    let col_groups = col_panels.div_ceil(group);
+    let item = |idx: usize| {
+        let (rb, cg) = (idx / col_groups, idx % col_groups);
+        let panels = (cg * group)..((cg + 1) * group).min(col_panels);
+        let ir_range = (rb * mc / mr)..((rb + 1) * mc).min(block.rows).div_ceil(mr);
+        for jr in panels {
+            for ir in ir_range.clone() {
+                // SAFETY: tiles (ir, jr) are disjoint across items; the
+                // operand panels hold `kc` steps each.
+                unsafe { tile(block, c, ir, jr) };
+            }
+        }
+    };
+    let items = row_blocks * col_groups;
+    if threads > 1 && items > 1 {
+        (0..items).into_par_iter().for_each(item);
+    } else {
+        (0..items).for_each(item);
+    }
+}
+
+/// Computes tile `(ir, jr)` of the block into C.
+///
+/// # Safety
+/// `c` must be valid for the block's rows and columns, and no other thread
+/// may touch this tile meanwhile.
+unsafe fn tile<E: GemmElement>(block: &Block<'_, E>, c: CPtr<E>, ir: usize, jr: usize) {
+    let MicroKernel { mr, nr, run } = block.kernel;
+    let kc = block.kc;
+    let a = block.a_panels.add(ir * mr * kc);
+    let (b, rsb) = match block.b_panels {
+        BPanels::Packed(base) => (base.add(jr * nr * kc), nr),
+        BPanels::Direct {
+            base,
+            rsb,
+            tail,
+            full_panels,
+        } => {
+            if jr < full_panels {
+                (base.add(jr * nr), rsb)
+            } else {
+                (tail, nr)
+            }
+        }
+    };
+    let i0 = block.row0 + ir * mr;
+    let j0 = block.col0 + jr * nr;
+    let rows = mr.min(block.row0 + block.rows - i0);
+    let cols = nr.min(block.col0 + block.cols - j0);
+    let mut epi = block.epi;
+    if rows == mr && cols == nr && c.cs == 1 {
+        match block.bias {
+            Some((bias, BiasAxis::Row)) => epi.row_bias = bias.as_ptr().add(i0),
+            Some((bias, BiasAxis::Col)) => epi.col_bias = bias.as_ptr().add(j0),
+            None => {}
+        }
+        run(kc, a, b, rsb, c.ptr.add(i0 * c.rs + j0), c.rs, &epi);
+        return;
+    }
+    // Ragged or strided tile: go through a full-size buffer.
+    let mut buf = [E::ZERO; MAX_MR * MAX_NR];
+    let mut row_bias = [E::ZERO; MAX_MR];
+    let mut col_bias = [E::ZERO; MAX_NR];
+    let at = |i: usize, j: usize| c.ptr.add((i0 + i) * c.rs + (j0 + j) * c.cs);
+    if epi.beta != E::ZERO {
+        for i in 0..rows {
+            for j in 0..cols {
+                buf[i * nr + j] = *at(i, j);
+            }
+        }
+    }
+    match block.bias {
+        Some((bias, BiasAxis::Row)) => {
+            row_bias[..rows].copy_from_slice(&bias[i0..i0 + rows]);
+            epi.row_bias = row_bias.as_ptr();
+        }
+        Some((bias, BiasAxis::Col)) => {
+            col_bias[..cols].copy_from_slice(&bias[j0..j0 + cols]);
+            epi.col_bias = col_bias.as_ptr();
+        }
+        None => {}
+    }
+    run(kc, a, b, rsb, buf.as_mut_ptr(), nr, &epi);
+    for i in 0..rows {
+        for j in 0..cols {
+            *at(i, j) = buf[i * nr + j];
+        }
+    }
+}

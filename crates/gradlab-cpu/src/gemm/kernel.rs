@@ -1,0 +1,61 @@
+//! The micro-kernel contract and the choice of micro-kernel per element type
+//! and SIMD level.
+//!
+//! A micro-kernel computes one `MR×NR` tile of `C` from a packed panel of `A`
+//! (`kc` steps of `MR` values) and a panel of `B` (`kc` rows of `NR` values,
+//! `rsb` apart: either a packed panel or `B` itself when its rows are
+//! contiguous), then applies the [`TileEpilogue`] while storing the tile.
+
+use crate::simd::SimdLevel;
+use crate::Float;
+
+/// What to do with the accumulated tile `acc` when storing it into `C`:
+/// `C = relu?(alpha·acc + beta·C + row_bias[i] + col_bias[j])`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TileEpilogue<E> {
+    pub alpha: E,
+    /// When zero, `C` is not read (BLIS convention: NaNs there do not leak).
+    pub beta: E,
+    /// `MR` values, one per tile row, or null.
+    pub row_bias: *const E,
+    /// `NR` values, one per tile column, or null.
+    pub col_bias: *const E,
+    pub relu: bool,
+}
+
+/// `(kc, a_panel, b_panel, rsb, c_tile, rsc, epilogue)`; the tile's columns are contiguous.
+pub(crate) type MicroKernelFn<E> =
+    unsafe fn(usize, *const E, *const E, usize, *mut E, usize, &TileEpilogue<E>);
+
+/// A micro-kernel with its tile shape.
+#[derive(Clone, Copy)]
+pub(crate) struct MicroKernel<E> {
+    pub mr: usize,
+    pub nr: usize,
+    pub run: MicroKernelFn<E>,
+}
+
+/// Element types with hand-written micro-kernels.
+pub(crate) trait GemmElement: Float {
+    /// The micro-kernel for `level`, which the caller has checked this CPU supports.
+    fn micro_kernel(level: SimdLevel) -> MicroKernel<Self>;
+}
+
+macro_rules! impl_gemm_element {
+    ($t:ty, $avx512:path, $avx2:path) => {
+        impl GemmElement for $t {
+            fn micro_kernel(level: SimdLevel) -> MicroKernel<Self> {
+                match level {
+                    #[cfg(target_arch = "x86_64")]
+                    SimdLevel::Avx512 => $avx512,
+                    #[cfg(target_arch = "x86_64")]
+                    SimdLevel::Avx2 => $avx2,
+                    _ => super::scalar::kernel(),
+                }
+            }
+        }
+    };
+}
+
+impl_gemm_element!(f32, super::x86::AVX512_F32, super::x86::AVX2_F32);
+impl_gemm_element!(f64, super::x86::AVX512_F64, super::x86::AVX2_F64);

@@ -1,0 +1,164 @@
+//! Run-time compilation of `kernels/*.cu` with NVRTC.
+//!
+//! The sources are embedded in the binary, so a GPU machine needs nothing but
+//! the driver and libnvrtc. The same [`compile_kernel_file`] serves the GPU
+//! path (arch from the device) and the GPU-less CI check (arch `compute_90`).
+
+use crate::error::{CudaError, Result};
+use cudarc::nvrtc::{self, CompileOptions, Ptx};
+
+/// One kernel source file of the `kernels/` directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelFile {
+    Matmul,
+    Conv,
+    Pool,
+    Elementwise,
+    Reduce,
+    Optim,
+}
+
+impl KernelFile {
+    /// Every kernel file, in a fixed order.
+    pub const ALL: [KernelFile; 6] = [
+        KernelFile::Matmul,
+        KernelFile::Conv,
+        KernelFile::Pool,
+        KernelFile::Elementwise,
+        KernelFile::Reduce,
+        KernelFile::Optim,
+    ];
+
+    /// File name under `kernels/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            KernelFile::Matmul => "matmul.cu",
+            KernelFile::Conv => "conv.cu",
+            KernelFile::Pool => "pool.cu",
+            KernelFile::Elementwise => "elementwise.cu",
+            KernelFile::Reduce => "reduce.cu",
+            KernelFile::Optim => "optim.cu",
+        }
+    }
+
+    /// The CUDA C source, embedded at build time.
+    pub fn source(self) -> &'static str {
+        match self {
+            KernelFile::Matmul => include_str!("../../../kernels/matmul.cu"),
+            KernelFile::Conv => include_str!("../../../kernels/conv.cu"),
+            KernelFile::Pool => include_str!("../../../kernels/pool.cu"),
+            KernelFile::Elementwise => include_str!("../../../kernels/elementwise.cu"),
+            KernelFile::Reduce => include_str!("../../../kernels/reduce.cu"),
+            KernelFile::Optim => include_str!("../../../kernels/optim.cu"),
+        }
+    }
+}
+
+/// The PTX NVRTC produced for one kernel file.
+#[derive(Clone, Debug)]
+pub struct CompiledModule {
+    pub file: KernelFile,
+    /// Virtual architecture the PTX targets, e.g. `compute_90`.
+    pub arch: String,
+    /// PTX text (what the driver JIT-compiles when the module is loaded).
+    pub ptx: String,
+    pub(crate) image: Ptx,
+}
+
+impl CompiledModule {
+    /// The `.version` directive of the PTX as (major, minor), if present.
+    pub fn ptx_isa_version(&self) -> Option<(u32, u32)> {
+        ptx_isa_version(&self.ptx)
+    }
+}
+
+/// Parses the `.version X.Y` directive of a PTX text.
+pub fn ptx_isa_version(ptx: &str) -> Option<(u32, u32)> {
+    let line = ptx
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(".version"))?;
+    let (major, minor) = line.trim_start_matches(".version").trim().split_once('.')?;
+    Some((major.trim().parse().ok()?, minor.trim().parse().ok()?))
+}
+
+/// Whether libnvrtc can be opened (checked without risking cudarc's panic).
+pub fn nvrtc_available() -> bool {
+    // SAFETY: only tries to dlopen the library and drops the handle.
+    unsafe { nvrtc::sys::is_culib_present() }
+}
+
+/// NVRTC's version as (major, minor).
+pub fn nvrtc_version() -> Result<(i32, i32)> {
+    if !nvrtc_available() {
+        return Err(CudaError::NoNvrtc);
+    }
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: the library is present and both pointers are valid for writes.
+    let status = unsafe { nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    status.result().map_err(|e| CudaError::Compile {
+        file: "<none>",
+        arch: String::new(),
+        message: format!("nvrtcVersion failed: {e:?}"),
+    })?;
+    Ok((major, minor))
+}
+
+/// Compiles one kernel file for a virtual architecture such as `compute_90`.
+pub fn compile_kernel_file(file: KernelFile, arch: &str) -> Result<CompiledModule> {
+    if !nvrtc_available() {
+        return Err(CudaError::NoNvrtc);
+    }
+    let opts = CompileOptions {
+        name: Some(file.file_name().to_string()),
+        options: vec![
+            format!("--gpu-architecture={arch}"),
+            "--std=c++17".to_string(),
+            // Precise division and sqrt: results are compared with the CPU.
+            "--prec-div=true".to_string(),
+            "--prec-sqrt=true".to_string(),
+            "--ftz=false".to_string(),
+            "--generate-line-info".to_string(),
+        ],
+        ..Default::default()
+    };
+    let image = nvrtc::compile_ptx_with_opts(file.source(), opts).map_err(|e| {
+        let message = match &e {
+            nvrtc::CompileError::CompileError { log, .. } => log.to_string_lossy().into_owned(),
+            other => format!("{other:?}"),
+        };
+        CudaError::Compile {
+            file: file.file_name(),
+            arch: arch.to_string(),
+            message,
+        }
+    })?;
+    let ptx = image.to_src();
+    Ok(CompiledModule {
+        file,
+        arch: arch.to_string(),
+        ptx,
+        image,
+    })
+}
+
+/// Compiles every `kernels/*.cu` file, through the same path the GPU run
+/// uses. Needs NVRTC but no GPU; `arch` is e.g. `compute_90`.
+pub fn compile_all_kernels(arch: &str) -> Result<Vec<CompiledModule>> {
+    KernelFile::ALL
+        .iter()
+        .map(|&f| compile_kernel_file(f, arch))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ptx_version() {
+        let ptx = "//\n// Generated by NVIDIA NVVM Compiler\n\n.version 9.0\n.target sm_90\n";
+        assert_eq!(ptx_isa_version(ptx), Some((9, 0)));
+        assert_eq!(ptx_isa_version(".target sm_90\n"), None);
+    }
+}

@@ -1,0 +1,124 @@
+// Elementwise kernels: broadcasting binary ops over strided operands, unary
+// ops on contiguous buffers, fill, and strided copy (which makes a view
+// contiguous). Ops are chosen by a small integer so that one compiled kernel
+// serves them all; the branch is uniform across a launch.
+
+typedef long long i64;
+
+#define MAX_RANK 6
+
+// Shape and strides (in elements) of up to three operands: 0 = output,
+// 1 = first input, 2 = second input. A broadcast dimension has stride 0.
+struct StridedArgs {
+    int rank;
+    int pad_;
+    i64 shape[MAX_RANK];
+    i64 strides[3][MAX_RANK];
+    i64 offsets[3];
+};
+
+// Binary op codes; keep in step with `BinaryOp` in the Rust crate.
+#define OP_ADD 0
+#define OP_SUB 1
+#define OP_MUL 2
+#define OP_DIV 3
+#define OP_MAX 4
+#define OP_MIN 5
+#define OP_POW 6
+#define OP_RELU_BACKWARD 7  // a * (b > 0): gradient a masked by relu input b
+
+__device__ __forceinline__ float binary_apply(int op, float a, float b) {
+    switch (op) {
+        case OP_ADD: return a + b;
+        case OP_SUB: return a - b;
+        case OP_MUL: return a * b;
+        case OP_DIV: return a / b;
+        case OP_MAX: return (a > b || isnan(a)) ? a : b;
+        case OP_MIN: return (a < b || isnan(a)) ? a : b;
+        case OP_POW: return powf(a, b);
+        case OP_RELU_BACKWARD: return b > 0.0f ? a : 0.0f;
+        default: return __int_as_float(0x7fffffff);
+    }
+}
+
+// Offsets of element `linear` (row-major over shape) in each operand.
+__device__ __forceinline__ void strided_offsets(const StridedArgs& s, i64 linear, int operands,
+                                                i64* off) {
+    for (int t = 0; t < operands; ++t) off[t] = s.offsets[t];
+    for (int d = s.rank - 1; d >= 0; --d) {
+        const i64 n = s.shape[d];
+        const i64 idx = linear % n;
+        linear /= n;
+        for (int t = 0; t < operands; ++t) off[t] += idx * s.strides[t][d];
+    }
+}
+
+extern "C" __global__ void binary_strided(int op, StridedArgs s, i64 numel, const float* __restrict__ a,
+                                          const float* __restrict__ b, float* __restrict__ out) {
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < numel; i += (i64)gridDim.x * blockDim.x) {
+        i64 off[3];
+        strided_offsets(s, i, 3, off);
+        out[off[0]] = binary_apply(op, a[off[1]], b[off[2]]);
+    }
+}
+
+// All three operands contiguous and of the same shape.
+extern "C" __global__ void binary_contiguous(int op, i64 numel, const float* __restrict__ a,
+                                             const float* __restrict__ b, float* __restrict__ out) {
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < numel; i += (i64)gridDim.x * blockDim.x)
+        out[i] = binary_apply(op, a[i], b[i]);
+}
+
+// Unary op codes; keep in step with `UnaryOp` in the Rust crate. `param` is
+// the exponent of POWF and the scalar of ADD_SCALAR / MUL_SCALAR.
+#define UOP_NEG 0
+#define UOP_EXP 1
+#define UOP_LOG 2
+#define UOP_SQRT 3
+#define UOP_RELU 4
+#define UOP_SIGMOID 5
+#define UOP_TANH 6
+#define UOP_ABS 7
+#define UOP_POWF 8
+#define UOP_ADD_SCALAR 9
+#define UOP_MUL_SCALAR 10
+#define UOP_RECIP 11
+
+__device__ __forceinline__ float unary_apply(int op, float x, float param) {
+    switch (op) {
+        case UOP_NEG: return -x;
+        case UOP_EXP: return expf(x);
+        case UOP_LOG: return logf(x);
+        case UOP_SQRT: return sqrtf(x);
+        case UOP_RELU: return x > 0.0f ? x : (isnan(x) ? x : 0.0f);
+        case UOP_SIGMOID: return 1.0f / (1.0f + expf(-x));
+        case UOP_TANH: return tanhf(x);
+        case UOP_ABS: return fabsf(x);
+        case UOP_POWF: return powf(x, param);
+        case UOP_ADD_SCALAR: return x + param;
+        case UOP_MUL_SCALAR: return x * param;
+        case UOP_RECIP: return 1.0f / x;
+        default: return __int_as_float(0x7fffffff);
+    }
+}
+
+extern "C" __global__ void unary_contiguous(int op, float param, i64 numel, const float* __restrict__ x,
+                                            float* __restrict__ out) {
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < numel; i += (i64)gridDim.x * blockDim.x)
+        out[i] = unary_apply(op, x[i], param);
+}
+
+extern "C" __global__ void fill_f32(float* __restrict__ out, i64 numel, float value) {
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < numel; i += (i64)gridDim.x * blockDim.x)
+        out[i] = value;
+}
+
+// out (operand 0) <- x (operand 1), both strided over the same shape.
+extern "C" __global__ void copy_strided(StridedArgs s, i64 numel, const float* __restrict__ x,
+                                        float* __restrict__ out) {
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < numel; i += (i64)gridDim.x * blockDim.x) {
+        i64 off[2];
+        strided_offsets(s, i, 2, off);
+        out[off[0]] = x[off[1]];
+    }
+}

@@ -1,0 +1,156 @@
+//! The recorded graph: nodes, the backward-op trait, and the switches that
+//! decide what gets recorded (grad mode) and checked (anomaly mode).
+
+use crate::{AutogradError, Result, Var};
+use gradlab_tensor::Tensor;
+use std::cell::Cell;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// The backward half of an op: given the op's inputs and the gradient of
+/// its output, returns one gradient per input (`None` where the input needs
+/// none). Implementations use differentiable `Var` ops, so that running them
+/// with graph recording on gives gradients of gradients.
+pub trait BackwardOp: Send + Sync {
+    /// The name users know, e.g. `"Conv2dBackward"`.
+    fn name(&self) -> &'static str;
+    fn backward(&self, inputs: &[Var], grad: &Var) -> Result<Vec<Option<Var>>>;
+}
+
+/// One recorded operation: its backward op, its inputs, and where it was created.
+pub struct Node {
+    pub(crate) op: Mutex<Option<Box<dyn BackwardOp>>>,
+    pub(crate) name: &'static str,
+    pub(crate) inputs: Vec<Var>,
+    pub(crate) location: &'static Location<'static>,
+}
+
+impl Node {
+    /// The op name, e.g. `"MulBackward"`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    pub fn inputs(&self) -> &[Var] {
+        &self.inputs
+    }
+    /// Where in the user's code the op was called.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+}
+
+impl Drop for Node {
+    // A long chain of nodes would otherwise be dropped recursively, one stack
+    // frame per node; unlinking them onto a heap stack keeps deep graphs safe.
+    fn drop(&mut self) {
+        let mut stack = std::mem::take(&mut self.inputs);
+        while let Some(var) = stack.pop() {
+            if let Some(mut node) = var.into_unique_node() {
+                stack.append(&mut node.inputs);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+static ANOMALY: AtomicBool = AtomicBool::new(false);
+
+/// True when new ops record a graph (outside `no_grad`).
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Restores the previous grad mode when dropped.
+pub struct GradModeGuard {
+    previous: bool,
+}
+
+impl GradModeGuard {
+    pub fn new(enabled: bool) -> Self {
+        let previous = GRAD_ENABLED.with(|g| g.replace(enabled));
+        GradModeGuard { previous }
+    }
+}
+
+impl Drop for GradModeGuard {
+    fn drop(&mut self) {
+        GRAD_ENABLED.with(|g| g.set(self.previous));
+    }
+}
+
+/// Runs `f` without recording a graph, like `torch.no_grad()`.
+pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = GradModeGuard::new(false);
+    f()
+}
+
+/// Anomaly mode: every forward result and every gradient is checked for NaN
+/// and infinity, and the first op that makes one is reported with the place
+/// in the user's code that created it (like `torch.autograd.detect_anomaly`).
+pub fn set_anomaly_mode(on: bool) {
+    ANOMALY.store(on, Ordering::Relaxed);
+}
+
+pub fn is_anomaly_mode() -> bool {
+    ANOMALY.load(Ordering::Relaxed)
+}
+
+/// Runs `f` with anomaly mode on, restoring the previous setting afterwards.
+pub fn detect_anomaly<R>(f: impl FnOnce() -> R) -> R {
+    let previous = ANOMALY.swap(true, Ordering::Relaxed);
+    let r = f();
+    ANOMALY.store(previous, Ordering::Relaxed);
+    r
+}
+
+/// Describes the first non-finite value in `t`, if any.
+pub(crate) fn non_finite(t: &Tensor) -> Option<String> {
+    if !t.dtype().is_float() {
+        return None;
+    }
+    let values = t.to_vec_f64().ok()?;
+    values
+        .iter()
+        .position(|v| !v.is_finite())
+        .map(|i| format!("{} at flat index {i} of a {} tensor", values[i], t.shape()))
+}
+
+pub(crate) fn check_forward(name: &'static str, location: &'static Location<'static>, out: &Tensor) -> Result<()> {
+    if is_anomaly_mode() {
+        if let Some(what) = non_finite(out) {
+            return Err(AutogradError::Anomaly {
+                op: name.trim_end_matches("Backward").to_string(),
+                phase: "forward result",
+                what,
+                location: location.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Wraps an op's forward result in a `Var`, recording a node when grad mode
+/// is on and some input requires grad.
+pub(crate) fn record(
+    output: Tensor,
+    inputs: &[&Var],
+    op: impl BackwardOp + 'static,
+    location: &'static Location<'static>,
+) -> Result<Var> {
+    check_forward(op.name(), location, &output)?;
+    let needs_grad = is_grad_enabled() && inputs.iter().any(|v| v.requires_grad());
+    if !needs_grad {
+        return Ok(Var::constant(output));
+    }
+    let node = Node {
+        name: op.name(),
+        op: Mutex::new(Some(Box::new(op))),
+        inputs: inputs.iter().map(|v| (*v).clone()).collect(),
+        location,
+    };
+    Ok(Var::from_node(output, node))
+}

@@ -1,0 +1,101 @@
+//! conv2d and the two products of its backward pass, each differentiable, so
+//! that gradients of gradients of convolutions work.
+//!
+//! With `y = conv2d(x, w)`: `dx = conv2d_backward_data(g, w)` and
+//! `dw = conv2d_backward_weight(g, x)`. Both are bilinear, and their own
+//! derivatives are again convolutions of the same three kinds.
+
+use crate::graph::{record, BackwardOp};
+use crate::{Result, Var};
+use gradlab_tensor::{Conv2dParams, Shape};
+use std::panic::Location;
+
+struct Conv2dBackward(Conv2dParams);
+
+impl BackwardOp for Conv2dBackward {
+    fn name(&self) -> &'static str {
+        "Conv2dBackward"
+    }
+    fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let (x, w) = (&inputs[0], &inputs[1]);
+        let gx = x
+            .requires_grad()
+            .then(|| g.conv2d_backward_data(w, &x.shape(), self.0))
+            .transpose()?;
+        let gw = w
+            .requires_grad()
+            .then(|| g.conv2d_backward_weight(x, &w.shape(), self.0))
+            .transpose()?;
+        let mut grads = vec![gx, gw];
+        if let Some(b) = inputs.get(2) {
+            grads.push(b.requires_grad().then(|| g.sum(Some(&[0, 2, 3]), false)).transpose()?);
+        }
+        Ok(grads)
+    }
+}
+
+/// Inputs `(g, w)`, output the input gradient.
+struct Conv2dBackwardDataBackward(Conv2dParams);
+
+impl BackwardOp for Conv2dBackwardDataBackward {
+    fn name(&self) -> &'static str {
+        "Conv2dBackwardDataBackward"
+    }
+    fn backward(&self, inputs: &[Var], gg: &Var) -> Result<Vec<Option<Var>>> {
+        let (g, w) = (&inputs[0], &inputs[1]);
+        let d_g = g.requires_grad().then(|| gg.conv2d(w, None, self.0)).transpose()?;
+        let d_w = w
+            .requires_grad()
+            .then(|| g.conv2d_backward_weight(gg, &w.shape(), self.0))
+            .transpose()?;
+        Ok(vec![d_g, d_w])
+    }
+}
+
+/// Inputs `(g, x)`, output the weight gradient.
+struct Conv2dBackwardWeightBackward(Conv2dParams);
+
+impl BackwardOp for Conv2dBackwardWeightBackward {
+    fn name(&self) -> &'static str {
+        "Conv2dBackwardWeightBackward"
+    }
+    fn backward(&self, inputs: &[Var], gg: &Var) -> Result<Vec<Option<Var>>> {
+        let (g, x) = (&inputs[0], &inputs[1]);
+        let d_g = g.requires_grad().then(|| x.conv2d(gg, None, self.0)).transpose()?;
+        let d_x = x
+            .requires_grad()
+            .then(|| g.conv2d_backward_data(gg, &x.shape(), self.0))
+            .transpose()?;
+        Ok(vec![d_g, d_x])
+    }
+}
+
+impl Var {
+    /// `torch.nn.functional.conv2d` on NCHW input with weight `[O, C/groups, KH, KW]`.
+    #[track_caller]
+    pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, params: Conv2dParams) -> Result<Var> {
+        let loc = Location::caller();
+        let b = bias.map(|b| b.data());
+        let out = self.data().conv2d(&weight.data(), b.as_ref(), params)?;
+        match bias {
+            Some(b) => record(out, &[self, weight, b], Conv2dBackward(params), loc),
+            None => record(out, &[self, weight], Conv2dBackward(params), loc),
+        }
+    }
+
+    /// The input gradient of a convolution, `self` being the output gradient.
+    #[track_caller]
+    pub fn conv2d_backward_data(&self, weight: &Var, input_shape: &Shape, params: Conv2dParams) -> Result<Var> {
+        let loc = Location::caller();
+        let out = self.data().conv2d_backward_data(&weight.data(), input_shape, params)?;
+        record(out, &[self, weight], Conv2dBackwardDataBackward(params), loc)
+    }
+
+    /// The weight gradient of a convolution, `self` being the output gradient.
+    #[track_caller]
+    pub fn conv2d_backward_weight(&self, input: &Var, weight_shape: &Shape, params: Conv2dParams) -> Result<Var> {
+        let loc = Location::caller();
+        let out = self.data().conv2d_backward_weight(&input.data(), weight_shape, params)?;
+        record(out, &[self, input], Conv2dBackwardWeightBackward(params), loc)
+    }
+}

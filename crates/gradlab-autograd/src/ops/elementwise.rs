@@ -1,0 +1,182 @@
+//! Elementwise ops: forward and backward side by side.
+
+use crate::graph::{record, BackwardOp};
+use crate::{Result, Var};
+use gradlab_tensor::{BinaryOp, Tensor, UnaryOp};
+use std::panic::Location;
+
+/// Backward of a broadcasting binary op; gradients are summed back to each
+/// operand's shape.
+struct BinaryBackward(BinaryOp);
+
+impl BackwardOp for BinaryBackward {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            BinaryOp::Add => "AddBackward",
+            BinaryOp::Sub => "SubBackward",
+            BinaryOp::Mul => "MulBackward",
+            BinaryOp::Div => "DivBackward",
+            BinaryOp::Maximum => "MaximumBackward",
+        }
+    }
+
+    fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        let (ga, gb) = match self.0 {
+            BinaryOp::Add => (g.clone(), g.clone()),
+            BinaryOp::Sub => (g.clone(), g.neg()?),
+            BinaryOp::Mul => (g.mul(b)?, g.mul(a)?),
+            BinaryOp::Div => (g.div(b)?, g.mul(a)?.div(&b.mul(b)?)?.neg()?),
+            BinaryOp::Maximum => {
+                // The gradient goes to the larger operand (to `a` on ties).
+                let b_wins = Var::constant(b.data().sub(&a.data())?.gt_mask(0.0)?);
+                let a_wins = b_wins.neg()?.add_scalar(1.0)?;
+                (g.mul(&a_wins)?, g.mul(&b_wins)?)
+            }
+        };
+        let ga = if a.requires_grad() { Some(ga.sum_to(&a.shape())?) } else { None };
+        let gb = if b.requires_grad() { Some(gb.sum_to(&b.shape())?) } else { None };
+        Ok(vec![ga, gb])
+    }
+}
+
+/// Backward of a unary op, from its input (recomputing what it needs with
+/// differentiable ops, so that second derivatives are right).
+struct UnaryBackward(UnaryOp);
+
+impl BackwardOp for UnaryBackward {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            UnaryOp::Neg => "NegBackward",
+            UnaryOp::Exp => "ExpBackward",
+            UnaryOp::Log => "LogBackward",
+            UnaryOp::Sqrt => "SqrtBackward",
+            UnaryOp::Relu => "ReluBackward",
+            UnaryOp::Sigmoid => "SigmoidBackward",
+            UnaryOp::Tanh => "TanhBackward",
+            UnaryOp::Abs => "AbsBackward",
+            UnaryOp::Pow(_) => "PowBackward",
+            UnaryOp::AddScalar(_) => "AddScalarBackward",
+            UnaryOp::MulScalar(_) => "MulScalarBackward",
+            UnaryOp::GtMask(_) => "GtMaskBackward",
+        }
+    }
+
+    fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let x = &inputs[0];
+        let gx = match self.0 {
+            UnaryOp::Neg => g.neg()?,
+            UnaryOp::Exp => g.mul(&x.exp()?)?,
+            UnaryOp::Log => g.div(x)?,
+            UnaryOp::Sqrt => g.div(&x.sqrt()?)?.mul_scalar(0.5)?,
+            // The mask is piecewise constant: its own derivative is zero.
+            UnaryOp::Relu => g.mul(&Var::constant(x.data().gt_mask(0.0)?))?,
+            UnaryOp::Sigmoid => {
+                let s = x.sigmoid()?;
+                g.mul(&s)?.mul(&s.neg()?.add_scalar(1.0)?)?
+            }
+            UnaryOp::Tanh => {
+                let t = x.tanh()?;
+                g.mul(&t.mul(&t)?.neg()?.add_scalar(1.0)?)?
+            }
+            UnaryOp::Abs => {
+                let sign = x.data().gt_mask(0.0)?.sub(&x.data().neg()?.gt_mask(0.0)?)?;
+                g.mul(&Var::constant(sign))?
+            }
+            UnaryOp::Pow(e) => g.mul(&x.powf(e - 1.0)?)?.mul_scalar(e)?,
+            UnaryOp::AddScalar(_) => g.clone(),
+            UnaryOp::MulScalar(s) => g.mul_scalar(s)?,
+            UnaryOp::GtMask(_) => Var::constant(x.data().zeros_like()),
+        };
+        Ok(vec![Some(gx)])
+    }
+}
+
+impl Var {
+    #[track_caller]
+    fn binary(&self, other: &Var, op: BinaryOp) -> Result<Var> {
+        let loc = Location::caller();
+        let out = self.data().binary(&other.data(), op)?;
+        record(out, &[self, other], BinaryBackward(op), loc)
+    }
+
+    #[track_caller]
+    pub fn unary(&self, op: UnaryOp) -> Result<Var> {
+        let loc = Location::caller();
+        let out = self.data().unary(op)?;
+        record(out, &[self], UnaryBackward(op), loc)
+    }
+
+    /// `self + other` with broadcasting.
+    #[track_caller]
+    pub fn add(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Add)
+    }
+    #[track_caller]
+    pub fn sub(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Sub)
+    }
+    #[track_caller]
+    pub fn mul(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Mul)
+    }
+    #[track_caller]
+    pub fn div(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Div)
+    }
+    /// Elementwise maximum; the gradient goes to the larger operand.
+    #[track_caller]
+    pub fn maximum(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Maximum)
+    }
+    #[track_caller]
+    pub fn neg(&self) -> Result<Var> {
+        self.unary(UnaryOp::Neg)
+    }
+    #[track_caller]
+    pub fn exp(&self) -> Result<Var> {
+        self.unary(UnaryOp::Exp)
+    }
+    #[track_caller]
+    pub fn log(&self) -> Result<Var> {
+        self.unary(UnaryOp::Log)
+    }
+    #[track_caller]
+    pub fn sqrt(&self) -> Result<Var> {
+        self.unary(UnaryOp::Sqrt)
+    }
+    #[track_caller]
+    pub fn relu(&self) -> Result<Var> {
+        self.unary(UnaryOp::Relu)
+    }
+    #[track_caller]
+    pub fn sigmoid(&self) -> Result<Var> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+    #[track_caller]
+    pub fn tanh(&self) -> Result<Var> {
+        self.unary(UnaryOp::Tanh)
+    }
+    #[track_caller]
+    pub fn abs(&self) -> Result<Var> {
+        self.unary(UnaryOp::Abs)
+    }
+    /// `self ^ exponent` for a scalar exponent.
+    #[track_caller]
+    pub fn powf(&self, exponent: f64) -> Result<Var> {
+        self.unary(UnaryOp::Pow(exponent))
+    }
+    #[track_caller]
+    pub fn add_scalar(&self, s: f64) -> Result<Var> {
+        self.unary(UnaryOp::AddScalar(s))
+    }
+    #[track_caller]
+    pub fn mul_scalar(&self, s: f64) -> Result<Var> {
+        self.unary(UnaryOp::MulScalar(s))
+    }
+
+    /// A constant of the same dtype holding `value` (for mixing scalars into expressions).
+    pub fn scalar_like(&self, value: f64) -> Var {
+        Var::constant(Tensor::full([], value, self.dtype()))
+    }
+}

@@ -1,0 +1,125 @@
+//! Matrix products: `matmul` with torch rules, and `linear`.
+
+use crate::graph::{record, BackwardOp};
+use crate::{Result, Var};
+use std::panic::Location;
+
+/// `a @ b` with 1-D promotion and broadcast batch dims. Gradients are
+/// computed on the promoted (>= 2-D) forms and summed back over broadcast
+/// batch dims.
+struct MatmulBackward;
+
+/// The >= 2-D form matmul computes with: a 1-D `a` is a row, a 1-D `b` a column.
+fn promote(v: &Var, is_lhs: bool) -> Result<Var> {
+    match (v.rank(), is_lhs) {
+        (1, true) => v.unsqueeze(0),
+        (1, false) => v.unsqueeze(1),
+        _ => Ok(v.clone()),
+    }
+}
+
+impl BackwardOp for MatmulBackward {
+    fn name(&self) -> &'static str {
+        "MatmulBackward"
+    }
+    fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        let (a2, b2) = (promote(a, true)?, promote(b, false)?);
+        // The gradient in the shape of the promoted product.
+        let mut out_dims = g.dims();
+        if a.rank() == 1 {
+            out_dims.insert(out_dims.len() - if b.rank() == 1 { 0 } else { 1 }, 1);
+        }
+        if b.rank() == 1 {
+            out_dims.push(1);
+        }
+        let g2 = g.reshape(out_dims)?;
+        let last = |v: &Var| v.rank() - 1;
+        let ga = if a.requires_grad() {
+            let bt = b2.transpose(last(&b2) - 1, last(&b2))?;
+            Some(g2.matmul(&bt)?.sum_to(&a2.shape())?.reshape(a.shape())?)
+        } else {
+            None
+        };
+        let gb = if b.requires_grad() {
+            let at = a2.transpose(last(&a2) - 1, last(&a2))?;
+            Some(at.matmul(&g2)?.sum_to(&b2.shape())?.reshape(b.shape())?)
+        } else {
+            None
+        };
+        Ok(vec![ga, gb])
+    }
+}
+
+/// `x @ weight^T + bias` over the last dim of `x`.
+struct LinearBackward;
+
+impl BackwardOp for LinearBackward {
+    fn name(&self) -> &'static str {
+        "LinearBackward"
+    }
+    fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let (x, w) = (&inputs[0], &inputs[1]);
+        let features = g.dims()[g.rank() - 1];
+        // Leading dims of x act as one batch dim.
+        let g2 = g.reshape([g.data().numel() / features.max(1), features])?;
+        let gx = if x.requires_grad() {
+            Some(g2.matmul(w)?.reshape(x.shape())?)
+        } else {
+            None
+        };
+        let gw = if w.requires_grad() {
+            let in_features = x.dims()[x.rank() - 1];
+            let x2 = x.reshape([x.data().numel() / in_features.max(1), in_features])?;
+            Some(g2.t()?.matmul(&x2)?)
+        } else {
+            None
+        };
+        let mut grads = vec![gx, gw];
+        if let Some(b) = inputs.get(2) {
+            grads.push(b.requires_grad().then(|| g2.sum(Some(&[0]), false)).transpose()?);
+        }
+        Ok(grads)
+    }
+}
+
+impl Var {
+    /// Matrix product with `torch.matmul` rules.
+    #[track_caller]
+    pub fn matmul(&self, other: &Var) -> Result<Var> {
+        let loc = Location::caller();
+        let out = self.data().matmul(&other.data())?;
+        record(out, &[self, other], MatmulBackward, loc)
+    }
+
+    /// `torch.nn.functional.linear`: `x @ weight^T + bias`, weight `[out, in]`.
+    #[track_caller]
+    pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Result<Var> {
+        let loc = Location::caller();
+        let (x, w) = (self.data(), weight.data());
+        if w.rank() != 2 || x.rank() == 0 {
+            return Err(gradlab_tensor::TensorError::shape(
+                "linear",
+                format!("expects an input [..., in] and a weight [out, in], got {} and {}", x.shape(), w.shape()),
+            )
+            .into());
+        }
+        // weight^T is a strided view: the GEMM reads it in place.
+        let mut out = x.matmul(&w.t()?)?;
+        if let Some(b) = bias {
+            let b = b.data();
+            if b.dims() != [w.dims()[0]] {
+                return Err(gradlab_tensor::TensorError::shape(
+                    "linear",
+                    format!("bias must have shape [{}] for weight {}, got {}", w.dims()[0], w.shape(), b.shape()),
+                )
+                .into());
+            }
+            out = out.add(&b)?;
+        }
+        match bias {
+            Some(b) => record(out, &[self, weight, b], LinearBackward, loc),
+            None => record(out, &[self, weight], LinearBackward, loc),
+        }
+    }
+}

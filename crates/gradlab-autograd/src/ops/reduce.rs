@@ -1,0 +1,165 @@
+//! Reductions and their backward rules.
+
+use crate::graph::{record, BackwardOp};
+use crate::{Result, Var};
+use gradlab_tensor::ops::reduce::{reduced_dims, reduced_shape};
+use gradlab_tensor::{Shape, Tensor};
+use std::panic::Location;
+
+/// sum and mean: the gradient is spread back over the reduced dims (times
+/// `scale`, which is 1/count for mean).
+struct SumBackward {
+    name: &'static str,
+    input_shape: Shape,
+    dims: Vec<usize>,
+    scale: f64,
+}
+
+impl BackwardOp for SumBackward {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let kept = reduced_shape(&self.input_shape, &self.dims, true);
+        let mut gx = g.reshape(kept)?.broadcast_to(self.input_shape.clone())?;
+        if self.scale != 1.0 {
+            gx = gx.mul_scalar(self.scale)?;
+        }
+        Ok(vec![Some(gx)])
+    }
+}
+
+/// max along a dim: the gradient goes to the position of each maximum.
+struct MaxBackward {
+    dim: usize,
+    input_shape: Shape,
+    /// Argmax positions, with the reduced dim kept (size 1).
+    indices: Tensor,
+}
+
+impl BackwardOp for MaxBackward {
+    fn name(&self) -> &'static str {
+        "MaxBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let g = g.reshape(self.indices.shape().clone())?;
+        Ok(vec![Some(g.scatter_add_along(self.dim, &self.indices, &self.input_shape)?)])
+    }
+}
+
+struct ScatterAddBackward {
+    dim: usize,
+    index: Tensor,
+}
+
+impl BackwardOp for ScatterAddBackward {
+    fn name(&self) -> &'static str {
+        "ScatterAddBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.gather_along(self.dim, &self.index)?)])
+    }
+}
+
+struct GatherBackward {
+    dim: usize,
+    index: Tensor,
+    input_shape: Shape,
+}
+
+impl BackwardOp for GatherBackward {
+    fn name(&self) -> &'static str {
+        "GatherBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.scatter_add_along(self.dim, &self.index, &self.input_shape)?)])
+    }
+}
+
+impl Var {
+    /// Sum over `dims` (None = all dims).
+    #[track_caller]
+    pub fn sum(&self, dims: Option<&[usize]>, keepdim: bool) -> Result<Var> {
+        let loc = Location::caller();
+        let x = self.data();
+        let out = x.sum(dims, keepdim)?;
+        let dims = reduced_dims("sum", x.shape(), dims)?;
+        let op = SumBackward {
+            name: "SumBackward",
+            input_shape: x.shape().clone(),
+            dims,
+            scale: 1.0,
+        };
+        record(out, &[self], op, loc)
+    }
+
+    /// Sum of all elements (a scalar).
+    #[track_caller]
+    pub fn sum_all(&self) -> Result<Var> {
+        self.sum(None, false)
+    }
+
+    /// Mean over `dims` (None = all dims).
+    #[track_caller]
+    pub fn mean(&self, dims: Option<&[usize]>, keepdim: bool) -> Result<Var> {
+        let loc = Location::caller();
+        let x = self.data();
+        let out = x.mean(dims, keepdim)?;
+        let dims = reduced_dims("mean", x.shape(), dims)?;
+        let count: usize = dims.iter().map(|&d| x.dims()[d]).product();
+        let op = SumBackward {
+            name: "MeanBackward",
+            input_shape: x.shape().clone(),
+            dims,
+            scale: 1.0 / count as f64,
+        };
+        record(out, &[self], op, loc)
+    }
+
+    /// Mean of all elements (a scalar).
+    #[track_caller]
+    pub fn mean_all(&self) -> Result<Var> {
+        self.mean(None, false)
+    }
+
+    /// Maximum along `dim`: the values (differentiable) and their indices.
+    #[track_caller]
+    pub fn max_dim(&self, dim: usize, keepdim: bool) -> Result<(Var, Tensor)> {
+        let loc = Location::caller();
+        let x = self.data();
+        let (values, indices) = x.max_dim(dim, keepdim)?;
+        let kept = reduced_shape(x.shape(), &[dim], true);
+        let op = MaxBackward {
+            dim,
+            input_shape: x.shape().clone(),
+            indices: indices.reshape(kept)?,
+        };
+        Ok((record(values, &[self], op, loc)?, indices))
+    }
+
+    /// Adds `self` into zeros of `shape` at positions `index` along `dim`.
+    #[track_caller]
+    pub fn scatter_add_along(&self, dim: usize, index: &Tensor, shape: &Shape) -> Result<Var> {
+        let loc = Location::caller();
+        let out = self.data().scatter_add_along(dim, index, shape)?;
+        let op = ScatterAddBackward {
+            dim,
+            index: index.clone(),
+        };
+        record(out, &[self], op, loc)
+    }
+
+    /// Reads `self` at positions `index` along `dim` (`torch.gather`).
+    #[track_caller]
+    pub fn gather_along(&self, dim: usize, index: &Tensor) -> Result<Var> {
+        let loc = Location::caller();
+        let x = self.data();
+        let out = x.gather_along(dim, index)?;
+        let op = GatherBackward {
+            dim,
+            index: index.clone(),
+            input_shape: x.shape().clone(),
+        };
+        record(out, &[self], op, loc)
+    }
+}

@@ -1,0 +1,241 @@
+//! Shape ops (views in the forward pass) and their adjoints.
+
+use crate::graph::{record, BackwardOp};
+use crate::{Result, Var};
+use gradlab_tensor::Shape;
+use std::panic::Location;
+
+/// reshape / flatten / squeeze / unsqueeze: the gradient takes the input's shape back.
+struct ReshapeBackward(Shape);
+
+impl BackwardOp for ReshapeBackward {
+    fn name(&self) -> &'static str {
+        "ReshapeBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.reshape(self.0.clone())?)])
+    }
+}
+
+struct PermuteBackward(Vec<usize>);
+
+impl BackwardOp for PermuteBackward {
+    fn name(&self) -> &'static str {
+        "PermuteBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let mut inverse = vec![0; self.0.len()];
+        for (i, &d) in self.0.iter().enumerate() {
+            inverse[d] = i;
+        }
+        Ok(vec![Some(g.permute(&inverse)?)])
+    }
+}
+
+struct TransposeBackward(usize, usize);
+
+impl BackwardOp for TransposeBackward {
+    fn name(&self) -> &'static str {
+        "TransposeBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.transpose(self.0, self.1)?)])
+    }
+}
+
+struct NarrowBackward {
+    dim: usize,
+    start: usize,
+    size: usize,
+}
+
+impl BackwardOp for NarrowBackward {
+    fn name(&self) -> &'static str {
+        "NarrowBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.embed(self.dim, self.start, self.size)?)])
+    }
+}
+
+struct EmbedBackward {
+    dim: usize,
+    start: usize,
+    len: usize,
+}
+
+impl BackwardOp for EmbedBackward {
+    fn name(&self) -> &'static str {
+        "EmbedBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.narrow(self.dim, self.start, self.len)?)])
+    }
+}
+
+struct ExpandBackward(Shape);
+
+impl BackwardOp for ExpandBackward {
+    fn name(&self) -> &'static str {
+        "ExpandBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.sum_to(&self.0)?)])
+    }
+}
+
+struct SumToBackward(Shape);
+
+impl BackwardOp for SumToBackward {
+    fn name(&self) -> &'static str {
+        "SumToBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(g.broadcast_to(self.0.clone())?)])
+    }
+}
+
+struct CatBackward {
+    dim: usize,
+    sizes: Vec<usize>,
+}
+
+impl BackwardOp for CatBackward {
+    fn name(&self) -> &'static str {
+        "CatBackward"
+    }
+    fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let mut start = 0;
+        let mut grads = Vec::with_capacity(self.sizes.len());
+        for &len in &self.sizes {
+            grads.push(Some(g.narrow(self.dim, start, len)?));
+            start += len;
+        }
+        Ok(grads)
+    }
+}
+
+impl Var {
+    #[track_caller]
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Var> {
+        let loc = Location::caller();
+        let x = self.data();
+        let out = x.reshape(shape)?;
+        if out.shape() == x.shape() {
+            return Ok(self.clone());
+        }
+        record(out, &[self], ReshapeBackward(x.shape().clone()), loc)
+    }
+
+    /// Merges dims `start_dim..` into one, like `torch.flatten(x, start_dim)`.
+    #[track_caller]
+    pub fn flatten(&self, start_dim: usize) -> Result<Var> {
+        let shape = self.data().flatten(start_dim)?.shape().clone();
+        self.reshape(shape)
+    }
+
+    #[track_caller]
+    pub fn unsqueeze(&self, dim: usize) -> Result<Var> {
+        let shape = self.data().unsqueeze(dim)?.shape().clone();
+        self.reshape(shape)
+    }
+
+    #[track_caller]
+    pub fn squeeze(&self, dim: usize) -> Result<Var> {
+        let shape = self.data().squeeze(dim)?.shape().clone();
+        self.reshape(shape)
+    }
+
+    #[track_caller]
+    pub fn permute(&self, dims: &[usize]) -> Result<Var> {
+        let loc = Location::caller();
+        let out = self.data().permute(dims)?;
+        record(out, &[self], PermuteBackward(dims.to_vec()), loc)
+    }
+
+    #[track_caller]
+    pub fn transpose(&self, dim0: usize, dim1: usize) -> Result<Var> {
+        let loc = Location::caller();
+        let out = self.data().transpose(dim0, dim1)?;
+        record(out, &[self], TransposeBackward(dim0, dim1), loc)
+    }
+
+    /// The transpose of a 2-D var.
+    #[track_caller]
+    pub fn t(&self) -> Result<Var> {
+        let loc = Location::caller();
+        let out = self.data().t()?;
+        record(out, &[self], TransposeBackward(0, 1), loc)
+    }
+
+    #[track_caller]
+    pub fn narrow(&self, dim: usize, start: usize, length: usize) -> Result<Var> {
+        let loc = Location::caller();
+        let x = self.data();
+        let out = x.narrow(dim, start, length)?;
+        let size = x.dims()[dim];
+        record(out, &[self], NarrowBackward { dim, start, size }, loc)
+    }
+
+    /// Zeros with `dim` grown to `size`, holding `self` at `start` (the adjoint of narrow).
+    #[track_caller]
+    pub fn embed(&self, dim: usize, start: usize, size: usize) -> Result<Var> {
+        let loc = Location::caller();
+        let x = self.data();
+        let out = x.embed(dim, start, size)?;
+        let len = x.dims()[dim];
+        record(out, &[self], EmbedBackward { dim, start, len }, loc)
+    }
+
+    /// A broadcast view (`torch.expand`).
+    #[track_caller]
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Var> {
+        let loc = Location::caller();
+        let x = self.data();
+        let out = x.broadcast_to(shape)?;
+        if out.shape() == x.shape() {
+            return Ok(self.clone());
+        }
+        record(out, &[self], ExpandBackward(x.shape().clone()), loc)
+    }
+
+    #[track_caller]
+    pub fn expand(&self, shape: impl Into<Shape>) -> Result<Var> {
+        self.broadcast_to(shape)
+    }
+
+    /// Sums broadcast dims away to reach `shape` (the adjoint of `broadcast_to`).
+    #[track_caller]
+    pub fn sum_to(&self, shape: &Shape) -> Result<Var> {
+        let loc = Location::caller();
+        let x = self.data();
+        if x.shape() == shape {
+            return Ok(self.clone());
+        }
+        let out = x.sum_to(shape)?;
+        record(out, &[self], SumToBackward(x.shape().clone()), loc)
+    }
+
+    /// Joins vars along `dim`.
+    #[track_caller]
+    pub fn cat(vars: &[&Var], dim: usize) -> Result<Var> {
+        let loc = Location::caller();
+        let data: Vec<_> = vars.iter().map(|v| v.data()).collect();
+        let refs: Vec<_> = data.iter().collect();
+        let out = gradlab_tensor::Tensor::cat(&refs, dim)?;
+        let sizes = data.iter().map(|t| t.dims()[dim]).collect();
+        record(out, vars, CatBackward { dim, sizes }, loc)
+    }
+
+    /// A contiguous copy of the value, same graph position.
+    #[track_caller]
+    pub fn contiguous(&self) -> Result<Var> {
+        let loc = Location::caller();
+        let x = self.data();
+        if x.is_contiguous() {
+            return Ok(self.clone());
+        }
+        let shape = x.shape().clone();
+        record(x.contiguous()?, &[self], ReshapeBackward(shape), loc)
+    }
+}

@@ -1,0 +1,210 @@
+//! `Var`: a tensor with a place in the autograd graph.
+
+use crate::graph::Node;
+use gradlab_tensor::{DType, Device, Shape, Tensor};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A gradient hook: sees the gradient flowing into a `Var` and may return a
+/// replacement.
+pub type GradHook = Box<dyn Fn(&Tensor) -> Option<Tensor> + Send + Sync>;
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+
+pub(crate) struct VarInner {
+    pub(crate) id: usize,
+    data: RwLock<Tensor>,
+    pub(crate) requires_grad: bool,
+    pub(crate) node: Option<Arc<Node>>,
+    pub(crate) grad: Mutex<Option<Var>>,
+    pub(crate) retain_grad: AtomicBool,
+    pub(crate) hooks: Mutex<Vec<GradHook>>,
+    pub(crate) name: Mutex<Option<String>>,
+}
+
+/// A tensor that may record the operations applied to it.
+///
+/// A *leaf* is created by the user ([`Var::parameter`] / [`Var::constant`]);
+/// every op on vars returns a new `Var` whose node remembers its inputs and
+/// its backward rule. Cloning a `Var` is cheap and keeps its identity.
+///
+/// ```
+/// use gradlab_autograd::Var;
+/// use gradlab_tensor::Tensor;
+/// let x = Var::parameter(Tensor::from_vec(vec![3.0f64], [1]).unwrap());
+/// let y = x.mul(&x).unwrap().sum_all().unwrap(); // y = x²
+/// y.backward().unwrap();
+/// assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), vec![6.0]);
+/// ```
+#[derive(Clone)]
+pub struct Var {
+    pub(crate) inner: Arc<VarInner>,
+}
+
+impl Var {
+    fn make(data: Tensor, requires_grad: bool, node: Option<Arc<Node>>) -> Var {
+        Var {
+            inner: Arc::new(VarInner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                data: RwLock::new(data),
+                requires_grad,
+                node,
+                grad: Mutex::new(None),
+                retain_grad: AtomicBool::new(false),
+                hooks: Mutex::new(Vec::new()),
+                name: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// A leaf that does not require grad.
+    pub fn constant(data: Tensor) -> Var {
+        Var::make(data, false, None)
+    }
+
+    /// A leaf that requires grad: gradients accumulate into [`Var::grad`].
+    pub fn parameter(data: Tensor) -> Var {
+        Var::make(data, true, None)
+    }
+
+    /// A named leaf that requires grad (names show in graph exports).
+    pub fn named_parameter(data: Tensor, name: impl Into<String>) -> Var {
+        let v = Var::parameter(data);
+        v.set_name(name);
+        v
+    }
+
+    /// A leaf requiring grad or not.
+    pub fn leaf(data: Tensor, requires_grad: bool) -> Var {
+        Var::make(data, requires_grad, None)
+    }
+
+    pub(crate) fn from_node(data: Tensor, node: Node) -> Var {
+        Var::make(data, true, Some(Arc::new(node)))
+    }
+
+    /// Takes this var's node if this was the last handle to both (used to
+    /// drop long graphs without recursion).
+    pub(crate) fn into_unique_node(self) -> Option<Node> {
+        let inner = Arc::try_unwrap(self.inner).ok()?;
+        let VarInner { node, .. } = inner;
+        Arc::try_unwrap(node?).ok()
+    }
+
+    /// A process-unique id (stable across clones).
+    pub fn id(&self) -> usize {
+        self.inner.id
+    }
+
+    /// The value (a cheap clone sharing storage).
+    pub fn data(&self) -> Tensor {
+        self.inner.data.read().expect("var data lock").clone()
+    }
+
+    /// Replaces the value outside the graph (as optimizers do). Keeps the shape contract
+    /// to the caller: the graph built earlier saw the old value.
+    pub fn set_data(&self, data: Tensor) {
+        *self.inner.data.write().expect("var data lock") = data;
+    }
+
+    /// Mutates the value in place, outside the graph.
+    pub fn update_data<R>(&self, f: impl FnOnce(&mut Tensor) -> R) -> R {
+        f(&mut self.inner.data.write().expect("var data lock"))
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.data().shape().clone()
+    }
+    pub fn dims(&self) -> Vec<usize> {
+        self.data().dims().to_vec()
+    }
+    pub fn rank(&self) -> usize {
+        self.data().rank()
+    }
+    pub fn dtype(&self) -> DType {
+        self.data().dtype()
+    }
+    pub fn device(&self) -> Device {
+        self.data().device()
+    }
+
+    pub fn requires_grad(&self) -> bool {
+        self.inner.requires_grad
+    }
+    /// True for vars created by the user rather than by an op.
+    pub fn is_leaf(&self) -> bool {
+        self.inner.node.is_none()
+    }
+    /// The node that produced this var (None for leaves).
+    pub fn node(&self) -> Option<&Arc<Node>> {
+        self.inner.node.as_ref()
+    }
+    /// The op name of this var's node, e.g. `Some("AddBackward")`.
+    pub fn op_name(&self) -> Option<&'static str> {
+        self.inner.node.as_ref().map(|n| n.name)
+    }
+
+    /// The accumulated gradient, if any.
+    pub fn grad(&self) -> Option<Tensor> {
+        self.grad_var().map(|g| g.data())
+    }
+
+    /// The accumulated gradient as a `Var` (with a graph when it was
+    /// computed with `create_graph`).
+    pub fn grad_var(&self) -> Option<Var> {
+        self.inner.grad.lock().expect("grad lock").clone()
+    }
+
+    pub fn set_grad(&self, grad: Option<Var>) {
+        *self.inner.grad.lock().expect("grad lock") = grad;
+    }
+
+    pub fn zero_grad(&self) {
+        self.set_grad(None);
+    }
+
+    /// Keeps the gradient of a non-leaf var after backward (leaves always keep theirs).
+    pub fn retain_grad(&self) {
+        self.inner.retain_grad.store(true, Ordering::Relaxed);
+    }
+
+    /// Registers a hook that sees this var's gradient when it is computed and
+    /// may replace it (return `Some(new)`); hooks run in registration order.
+    pub fn register_hook(&self, hook: impl Fn(&Tensor) -> Option<Tensor> + Send + Sync + 'static) {
+        self.inner.hooks.lock().expect("hooks lock").push(Box::new(hook));
+    }
+
+    pub fn name(&self) -> Option<String> {
+        self.inner.name.lock().expect("name lock").clone()
+    }
+    pub fn set_name(&self, name: impl Into<String>) {
+        *self.inner.name.lock().expect("name lock") = Some(name.into());
+    }
+
+    /// The same value, cut from the graph.
+    pub fn detach(&self) -> Var {
+        Var::constant(self.data())
+    }
+
+    /// The value as one f64 (for scalars such as a loss).
+    pub fn item(&self) -> crate::Result<f64> {
+        Ok(self.data().item_f64()?)
+    }
+}
+
+impl fmt::Debug for Var {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let data = self.data();
+        write!(f, "Var(#{}, shape={}, dtype={}", self.id(), data.shape(), data.dtype())?;
+        if let Some(op) = self.op_name() {
+            write!(f, ", op={op}")?;
+        } else if self.requires_grad() {
+            write!(f, ", leaf")?;
+        }
+        if let Some(name) = self.name() {
+            write!(f, ", name={name}")?;
+        }
+        write!(f, ")")
+    }
+}

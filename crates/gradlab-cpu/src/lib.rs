@@ -7,6 +7,7 @@
 //! calls; they pick the best implementation for the problem and the CPU
 //! (see [`simd`] for how the instruction set is chosen and forced).
 
+pub mod conv;
 pub mod float;
 pub mod gemm;
 pub mod peak;
@@ -24,8 +25,6 @@ pub use simd::{
     UnsupportedSimdLevel,
 };
 
+pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
-pub use reference::{
-    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, max_pool2d_backward,
-    max_pool2d_forward,
-};
+pub use reference::{max_pool2d_backward, max_pool2d_forward};

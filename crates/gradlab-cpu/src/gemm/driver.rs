@@ -47,6 +47,9 @@ pub(crate) struct Problem<'a, E> {
     pub beta: E,
     pub bias: Option<(&'a [E], BiasAxis)>,
     pub relu: bool,
+    /// Whether the driver may fork onto the rayon pool (callers that are
+    /// already parallel over a batch say no).
+    pub parallel: bool,
 }
 
 /// C as a raw pointer with strides, shared by the workers that write disjoint tiles.
@@ -161,7 +164,7 @@ fn blocked<E: GemmElement + PlainData>(level: SimdLevel, p: Problem<'_, E>, c: C
     let kernel = E::micro_kernel(level);
     let (mr, nr) = (kernel.mr, kernel.nr);
     debug_assert!(mr <= MAX_MR && nr <= MAX_NR);
-    let threads = if p.m * p.n * p.k >= PARALLEL_MIN_MACS {
+    let threads = if p.parallel && p.m * p.n * p.k >= PARALLEL_MIN_MACS {
         rayon::current_num_threads()
     } else {
         1

@@ -16,7 +16,7 @@ use crate::scratch::PlainData;
 use crate::simd::{simd_level, SimdLevel};
 use crate::Float;
 use driver::Problem;
-use kernel::GemmElement;
+pub(crate) use kernel::GemmElement;
 use pack::MatRef;
 use std::any::Any;
 
@@ -140,6 +140,7 @@ pub fn gemm_bias_act<T: Float>(
         beta,
         bias,
         relu,
+        parallel: false,
     };
     driver::naive(problem, c, rsc, csc);
 }
@@ -158,6 +159,7 @@ pub(crate) fn gemm_typed<E: GemmElement + PlainData>(
     c: (&mut [E], usize, usize),
     bias: Option<(&[E], BiasAxis)>,
     relu: bool,
+    parallel: bool,
 ) {
     let problem = Problem {
         m,
@@ -177,6 +179,7 @@ pub(crate) fn gemm_typed<E: GemmElement + PlainData>(
         beta,
         bias,
         relu,
+        parallel,
     };
     driver::run(level, problem, c.0, c.1, c.2);
 }
@@ -223,6 +226,7 @@ fn dispatch<T: Float, E: GemmElement + PlainData>(
         (c, rsc, csc),
         bias,
         relu,
+        true,
     );
     Some(())
 }

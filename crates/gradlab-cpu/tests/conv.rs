@@ -1,0 +1,199 @@
+//! The fast convolution (forward, input and weight gradients) against its
+//! reference twin on random shapes: every stride, padding, dilation and
+//! group combination in range, f32 and f64, every supported SIMD level.
+
+mod common;
+
+use common::{assert_close, for_each_level, random_vec, sum_tolerance};
+use gradlab_cpu::{reference, Conv2dShape, Float, Rng};
+use proptest::prelude::*;
+
+fn shape() -> impl Strategy<Value = Conv2dShape> {
+    (
+        (1usize..=3, 1usize..=3, 1usize..=4, 1usize..=4),
+        (1usize..=12, 1usize..=12, 1usize..=4, 1usize..=4),
+        (
+            (1usize..=3, 1usize..=3),
+            (0usize..=2, 0usize..=2),
+            (1usize..=2, 1usize..=2),
+        ),
+    )
+        .prop_map(
+            |(
+                (batch, groups, icg, ocg),
+                (in_h, in_w, kernel_h, kernel_w),
+                (stride, padding, dilation),
+            )| {
+                Conv2dShape {
+                    batch,
+                    in_channels: icg * groups,
+                    in_h,
+                    in_w,
+                    out_channels: ocg * groups,
+                    kernel_h,
+                    kernel_w,
+                    stride,
+                    padding,
+                    dilation,
+                    groups,
+                }
+            },
+        )
+}
+
+fn abs<T: Float>(v: &[T]) -> Vec<T> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+fn check<T: Float>(s: &Conv2dShape, with_bias: bool, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let x: Vec<T> = random_vec(&mut rng, s.input_len());
+    let w: Vec<T> = random_vec(&mut rng, s.weight_len());
+    let dy: Vec<T> = random_vec(&mut rng, s.output_len());
+    let bias: Vec<T> = random_vec(&mut rng, s.out_channels);
+    let bias = with_bias.then_some(bias.as_slice());
+    let taps = s.in_per_group() * s.kernel_h * s.kernel_w;
+
+    let mut want_y = vec![T::ZERO; s.output_len()];
+    reference::conv2d_forward(s, &x, &w, bias, &mut want_y);
+    let mut want_dx = vec![T::ZERO; s.input_len()];
+    reference::conv2d_backward_data(s, &dy, &w, &mut want_dx);
+    let mut want_dw = vec![T::ZERO; s.weight_len()];
+    reference::conv2d_backward_weight(s, &x, &dy, &mut want_dw);
+
+    // Sums of |terms|, the scale rounding errors are relative to.
+    let to_f64 = |v: Vec<T>| {
+        v.into_iter()
+            .map(|x| x.to_f64() + 1.0)
+            .collect::<Vec<f64>>()
+    };
+    let mut scale_y = vec![T::ZERO; s.output_len()];
+    reference::conv2d_forward(s, &abs(&x), &abs(&w), None, &mut scale_y);
+    let mut scale_dx = vec![T::ZERO; s.input_len()];
+    reference::conv2d_backward_data(s, &abs(&dy), &abs(&w), &mut scale_dx);
+    let mut scale_dw = vec![T::ZERO; s.weight_len()];
+    reference::conv2d_backward_weight(s, &abs(&x), &abs(&dy), &mut scale_dw);
+    let (scale_y, scale_dx, scale_dw) = (to_f64(scale_y), to_f64(scale_dx), to_f64(scale_dw));
+
+    for_each_level(|level| {
+        let what = |op: &str| format!("{op} {} {level} {s:?}", T::NAME);
+        let mut y = vec![T::from_f64(f64::NAN); s.output_len()];
+        gradlab_cpu::conv2d_forward(s, &x, &w, bias, &mut y);
+        assert_close(
+            &y,
+            &want_y,
+            &scale_y,
+            sum_tolerance::<T>(taps),
+            &what("forward"),
+        );
+        let mut dx = vec![T::from_f64(f64::NAN); s.input_len()];
+        gradlab_cpu::conv2d_backward_data(s, &dy, &w, &mut dx);
+        let dx_terms = s.out_per_group() * s.kernel_h * s.kernel_w;
+        assert_close(
+            &dx,
+            &want_dx,
+            &scale_dx,
+            sum_tolerance::<T>(dx_terms),
+            &what("backward_data"),
+        );
+        let mut dw = vec![T::from_f64(f64::NAN); s.weight_len()];
+        gradlab_cpu::conv2d_backward_weight(s, &x, &dy, &mut dw);
+        let dw_terms = s.batch * s.out_h() * s.out_w();
+        assert_close(
+            &dw,
+            &want_dw,
+            &scale_dw,
+            sum_tolerance::<T>(dw_terms),
+            &what("backward_weight"),
+        );
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_conv_matches_reference_f32(s in shape(), with_bias in any::<bool>(), seed in any::<u64>()) {
+        check::<f32>(&s, with_bias, seed);
+    }
+
+    #[test]
+    fn fast_conv_matches_reference_f64(s in shape(), with_bias in any::<bool>(), seed in any::<u64>()) {
+        check::<f64>(&s, with_bias, seed);
+    }
+}
+
+fn lenet_like(
+    batch: usize,
+    in_channels: usize,
+    out_channels: usize,
+    side: usize,
+    kernel: usize,
+    padding: usize,
+) -> Conv2dShape {
+    Conv2dShape {
+        batch,
+        in_channels,
+        in_h: side,
+        in_w: side,
+        out_channels,
+        kernel_h: kernel,
+        kernel_w: kernel,
+        stride: (1, 1),
+        padding: (padding, padding),
+        dilation: (1, 1),
+        groups: 1,
+    }
+}
+
+/// Batches large enough to split over threads and weight-gradient chunks,
+/// plus a pointwise convolution (the path without a column matrix).
+#[test]
+fn batched_shapes_match_reference_on_several_threads() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        check::<f32>(&lenet_like(9, 3, 6, 16, 5, 0), true, 1);
+        check::<f32>(&lenet_like(2, 6, 16, 14, 5, 0), true, 2);
+        check::<f64>(&lenet_like(7, 8, 8, 9, 3, 1), false, 3);
+        check::<f32>(&lenet_like(7, 8, 12, 9, 1, 0), true, 4);
+    });
+}
+
+/// Same inputs on 1, 2 and 3 threads: bit-identical outputs and gradients.
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let s = lenet_like(11, 4, 8, 12, 3, 1);
+    let mut rng = Rng::new(9);
+    let x: Vec<f32> = random_vec(&mut rng, s.input_len());
+    let w: Vec<f32> = random_vec(&mut rng, s.weight_len());
+    let dy: Vec<f32> = random_vec(&mut rng, s.output_len());
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut y = vec![0f32; s.output_len()];
+            let mut dx = vec![0f32; s.input_len()];
+            let mut dw = vec![0f32; s.weight_len()];
+            gradlab_cpu::conv2d_forward(&s, &x, &w, None, &mut y);
+            gradlab_cpu::conv2d_backward_data(&s, &dy, &w, &mut dx);
+            gradlab_cpu::conv2d_backward_weight(&s, &x, &dy, &mut dw);
+            (y, dx, dw)
+        })
+    };
+    let one = run(1);
+    assert!(one == run(2) && one == run(3));
+}
+
+#[test]
+#[should_panic(expected = "conv2d_forward: invalid shape")]
+fn groups_that_do_not_divide_channels_are_rejected() {
+    let mut s = lenet_like(1, 3, 6, 8, 3, 0);
+    s.groups = 2;
+    let mut y = vec![0f32; 1000];
+    gradlab_cpu::conv2d_forward(&s, &[0.0; 1000], &[0.0; 1000], None, &mut y);
+}

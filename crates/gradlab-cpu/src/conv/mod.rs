@@ -28,8 +28,8 @@ const WEIGHT_GRAD_CHUNK: usize = 4;
 fn check_shape(op: &str, s: &Conv2dShape) {
     assert!(
         s.groups > 0
-            && s.in_channels % s.groups == 0
-            && s.out_channels % s.groups == 0
+            && s.in_channels.is_multiple_of(s.groups)
+            && s.out_channels.is_multiple_of(s.groups)
             && s.stride.0 > 0
             && s.stride.1 > 0
             && s.dilation.0 > 0

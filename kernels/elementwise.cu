@@ -1,7 +1,9 @@
 // Elementwise kernels: broadcasting binary ops over strided operands, unary
 // ops on contiguous buffers, fill, and strided copy (which makes a view
 // contiguous). Ops are chosen by a small integer so that one compiled kernel
-// serves them all; the branch is uniform across a launch.
+// serves them all; the branch is uniform across a launch. The output of
+// binary_strided and unary_contiguous may be an input (in-place updates), so
+// those pointers are not __restrict__.
 
 typedef long long i64;
 
@@ -53,8 +55,8 @@ __device__ __forceinline__ void strided_offsets(const StridedArgs& s, i64 linear
     }
 }
 
-extern "C" __global__ void binary_strided(int op, StridedArgs s, i64 numel, const float* __restrict__ a,
-                                          const float* __restrict__ b, float* __restrict__ out) {
+extern "C" __global__ void binary_strided(int op, StridedArgs s, i64 numel, const float* a,
+                                          const float* b, float* out) {
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < numel; i += (i64)gridDim.x * blockDim.x) {
         i64 off[3];
         strided_offsets(s, i, 3, off);
@@ -64,7 +66,7 @@ extern "C" __global__ void binary_strided(int op, StridedArgs s, i64 numel, cons
 
 // All three operands contiguous and of the same shape.
 extern "C" __global__ void binary_contiguous(int op, i64 numel, const float* __restrict__ a,
-                                             const float* __restrict__ b, float* __restrict__ out) {
+                                             const float* b, float* out) {
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < numel; i += (i64)gridDim.x * blockDim.x)
         out[i] = binary_apply(op, a[i], b[i]);
 }
@@ -102,8 +104,8 @@ __device__ __forceinline__ float unary_apply(int op, float x, float param) {
     }
 }
 
-extern "C" __global__ void unary_contiguous(int op, float param, i64 numel, const float* __restrict__ x,
-                                            float* __restrict__ out) {
+extern "C" __global__ void unary_contiguous(int op, float param, i64 numel, const float* x,
+                                            float* out) {
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < numel; i += (i64)gridDim.x * blockDim.x)
         out[i] = unary_apply(op, x[i], param);
 }

@@ -18,6 +18,7 @@
 //! assert!((g[0] - 3.0 * d).abs() < 1e-12 && (g[1] - 4.0 * d).abs() < 1e-12);
 //! ```
 
+pub mod dot;
 mod engine;
 mod error;
 pub mod gradcheck;
@@ -29,6 +30,7 @@ mod var;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use dot::{GraphNode, NodeKind, RecordedGraph};
 pub use engine::{grad, topological_order, BackwardOptions};
 pub use error::{AutogradError, Result};
 pub use gradcheck::{gradcheck, gradgradcheck, hvp, GradcheckOptions, GradcheckReport, InputReport};

@@ -16,12 +16,27 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 }
 
 fn shape(ic: usize, oc: usize, side: usize, k: usize, pad: usize) -> Conv2dShape {
-    Conv2dShape { batch: 64, in_channels: ic, in_h: side, in_w: side, out_channels: oc, kernel_h: k, kernel_w: k, stride: (1, 1), padding: (pad, pad), dilation: (1, 1), groups: 1 }
+    Conv2dShape {
+        batch: 64,
+        in_channels: ic,
+        in_h: side,
+        in_w: side,
+        out_channels: oc,
+        kernel_h: k,
+        kernel_w: k,
+        stride: (1, 1),
+        padding: (pad, pad),
+        dilation: (1, 1),
+        groups: 1,
+    }
 }
 
 fn main() {
     let threads: usize = std::env::args().nth(1).map_or(2, |a| a.parse().unwrap());
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     pool.install(|| {
         for (name, s) in [("conv1", shape(3, 6, 32, 5, 0)), ("conv2", shape(6, 16, 14, 5, 0)), ("3x3x64", shape(64, 64, 32, 3, 1))] {
             let x = vec![0.5f32; s.input_len()];

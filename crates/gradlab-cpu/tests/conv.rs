@@ -41,6 +41,32 @@ fn shape() -> impl Strategy<Value = Conv2dShape> {
         )
 }
 
+/// Stride-1 shapes with rows wide enough for the direct (no im2col) path.
+fn wide_shape() -> impl Strategy<Value = Conv2dShape> {
+    (
+        (1usize..=2, 1usize..=3, 1usize..=13),
+        (1usize..=6, 20usize..=40, 1usize..=5, 1usize..=5),
+        (0usize..=2, 0usize..=2),
+    )
+        .prop_map(
+            |((batch, in_channels, out_channels), (in_h, in_w, kernel_h, kernel_w), padding)| {
+                Conv2dShape {
+                    batch,
+                    in_channels,
+                    in_h: in_h + kernel_h,
+                    in_w,
+                    out_channels,
+                    kernel_h,
+                    kernel_w,
+                    stride: (1, 1),
+                    padding,
+                    dilation: (1, 1),
+                    groups: 1,
+                }
+            },
+        )
+}
+
 fn abs<T: Float>(v: &[T]) -> Vec<T> {
     v.iter().map(|x| x.abs()).collect()
 }
@@ -115,6 +141,12 @@ proptest! {
     #[test]
     fn fast_conv_matches_reference_f32(s in shape(), with_bias in any::<bool>(), seed in any::<u64>()) {
         check::<f32>(&s, with_bias, seed);
+    }
+
+    #[test]
+    fn direct_conv_matches_reference(s in wide_shape(), with_bias in any::<bool>(), seed in any::<u64>()) {
+        check::<f32>(&s, with_bias, seed);
+        check::<f64>(&s, with_bias, seed);
     }
 
     #[test]

@@ -37,19 +37,21 @@ fn input_row(s: &Conv2dShape, oh: usize, kh: usize) -> Option<usize> {
     (pos >= 0 && (pos as usize) < s.in_h).then_some(pos as usize)
 }
 
-/// Fills `col` (`in_per_group·KH·KW` rows of `out_h·out_w`) from `image`,
-/// the `in_per_group` channel planes of one group of one image.
-pub(crate) fn im2col<E: Float>(s: &Conv2dShape, image: &[E], col: &mut [E]) {
+/// Fills `col` (`in_per_group·KH·KW` rows of `out_h·out_w`, rows `ld`
+/// apart) from `image`, the `in_per_group` channel planes of one group of
+/// one image.
+pub(crate) fn im2col<E: Float>(s: &Conv2dShape, image: &[E], col: &mut [E], ld: usize) {
     let (out_h, out_w) = (s.out_h(), s.out_w());
     let plane = s.in_h * s.in_w;
     let (sw, dw) = (s.stride.1, s.dilation.1);
     let pw = s.padding.1 as isize;
-    let mut rows = col.chunks_exact_mut(out_h * out_w);
+    let mut r = 0;
     for c in 0..s.in_per_group() {
         let channel = &image[c * plane..(c + 1) * plane];
         for kh in 0..s.kernel_h {
             for kw in 0..s.kernel_w {
-                let row = rows.next().expect("col holds every tap");
+                let row = &mut col[r * ld..r * ld + out_h * out_w];
+                r += 1;
                 let (lo, hi) = valid_cols(s, kw, out_w);
                 for (oh, dst) in row.chunks_exact_mut(out_w).enumerate() {
                     let Some(ih) = input_row(s, oh, kh) else {

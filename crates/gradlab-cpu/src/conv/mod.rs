@@ -13,17 +13,25 @@
 //! sums images in fixed chunks combined in a fixed order, so results do not
 //! depend on the thread count. Reference twins: [`crate::reference`].
 
+mod direct;
 mod im2col;
 
-use crate::gemm::{cast_slice, cast_slice_mut, gemm_typed, BiasAxis, GemmElement};
+use crate::gemm::{
+    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, BiasAxis, DotElement, GemmElement,
+};
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{simd_level, SimdLevel};
 use crate::{Conv2dShape, Float};
 use im2col::{col2im_add, im2col};
 use rayon::prelude::*;
 
-/// Images per partial sum of the weight gradient (fixed, for determinism).
-const WEIGHT_GRAD_CHUNK: usize = 4;
+/// Partial sums of the weight gradient, each over consecutive images,
+/// added in order at the end. Fixed (not the thread count) so that results
+/// do not depend on the number of threads.
+const WEIGHT_GRAD_PARTIALS: usize = 8;
+/// Shortest dot product worth a call of the dot-product kernel: its
+/// horizontal sums and edge work are amortised over this many terms.
+const DOT_MIN_LEN: usize = 384;
 
 fn check_shape(op: &str, s: &Conv2dShape) {
     assert!(
@@ -70,7 +78,7 @@ fn batch_parallel(s: &Conv2dShape) -> bool {
 
 macro_rules! dispatch_f32_f64 {
     ($generic:ident :: <$t:ty>, ($($arg:expr),*), [$($cast:ident),*], [$($cast_mut:ident),*], [$($opt:ident),*]) => {{
-        fn typed<T: Float, E: GemmElement + PlainData>(level: SimdLevel, s: &Conv2dShape, $($cast: &[T],)* $($opt: Option<&[T]>,)* $($cast_mut: &mut [T],)*) -> Option<()> {
+        fn typed<T: Float, E: GemmElement + DotElement + PlainData>(level: SimdLevel, s: &Conv2dShape, $($cast: &[T],)* $($opt: Option<&[T]>,)* $($cast_mut: &mut [T],)*) -> Option<()> {
             $(let $cast = cast_slice::<T, E>($cast)?;)*
             $(let $opt = match $opt { Some(v) => Some(cast_slice::<T, E>(v)?), None => None };)*
             $(let $cast_mut = cast_slice_mut::<T, E>($cast_mut)?;)*
@@ -115,7 +123,7 @@ pub fn conv2d_forward<T: Float>(
     }
 }
 
-fn forward<E: GemmElement + PlainData>(
+fn forward<E: GemmElement + DotElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     input: &[E],
@@ -128,10 +136,13 @@ fn forward<E: GemmElement + PlainData>(
     if positions == 0 || s.batch == 0 {
         return;
     }
+    let by_image = batch_parallel(s);
+    if direct::suits(s, level) {
+        return direct::forward(level, s, input, weight, bias, out, by_image);
+    }
     let k = taps(s);
     let (icg, ocg) = (s.in_per_group(), s.out_per_group());
     let group_in = icg * s.in_h * s.in_w;
-    let by_image = batch_parallel(s);
     let image = |(n, out_n): (usize, &mut [E])| {
         let mut scratch = Scratch::take();
         let col = scratch.slice::<E>(if is_pointwise(s) { 0 } else { k * positions });
@@ -140,7 +151,7 @@ fn forward<E: GemmElement + PlainData>(
             let cols: &[E] = if is_pointwise(s) {
                 &x[..group_in]
             } else {
-                im2col(s, &x[..group_in], col);
+                im2col(s, &x[..group_in], col, positions);
                 col
             };
             gemm_typed(
@@ -199,7 +210,7 @@ pub fn conv2d_backward_data<T: Float>(
     }
 }
 
-fn backward_data<E: GemmElement + PlainData>(
+fn backward_data<E: GemmElement + DotElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     grad_out: &[E],
@@ -212,6 +223,20 @@ fn backward_data<E: GemmElement + PlainData>(
     if positions == 0 || s.batch == 0 {
         grad_input.fill(E::ZERO);
         return;
+    }
+    // Unless the direct kernel takes it, the transposed form pays for an
+    // im2col of the padded output gradient: only worth it when that column
+    // matrix is not much larger than the one col2im would fold back.
+    let transposed = transposed_shape(s).filter(|t| {
+        direct::suits(t, level) || 4 * taps(t) * t.out_h() * t.out_w() <= 5 * taps(s) * positions
+    });
+    if let Some(transposed) = transposed {
+        // Stride 1: the input gradient is the forward convolution of the
+        // output gradient with the flipped, channel-swapped kernel.
+        let mut scratch = Scratch::take();
+        let flipped = scratch.slice::<E>(s.weight_len());
+        flip_weight(s, weight, flipped);
+        return forward(level, &transposed, grad_out, flipped, None, grad_input);
     }
     let k = taps(s);
     let (icg, ocg) = (s.in_per_group(), s.out_per_group());
@@ -257,6 +282,39 @@ fn backward_data<E: GemmElement + PlainData>(
     }
 }
 
+/// The shape of the forward convolution that computes a stride-1
+/// convolution's input gradient (None when the stride is not 1 or the
+/// padding exceeds the dilated kernel, where col2im is used instead).
+fn transposed_shape(s: &Conv2dShape) -> Option<Conv2dShape> {
+    let span_h = s.dilation.0 * (s.kernel_h - 1);
+    let span_w = s.dilation.1 * (s.kernel_w - 1);
+    (s.stride == (1, 1) && s.padding.0 <= span_h && s.padding.1 <= span_w).then(|| Conv2dShape {
+        in_channels: s.out_channels,
+        in_h: s.out_h(),
+        in_w: s.out_w(),
+        out_channels: s.in_channels,
+        padding: (span_h - s.padding.0, span_w - s.padding.1),
+        ..*s
+    })
+}
+
+/// `flipped[g·ICg + ic][oc][kh][kw] = weight[g·OCg + oc][ic][KH-1-kh][KW-1-kw]`.
+fn flip_weight<E: Float>(s: &Conv2dShape, weight: &[E], flipped: &mut [E]) {
+    let (icg, ocg) = (s.in_per_group(), s.out_per_group());
+    let (kh_n, kw_n) = (s.kernel_h, s.kernel_w);
+    for g in 0..s.groups {
+        for oc in 0..ocg {
+            for ic in 0..icg {
+                let src = &weight[((g * ocg + oc) * icg + ic) * kh_n * kw_n..][..kh_n * kw_n];
+                let dst = &mut flipped[((g * icg + ic) * ocg + oc) * kh_n * kw_n..][..kh_n * kw_n];
+                for (d, v) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *v;
+                }
+            }
+        }
+    }
+}
+
 /// Gradient with respect to the weight (overwrites `grad_weight`). Same
 /// contract as [`crate::reference::conv2d_backward_weight`].
 ///
@@ -285,7 +343,7 @@ pub fn conv2d_backward_weight<T: Float>(
     }
 }
 
-fn backward_weight<E: GemmElement + PlainData>(
+fn backward_weight<E: GemmElement + DotElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     input: &[E],
@@ -303,61 +361,68 @@ fn backward_weight<E: GemmElement + PlainData>(
     let k = taps(s);
     let (icg, ocg) = (s.in_per_group(), s.out_per_group());
     let group_in = icg * s.in_h * s.in_w;
-    let chunks = s.batch.div_ceil(WEIGHT_GRAD_CHUNK);
-    let by_chunk = chunks > 1 && rayon::current_num_threads() > 1;
-    // Sums images first..last into `dw` (overwriting it).
-    let accumulate = |images: std::ops::Range<usize>, dw: &mut [E]| {
-        let mut scratch = Scratch::take();
-        let pointwise = is_pointwise(s);
-        let col = scratch.slice::<E>(if pointwise { 0 } else { k * positions });
-        let first = images.start;
-        for n in images {
+    // Images whose positions are joined into one dot-product length, so
+    // that small feature maps still give long dot products.
+    let joined = DOT_MIN_LEN.div_ceil(positions).clamp(1, s.batch);
+    let len = joined * positions;
+    // Sums images `range` into `dw` (overwriting it).
+    let accumulate = |range: std::ops::Range<usize>, dw: &mut [E]| {
+        let mut col_scratch = Scratch::take();
+        let mut dy_scratch = Scratch::take();
+        let col = col_scratch.slice::<E>(k * len);
+        let dy = dy_scratch.slice::<E>(ocg * len);
+        let first = range.start;
+        for start in range.clone().step_by(joined) {
+            let images = start..(start + joined).min(range.end);
+            let len = images.len() * positions;
             for g in 0..s.groups {
-                let x = &input[n * in_image + g * group_in..][..group_in];
-                let cols: &[E] = if pointwise {
-                    x
-                } else {
-                    im2col(s, x, col);
-                    col
-                };
-                let dy = &grad_out[n * out_image + g * ocg * positions..][..ocg * positions];
-                // dW_g (+)= dy · colᵀ: colᵀ is P × K, read transposed in place.
-                gemm_typed(
+                for (t, n) in images.clone().enumerate() {
+                    let x = &input[n * in_image + g * group_in..][..group_in];
+                    im2col(s, x, &mut col[t * positions..], len);
+                    for oc in 0..ocg {
+                        let src =
+                            &grad_out[n * out_image + (g * ocg + oc) * positions..][..positions];
+                        dy[oc * len + t * positions..][..positions].copy_from_slice(src);
+                    }
+                }
+                // dW_g (+)= dy · colᵀ: both run along output positions.
+                gemm_abt(
                     level,
                     ocg,
-                    positions,
                     k,
-                    E::ONE,
-                    (dy, positions, 1),
-                    (cols, 1, positions),
-                    if n == first { E::ZERO } else { E::ONE },
-                    (&mut dw[g * ocg * k..(g + 1) * ocg * k], k, 1),
-                    None,
-                    false,
-                    !by_chunk,
+                    len,
+                    dy,
+                    len,
+                    col,
+                    len,
+                    start != first,
+                    &mut dw[g * ocg * k..(g + 1) * ocg * k],
+                    k,
                 );
             }
         }
     };
-    if chunks == 1 {
+    let per_partial = s.batch.div_ceil(WEIGHT_GRAD_PARTIALS);
+    let partial_count = s.batch.div_ceil(per_partial);
+    if partial_count == 1 {
         return accumulate(0..s.batch, grad_weight);
     }
     let mut partial_scratch = Scratch::take();
-    let partials = partial_scratch.slice::<E>(chunks * weight_len);
-    let run_chunk = |(i, dw): (usize, &mut [E])| {
-        let first = i * WEIGHT_GRAD_CHUNK;
-        accumulate(first..(first + WEIGHT_GRAD_CHUNK).min(s.batch), dw);
+    let partials = partial_scratch.slice::<E>(partial_count * weight_len);
+    let run_partial = |(i, dw): (usize, &mut [E])| {
+        let first = i * per_partial;
+        accumulate(first..(first + per_partial).min(s.batch), dw);
     };
-    if by_chunk {
+    if rayon::current_num_threads() > 1 {
         partials
             .par_chunks_mut(weight_len)
             .enumerate()
-            .for_each(run_chunk);
+            .for_each(run_partial);
     } else {
         partials
             .chunks_mut(weight_len)
             .enumerate()
-            .for_each(run_chunk);
+            .for_each(run_partial);
     }
     grad_weight.copy_from_slice(&partials[..weight_len]);
     for partial in partials.chunks(weight_len).skip(1) {

@@ -6,6 +6,7 @@
 //! and the driver owns the loop nest and the threads. The reference twin is
 //! [`crate::reference::gemm`].
 
+mod dot;
 mod driver;
 mod kernel;
 mod pack;
@@ -15,6 +16,7 @@ mod x86;
 use crate::scratch::PlainData;
 use crate::simd::{simd_level, SimdLevel};
 use crate::Float;
+pub(crate) use dot::{gemm_abt, DotElement};
 use driver::Problem;
 pub(crate) use kernel::GemmElement;
 use pack::MatRef;

@@ -1,0 +1,254 @@
+//! Direct convolution for stride-1 layers with few taps per output
+//! (few input channels, small kernels: LeNet's first layer).
+//!
+//! There im2col would copy every input value `KH·KW` times to feed a GEMM
+//! with only a handful of rows, so the copy costs as much as the arithmetic.
+//! Instead each output row is computed in registers: a block of `OB` output
+//! channels × `CW` consecutive columns is accumulated over all taps, reading
+//! the input row at the tap's offset (from a zero-padded copy of the image,
+//! so that the inner loop has no bounds to check) and broadcasting one
+//! weight per output channel. The loop body is plain Rust over fixed-size
+//! arrays; each SIMD level compiles it with its own target features and a
+//! block size that keeps the accumulators in that level's registers.
+
+use crate::scratch::{PlainData, Scratch};
+use crate::simd::SimdLevel;
+use crate::{Conv2dShape, Float};
+use rayon::prelude::*;
+
+/// Whether the direct path beats im2col + GEMM for this shape.
+pub(crate) fn suits(s: &Conv2dShape, level: SimdLevel) -> bool {
+    let cw = block_width(level);
+    let out_w = s.out_w();
+    s.stride == (1, 1)
+        && s.dilation == (1, 1)
+        && s.groups == 1
+        && s.in_channels * s.kernel_h * s.kernel_w <= 160
+        && s.out_channels <= 32
+        // Columns beyond the row are computed and dropped: keep that waste small.
+        && out_w > 0
+        && out_w.div_ceil(cw) * cw * 4 <= out_w * 5
+}
+
+/// Output columns per block at `level` (for f32; f64 blocks are half as wide).
+fn block_width(level: SimdLevel) -> usize {
+    match level {
+        SimdLevel::Avx512 => 32,
+        SimdLevel::Avx2 => 16,
+        SimdLevel::Scalar => 8,
+    }
+}
+
+/// `out = conv(input, weight) + bias` for a shape where [`suits`] holds.
+pub(crate) fn forward<E: Float + PlainData>(
+    level: SimdLevel,
+    s: &Conv2dShape,
+    input: &[E],
+    weight: &[E],
+    bias: Option<&[E]>,
+    out: &mut [E],
+    parallel: bool,
+) {
+    let wide = std::mem::size_of::<E>() == 4;
+    match (level, wide) {
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, true) => run::<E, 6, 32>(level, s, input, weight, bias, out, parallel),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, false) | (SimdLevel::Avx2, true) => {
+            run::<E, 6, 16>(level, s, input, weight, bias, out, parallel)
+        }
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx2, false) => run::<E, 6, 8>(level, s, input, weight, bias, out, parallel),
+        _ => run::<E, 4, 8>(SimdLevel::Scalar, s, input, weight, bias, out, parallel),
+    }
+}
+
+/// Geometry shared by every row of one problem.
+struct Plan {
+    taps: usize,
+    /// Output channels rounded up to whole blocks (weights are zero-padded).
+    oc_padded: usize,
+    padded_w: usize,
+    padded_plane: usize,
+    /// Padded image length plus slack for the last block's overhanging reads.
+    padded_len: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<E: Float + PlainData, const OB: usize, const CW: usize>(
+    level: SimdLevel,
+    s: &Conv2dShape,
+    input: &[E],
+    weight: &[E],
+    bias: Option<&[E]>,
+    out: &mut [E],
+    parallel: bool,
+) {
+    let (out_h, out_w) = (s.out_h(), s.out_w());
+    let taps = s.in_channels * s.kernel_h * s.kernel_w;
+    let oc_padded = s.out_channels.div_ceil(OB) * OB;
+    let padded_w = s.in_w + 2 * s.padding.1;
+    let padded_h = s.in_h + 2 * s.padding.0;
+    let plan = Plan {
+        taps,
+        oc_padded,
+        padded_w,
+        padded_plane: padded_h * padded_w,
+        padded_len: s.in_channels * padded_h * padded_w + CW + s.kernel_w,
+    };
+    // Weights as [tap][oc], so that one tap's OB weights are adjacent.
+    let mut w_scratch = Scratch::take();
+    let wt = w_scratch.slice::<E>(taps * oc_padded);
+    wt.fill(E::ZERO);
+    for oc in 0..s.out_channels {
+        for t in 0..taps {
+            wt[t * oc_padded + oc] = weight[oc * taps + t];
+        }
+    }
+    let wt = &*wt;
+    let in_image = s.in_channels * s.in_h * s.in_w;
+    let out_image = s.out_channels * out_h * out_w;
+    let image = |(n, out_n): (usize, &mut [E])| {
+        let mut scratch = Scratch::take();
+        let padded = scratch.slice::<E>(plan.padded_len);
+        pad_image(
+            s,
+            &input[n * in_image..(n + 1) * in_image],
+            padded,
+            plan.padded_w,
+        );
+        for ob in (0..s.out_channels).step_by(OB) {
+            for oh in 0..out_h {
+                for ow in (0..out_w).step_by(CW) {
+                    let mut acc = [[E::ZERO; CW]; OB];
+                    // SAFETY: the level was checked by the caller.
+                    unsafe {
+                        accumulate_block::<E, OB, CW>(
+                            level,
+                            s,
+                            &plan,
+                            padded,
+                            &wt[ob..],
+                            oh * plan.padded_w + ow,
+                            &mut acc,
+                        )
+                    };
+                    let live_c = CW.min(out_w - ow);
+                    for (o, acc) in acc.iter().enumerate().take(s.out_channels - ob) {
+                        let b = bias.map_or(E::ZERO, |b| b[ob + o]);
+                        let row = &mut out_n[((ob + o) * out_h + oh) * out_w + ow..][..live_c];
+                        for (d, a) in row.iter_mut().zip(acc) {
+                            *d = *a + b;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let out = &mut out[..s.batch * out_image];
+    if parallel {
+        out.par_chunks_mut(out_image).enumerate().for_each(image);
+    } else {
+        out.chunks_mut(out_image).enumerate().for_each(image);
+    }
+}
+
+/// Copies one image into a zero-bordered buffer with rows `padded_w` long.
+fn pad_image<E: Float>(s: &Conv2dShape, image: &[E], padded: &mut [E], padded_w: usize) {
+    padded.fill(E::ZERO);
+    let padded_h = s.in_h + 2 * s.padding.0;
+    for c in 0..s.in_channels {
+        for h in 0..s.in_h {
+            let src = &image[(c * s.in_h + h) * s.in_w..][..s.in_w];
+            let at = (c * padded_h + h + s.padding.0) * padded_w + s.padding.1;
+            padded[at..at + s.in_w].copy_from_slice(src);
+        }
+    }
+}
+
+/// Sums all taps into `acc` for output block starting at padded offset `origin`.
+///
+/// # Safety
+/// `level` must be supported by the CPU.
+unsafe fn accumulate_block<E: Float, const OB: usize, const CW: usize>(
+    level: SimdLevel,
+    s: &Conv2dShape,
+    plan: &Plan,
+    padded: &[E],
+    wt: &[E],
+    origin: usize,
+    acc: &mut [[E; CW]; OB],
+) {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => accumulate_avx512::<E, OB, CW>(s, plan, padded, wt, origin, acc),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => accumulate_avx2::<E, OB, CW>(s, plan, padded, wt, origin, acc),
+        _ => accumulate::<E, OB, CW, false>(s, plan, padded, wt, origin, acc),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn accumulate_avx512<E: Float, const OB: usize, const CW: usize>(
+    s: &Conv2dShape,
+    plan: &Plan,
+    padded: &[E],
+    wt: &[E],
+    origin: usize,
+    acc: &mut [[E; CW]; OB],
+) {
+    accumulate::<E, OB, CW, true>(s, plan, padded, wt, origin, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn accumulate_avx2<E: Float, const OB: usize, const CW: usize>(
+    s: &Conv2dShape,
+    plan: &Plan,
+    padded: &[E],
+    wt: &[E],
+    origin: usize,
+    acc: &mut [[E; CW]; OB],
+) {
+    accumulate::<E, OB, CW, true>(s, plan, padded, wt, origin, acc)
+}
+
+/// The loop nest every level shares; `FMA` says whether `mul_add` is a
+/// hardware instruction here (without FMA it is a slow library call).
+#[inline(always)]
+fn accumulate<E: Float, const OB: usize, const CW: usize, const FMA: bool>(
+    s: &Conv2dShape,
+    plan: &Plan,
+    padded: &[E],
+    wt: &[E],
+    origin: usize,
+    acc: &mut [[E; CW]; OB],
+) {
+    let mut regs = *acc;
+    let mut tap = 0;
+    for c in 0..s.in_channels {
+        for kh in 0..s.kernel_h {
+            let row = origin + c * plan.padded_plane + kh * plan.padded_w;
+            for kw in 0..s.kernel_w {
+                let x: &[E; CW] = padded[row + kw..row + kw + CW]
+                    .try_into()
+                    .expect("CW values");
+                let w: &[E] = &wt[tap * plan.oc_padded..tap * plan.oc_padded + OB];
+                for (o, r) in regs.iter_mut().enumerate() {
+                    let wo = w[o];
+                    for (r, &xv) in r.iter_mut().zip(x) {
+                        *r = if FMA {
+                            wo.mul_add(xv, *r)
+                        } else {
+                            *r + wo * xv
+                        };
+                    }
+                }
+                tap += 1;
+            }
+        }
+    }
+    debug_assert_eq!(tap, plan.taps);
+    *acc = regs;
+}

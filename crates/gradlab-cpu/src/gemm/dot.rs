@@ -1,0 +1,265 @@
+//! `C (+)= A·Bᵀ` when both `A` (`m×k`) and `B` (`n×k`) have contiguous rows:
+//! every element of `C` is a dot product of two contiguous rows.
+//!
+//! This is the shape of a convolution's weight gradient (`dy · colᵀ`, both
+//! running along output positions). The packed GEMM would have to transpose
+//! `B` into panels first; here a tile of `MB×NB` dot products runs along `k`
+//! in vectors of `L` lanes (`MB + NB` loads feed `MB·NB` FMAs) and each lane
+//! vector is summed in a fixed order at the end, so results are
+//! deterministic. Plain Rust over fixed-size arrays, compiled per SIMD level
+//! with that level's target features.
+
+use crate::simd::SimdLevel;
+use crate::Float;
+
+/// Depth of one pass: a `KB`-long slice of `NB` rows of `B` stays in L2
+/// while every row block of `A` passes over it.
+const KB: usize = 512;
+
+/// `C = A·Bᵀ` (or `C += A·Bᵀ` when `accumulate`), `C` row-major with row stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_abt<E: DotElement>(
+    level: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[E],
+    lda: usize,
+    b: &[E],
+    ldb: usize,
+    accumulate: bool,
+    c: &mut [E],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        a.len() >= (m - 1) * lda + k
+            && b.len() >= (n - 1) * ldb + k
+            && c.len() >= (m - 1) * ldc + n,
+        "gemm_abt: operands too short for m={m} n={n} k={k}"
+    );
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[i * ldc..i * ldc + n].fill(E::ZERO);
+            }
+        }
+        return;
+    }
+    let args = Args {
+        m,
+        n,
+        k,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        accumulate,
+    };
+    E::dot_tiles(level, args);
+}
+
+/// One tile of `MB×NB` dot products of length `kb` from row pointers.
+type TileFn<E, const MB: usize, const NB: usize> =
+    unsafe fn(&[*const E; MB], &[*const E; NB], usize) -> [[E; NB]; MB];
+
+/// Element types with dot-product tile kernels.
+pub(crate) trait DotElement: Float {
+    fn dot_tiles(level: SimdLevel, args: Args<'_, Self>);
+}
+
+macro_rules! impl_dot_element {
+    ($t:ty, $avx512:ident, $avx2:ident) => {
+        impl DotElement for $t {
+            fn dot_tiles(level: SimdLevel, args: Args<'_, Self>) {
+                match level {
+                    #[cfg(target_arch = "x86_64")]
+                    SimdLevel::Avx512 => blocked::<$t, 6, 4>(x86::$avx512, args),
+                    #[cfg(target_arch = "x86_64")]
+                    SimdLevel::Avx2 => blocked::<$t, 4, 3>(x86::$avx2, args),
+                    _ => blocked::<$t, 4, 4>(scalar_tile::<$t, 4, 4>, args),
+                }
+            }
+        }
+    };
+}
+
+impl_dot_element!(f32, avx512_f32, avx2_f32);
+impl_dot_element!(f64, avx512_f64, avx2_f64);
+
+pub(crate) struct Args<'a, E> {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &'a [E],
+    lda: usize,
+    b: &'a [E],
+    ldb: usize,
+    c: &'a mut [E],
+    ldc: usize,
+    accumulate: bool,
+}
+
+fn blocked<E: Float, const MB: usize, const NB: usize>(tile: TileFn<E, MB, NB>, args: Args<'_, E>) {
+    let Args {
+        m,
+        n,
+        k,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        accumulate,
+    } = args;
+    for k0 in (0..k).step_by(KB) {
+        let kb = KB.min(k - k0);
+        let add = accumulate || k0 > 0;
+        for i0 in (0..m).step_by(MB) {
+            for j0 in (0..n).step_by(NB) {
+                // Ragged tiles repeat the last row/column and drop the copies.
+                let a_rows: [*const E; MB] =
+                    std::array::from_fn(|i| a[(i0 + i).min(m - 1) * lda + k0..][..kb].as_ptr());
+                let b_rows: [*const E; NB] =
+                    std::array::from_fn(|j| b[(j0 + j).min(n - 1) * ldb + k0..][..kb].as_ptr());
+                // SAFETY: every row pointer has `kb` readable values (sliced
+                // above); the level was checked by the caller.
+                let sums = unsafe { tile(&a_rows, &b_rows, kb) };
+                for (i, row) in sums.iter().enumerate().take(m - i0) {
+                    let dst = &mut c[(i0 + i) * ldc + j0..][..NB.min(n - j0)];
+                    for (d, s) in dst.iter_mut().zip(row) {
+                        *d = if add { *d + *s } else { *s };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The portable tile: the compiler may vectorise it for the baseline target.
+unsafe fn scalar_tile<E: Float, const MB: usize, const NB: usize>(
+    a_rows: &[*const E; MB],
+    b_rows: &[*const E; NB],
+    kb: usize,
+) -> [[E; NB]; MB] {
+    let mut sums = [[E::ZERO; NB]; MB];
+    for p in 0..kb {
+        for (i, row) in sums.iter_mut().enumerate() {
+            let av = *a_rows[i].add(p);
+            for (j, s) in row.iter_mut().enumerate() {
+                *s += av * *b_rows[j].add(p);
+            }
+        }
+    }
+    sums
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    macro_rules! dot_tile {
+        ($name:ident, $feature:literal, $elem:ty, $mb:expr, $nb:expr, $lanes:expr,
+         $zero:ident, $load:ident, $store:ident, $fma:ident) => {
+            #[target_feature(enable = $feature)]
+            pub(super) unsafe fn $name(
+                a: &[*const $elem; $mb],
+                b: &[*const $elem; $nb],
+                kb: usize,
+            ) -> [[$elem; $nb]; $mb] {
+                const L: usize = $lanes;
+                let mut acc = [[$zero(); $nb]; $mb];
+                let body = kb / L * L;
+                let mut p = 0;
+                while p < body {
+                    let mut bv = [$zero(); $nb];
+                    for j in 0..$nb {
+                        bv[j] = $load(b[j].add(p));
+                    }
+                    for i in 0..$mb {
+                        let av = $load(a[i].add(p));
+                        for j in 0..$nb {
+                            acc[i][j] = $fma(av, bv[j], acc[i][j]);
+                        }
+                    }
+                    p += L;
+                }
+                let mut sums = [[0.0; $nb]; $mb];
+                for i in 0..$mb {
+                    for j in 0..$nb {
+                        let mut lanes = [0.0; L];
+                        $store(lanes.as_mut_ptr(), acc[i][j]);
+                        // Pairwise lane sum: fixed order, shallow rounding.
+                        let mut width = L;
+                        while width > 1 {
+                            width /= 2;
+                            for l in 0..width {
+                                lanes[l] += lanes[l + width];
+                            }
+                        }
+                        let mut s = lanes[0];
+                        for q in body..kb {
+                            s += *a[i].add(q) * *b[j].add(q);
+                        }
+                        sums[i][j] = s;
+                    }
+                }
+                sums
+            }
+        };
+    }
+
+    dot_tile!(
+        avx512_f32,
+        "avx512f",
+        f32,
+        6,
+        4,
+        16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps
+    );
+    dot_tile!(
+        avx512_f64,
+        "avx512f",
+        f64,
+        6,
+        4,
+        8,
+        _mm512_setzero_pd,
+        _mm512_loadu_pd,
+        _mm512_storeu_pd,
+        _mm512_fmadd_pd
+    );
+    dot_tile!(
+        avx2_f32,
+        "avx2,fma",
+        f32,
+        4,
+        3,
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps
+    );
+    dot_tile!(
+        avx2_f64,
+        "avx2,fma",
+        f64,
+        4,
+        3,
+        4,
+        _mm256_setzero_pd,
+        _mm256_loadu_pd,
+        _mm256_storeu_pd,
+        _mm256_fmadd_pd
+    );
+}

@@ -126,7 +126,18 @@ pub(crate) fn run_backward(
             )));
         };
         let started = Instant::now();
-        let input_grads = op.backward(&node.inputs, &g)?;
+        // A backward rule is built from ops whose own anomaly checks would
+        // blame the rule's source file; the user needs this node and the
+        // place their code created it.
+        let input_grads = op.backward(&node.inputs, &g).map_err(|e| match e {
+            AutogradError::Anomaly { what, .. } => AutogradError::Anomaly {
+                op: node.name.to_string(),
+                phase: "backward (a gradient)",
+                what,
+                location: node.location.to_string(),
+            },
+            other => other,
+        })?;
         let elapsed = started.elapsed();
         if input_grads.len() != node.inputs.len() {
             return Err(AutogradError::Backward(format!(

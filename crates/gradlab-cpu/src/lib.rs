@@ -11,6 +11,7 @@ pub mod conv;
 pub mod float;
 pub mod gemm;
 pub mod peak;
+pub mod pool;
 pub mod reference;
 pub mod rng;
 mod scratch;
@@ -27,4 +28,4 @@ pub use simd::{
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
-pub use reference::{max_pool2d_backward, max_pool2d_forward};
+pub use pool::{max_pool2d_backward, max_pool2d_forward};

@@ -1,0 +1,250 @@
+//! Fast 2-D max-pool (NCHW): parallel over channel planes, with the window
+//! bounds worked out once per row and column instead of per tap, and an
+//! unrolled kernel for the common 2×2, stride-2 window.
+//!
+//! Ties and NaNs are resolved exactly as in the reference twin
+//! ([`crate::reference::max_pool2d_forward`]): scan order, the first maximum
+//! wins, a NaN wins and ends the scan of its window row.
+
+use crate::{Float, Pool2dShape};
+use rayon::prelude::*;
+
+/// Elements per parallel task: below this a task costs more to schedule than to run.
+const TASK_ELEMS: usize = 1 << 14;
+
+fn check(op: &str, s: &Pool2dShape) {
+    assert!(
+        s.kernel.0 > 0
+            && s.kernel.1 > 0
+            && s.stride.0 > 0
+            && s.stride.1 > 0
+            && s.dilation.0 > 0
+            && s.dilation.1 > 0,
+        "{op}: invalid shape {s:?} (kernel, stride and dilation must be positive)"
+    );
+}
+
+fn check_len(op: &str, what: &str, got: usize, want: usize, s: &Pool2dShape) {
+    assert!(
+        got >= want,
+        "{op}: {what} has {got} elements, shape {s:?} needs {want}"
+    );
+}
+
+/// Planes per task so that each task touches about `TASK_ELEMS` input elements.
+fn planes_per_task(s: &Pool2dShape) -> usize {
+    (TASK_ELEMS / (s.in_h * s.in_w).max(1)).max(1)
+}
+
+/// Max-pool forward; `argmax` gets each winner's index within its input
+/// plane (`ih * in_w + iw`). Same contract as the reference twin.
+///
+/// # Panics
+/// On an invalid shape or slices shorter than the shape needs.
+pub fn max_pool2d_forward<T: Float>(
+    s: &Pool2dShape,
+    input: &[T],
+    out: &mut [T],
+    argmax: &mut [usize],
+) {
+    let op = "max_pool2d_forward";
+    check(op, s);
+    check_len(op, "input", input.len(), s.input_len(), s);
+    check_len(op, "out", out.len(), s.output_len(), s);
+    check_len(op, "argmax", argmax.len(), s.output_len(), s);
+    let (out_h, out_w) = (s.out_h(), s.out_w());
+    let (plane, out_plane) = (s.in_h * s.in_w, out_h * out_w);
+    if out_plane == 0 || s.batch * s.channels == 0 {
+        return;
+    }
+    let per_task = planes_per_task(s);
+    let planes = s.batch * s.channels;
+    let out = &mut out[..planes * out_plane];
+    let argmax = &mut argmax[..planes * out_plane];
+    let task = |(t, (out, argmax)): (usize, (&mut [T], &mut [usize]))| {
+        let first = t * per_task;
+        for (i, (out, argmax)) in out
+            .chunks_exact_mut(out_plane)
+            .zip(argmax.chunks_exact_mut(out_plane))
+            .enumerate()
+        {
+            let x = &input[(first + i) * plane..(first + i + 1) * plane];
+            pool_plane(s, x, out, argmax);
+        }
+    };
+    let chunk = per_task * out_plane;
+    if planes > per_task && rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(chunk)
+            .zip(argmax.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(task);
+    } else {
+        out.chunks_mut(chunk)
+            .zip(argmax.chunks_mut(chunk))
+            .enumerate()
+            .for_each(task);
+    }
+}
+
+/// Whether every window of a 2×2, stride-2, unpadded pool lies inside the input.
+fn is_plain_2x2(s: &Pool2dShape) -> bool {
+    s.kernel == (2, 2)
+        && s.stride == (2, 2)
+        && s.padding == (0, 0)
+        && s.dilation == (1, 1)
+        && 2 * s.out_h() <= s.in_h
+        && 2 * s.out_w() <= s.in_w
+}
+
+fn pool_plane<T: Float>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [usize]) {
+    let (out_h, out_w) = (s.out_h(), s.out_w());
+    if is_plain_2x2(s) {
+        for oh in 0..out_h {
+            let top = 2 * oh * s.in_w;
+            let bottom = top + s.in_w;
+            let (r0, r1) = (&x[top..top + 2 * out_w], &x[bottom..bottom + 2 * out_w]);
+            let out = &mut out[oh * out_w..(oh + 1) * out_w];
+            let argmax = &mut argmax[oh * out_w..(oh + 1) * out_w];
+            for (ow, (o, a)) in out.iter_mut().zip(argmax.iter_mut()).enumerate() {
+                let i = 2 * ow;
+                let (mut best, mut idx) = (r0[i], top + i);
+                if !best.is_nan() && (r0[i + 1] > best || r0[i + 1].is_nan()) {
+                    (best, idx) = (r0[i + 1], top + i + 1);
+                }
+                let c = r1[i];
+                if c > best || c.is_nan() {
+                    (best, idx) = (c, bottom + i);
+                }
+                if !c.is_nan() && (r1[i + 1] > best || r1[i + 1].is_nan()) {
+                    (best, idx) = (r1[i + 1], bottom + i + 1);
+                }
+                *o = best;
+                *a = idx;
+            }
+        }
+        return;
+    }
+    // Valid taps of each output column, computed once per plane.
+    let cols: Vec<(usize, usize)> = (0..out_w)
+        .map(|ow| {
+            valid_taps(
+                ow,
+                s.kernel.1,
+                s.stride.1,
+                s.padding.1,
+                s.dilation.1,
+                s.in_w,
+            )
+        })
+        .collect();
+    for oh in 0..out_h {
+        let (kh_lo, kh_hi) = valid_taps(
+            oh,
+            s.kernel.0,
+            s.stride.0,
+            s.padding.0,
+            s.dilation.0,
+            s.in_h,
+        );
+        let ih0 = oh * s.stride.0;
+        for (ow, &(kw_lo, kw_hi)) in cols.iter().enumerate() {
+            let iw0 = ow * s.stride.1;
+            let mut best = T::NEG_INFINITY;
+            let mut best_idx = usize::MAX;
+            for kh in kh_lo..kh_hi {
+                let ih = ih0 + kh * s.dilation.0 - s.padding.0;
+                for kw in kw_lo..kw_hi {
+                    let idx = ih * s.in_w + iw0 + kw * s.dilation.1 - s.padding.1;
+                    let v = x[idx];
+                    if best_idx == usize::MAX || v > best || v.is_nan() {
+                        best = v;
+                        best_idx = idx;
+                        if v.is_nan() {
+                            break;
+                        }
+                    }
+                }
+            }
+            out[oh * out_w + ow] = best;
+            argmax[oh * out_w + ow] = best_idx;
+        }
+    }
+}
+
+/// Taps `lo..hi` of a window at output `o` that land inside `0..len`.
+fn valid_taps(
+    o: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    len: usize,
+) -> (usize, usize) {
+    let start = o * stride;
+    // Tap k reads position start + k*dilation - padding.
+    let lo = if start >= padding {
+        0
+    } else {
+        (padding - start).div_ceil(dilation)
+    };
+    let end = len + padding; // first invalid (start + k*dilation)
+    let hi = if start >= end {
+        0
+    } else {
+        (end - start).div_ceil(dilation).min(kernel)
+    };
+    (lo.min(hi), hi)
+}
+
+/// Max-pool backward: each output gradient goes to its window's winner
+/// (overwrites `grad_input`). Same contract as the reference twin.
+///
+/// # Panics
+/// On an invalid shape, slices shorter than the shape needs, or an
+/// `argmax` entry outside its plane.
+pub fn max_pool2d_backward<T: Float>(
+    s: &Pool2dShape,
+    grad_out: &[T],
+    argmax: &[usize],
+    grad_input: &mut [T],
+) {
+    let op = "max_pool2d_backward";
+    check(op, s);
+    check_len(op, "grad_out", grad_out.len(), s.output_len(), s);
+    check_len(op, "argmax", argmax.len(), s.output_len(), s);
+    check_len(op, "grad_input", grad_input.len(), s.input_len(), s);
+    let (plane, out_plane) = (s.in_h * s.in_w, s.out_h() * s.out_w());
+    let planes = s.batch * s.channels;
+    let grad_input = &mut grad_input[..planes * plane];
+    if plane == 0 {
+        return;
+    }
+    let per_task = planes_per_task(s);
+    let task = |(t, dx): (usize, &mut [T])| {
+        dx.fill(T::ZERO);
+        let first = t * per_task;
+        for (i, dx) in dx.chunks_exact_mut(plane).enumerate() {
+            let at = (first + i) * out_plane;
+            for (&idx, &g) in argmax[at..at + out_plane]
+                .iter()
+                .zip(&grad_out[at..at + out_plane])
+            {
+                if idx != usize::MAX {
+                    assert!(
+                        idx < plane,
+                        "{op}: argmax entry {idx} is outside its {}x{} plane",
+                        s.in_h,
+                        s.in_w
+                    );
+                    dx[idx] += g;
+                }
+            }
+        }
+    };
+    let chunk = per_task * plane;
+    if planes > per_task && rayon::current_num_threads() > 1 {
+        grad_input.par_chunks_mut(chunk).enumerate().for_each(task);
+    } else {
+        grad_input.chunks_mut(chunk).enumerate().for_each(task);
+    }
+}

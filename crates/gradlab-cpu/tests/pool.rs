@@ -1,0 +1,132 @@
+//! The fast max-pool against its reference twin: random windows, strides,
+//! padding, dilation and ceil mode, values drawn from a small set (so that
+//! ties are common) with NaNs mixed in at random; argmax must match exactly.
+
+mod common;
+
+use gradlab_cpu::{reference, Float, Pool2dShape, Rng};
+use proptest::prelude::*;
+
+fn shape() -> impl Strategy<Value = Pool2dShape> {
+    (
+        (1usize..=3, 1usize..=4, 1usize..=13, 1usize..=13),
+        ((1usize..=3, 1usize..=3), (1usize..=3, 1usize..=3)),
+        (
+            (0usize..=1, 0usize..=1),
+            (1usize..=2, 1usize..=2),
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |((batch, channels, in_h, in_w), (kernel, stride), (padding, dilation, ceil_mode))| {
+                Pool2dShape {
+                    batch,
+                    channels,
+                    in_h,
+                    in_w,
+                    kernel,
+                    stride,
+                    // PyTorch requires padding <= kernel / 2.
+                    padding: (padding.0.min(kernel.0 / 2), padding.1.min(kernel.1 / 2)),
+                    dilation,
+                    ceil_mode,
+                }
+            },
+        )
+}
+
+fn check<T: Float>(s: &Pool2dShape, seed: u64, nan_every: usize) {
+    let mut rng = Rng::new(seed);
+    let x: Vec<T> = (0..s.input_len())
+        .map(|_| {
+            if nan_every > 0 && rng.below(nan_every) == 0 {
+                T::from_f64(f64::NAN)
+            } else {
+                T::from_f64(rng.below(5) as f64 - 2.0)
+            }
+        })
+        .collect();
+    let mut want = vec![T::ZERO; s.output_len()];
+    let mut want_idx = vec![0usize; s.output_len()];
+    reference::max_pool2d_forward(s, &x, &mut want, &mut want_idx);
+    let mut got = vec![T::ZERO; s.output_len()];
+    let mut got_idx = vec![7usize; s.output_len()];
+    gradlab_cpu::max_pool2d_forward(s, &x, &mut got, &mut got_idx);
+    assert_eq!(got_idx, want_idx, "argmax {s:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            g == w || (g.is_nan() && w.is_nan()),
+            "value {g} vs {w} {s:?}"
+        );
+    }
+
+    let dy: Vec<T> = common::random_vec(&mut rng, s.output_len());
+    let mut want_dx = vec![T::ZERO; s.input_len()];
+    reference::max_pool2d_backward(s, &dy, &want_idx, &mut want_dx);
+    let mut got_dx = vec![T::from_f64(f64::NAN); s.input_len()];
+    gradlab_cpu::max_pool2d_backward(s, &dy, &got_idx, &mut got_dx);
+    // Same additions in the same order: exact.
+    assert_eq!(got_dx, want_dx, "backward {s:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_pool_matches_reference(s in shape(), seed in any::<u64>(), nan_every in prop_oneof![Just(0usize), 2usize..9]) {
+        check::<f32>(&s, seed, nan_every);
+        check::<f64>(&s, seed, nan_every);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The unrolled 2×2, stride-2 kernel, on odd and even sides.
+    #[test]
+    fn two_by_two_pool_matches_reference(
+        side in (1usize..=13, 1usize..=13),
+        ceil_mode in any::<bool>(),
+        seed in any::<u64>(),
+        nan_every in prop_oneof![Just(0usize), 2usize..5],
+    ) {
+        let s = Pool2dShape {
+            batch: 2,
+            channels: 3,
+            in_h: side.0,
+            in_w: side.1,
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: (0, 0),
+            dilation: (1, 1),
+            ceil_mode,
+        };
+        check::<f32>(&s, seed, nan_every);
+    }
+}
+
+/// LeNet's pools, on a multi-threaded pool (several planes per task).
+#[test]
+fn lenet_pools_match_reference_on_several_threads() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for (channels, side) in [(6, 28), (16, 10), (5, 27)] {
+            let s = Pool2dShape {
+                batch: 9,
+                channels,
+                in_h: side,
+                in_w: side,
+                kernel: (2, 2),
+                stride: (2, 2),
+                padding: (0, 0),
+                dilation: (1, 1),
+                ceil_mode: side % 2 == 1,
+            };
+            check::<f32>(&s, 5, 0);
+            check::<f32>(&s, 6, 7);
+        }
+    });
+}

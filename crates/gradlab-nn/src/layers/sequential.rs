@@ -1,0 +1,88 @@
+//! `Sequential`: named children applied in order.
+
+use crate::module::prefixed;
+use crate::{Module, NnError, Result};
+use gradlab_autograd::Var;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Children applied one after the other. Each child's state is named
+/// `<child>.<name>` (e.g. `conv1.weight`), as in a PyTorch module whose
+/// attributes are the children.
+pub struct Sequential {
+    children: Vec<(String, Box<dyn Module>)>,
+    training: AtomicBool,
+}
+
+impl Default for Sequential {
+    fn default() -> Self {
+        Sequential::new()
+    }
+}
+
+impl Sequential {
+    /// An empty container in training mode.
+    pub fn new() -> Sequential {
+        Sequential {
+            children: Vec::new(),
+            training: AtomicBool::new(true),
+        }
+    }
+
+    /// Appends a child named `name` (names must be unique and contain no dot).
+    pub fn push(
+        mut self,
+        name: impl Into<String>,
+        child: impl Module + 'static,
+    ) -> Result<Sequential> {
+        let name = name.into();
+        if name.is_empty() || name.contains('.') || self.children.iter().any(|(n, _)| *n == name) {
+            return Err(NnError::invalid(
+                "Sequential::push",
+                format!("child name '{name}' must be non-empty, without dots, and unique"),
+            ));
+        }
+        child.set_training(self.is_training());
+        self.children.push((name, Box::new(child)));
+        Ok(self)
+    }
+
+    /// The children with their names, in order.
+    pub fn children(&self) -> impl Iterator<Item = (&str, &dyn Module)> {
+        self.children.iter().map(|(n, c)| (n.as_str(), c.as_ref()))
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let mut y = x.clone();
+        for (_, child) in &self.children {
+            y = child.forward(&y)?;
+        }
+        Ok(y)
+    }
+
+    fn parameters(&self) -> Vec<(String, Var)> {
+        self.children
+            .iter()
+            .flat_map(|(n, c)| prefixed(n, c.parameters()))
+            .collect()
+    }
+
+    fn buffers(&self) -> Vec<(String, Var)> {
+        self.children
+            .iter()
+            .flat_map(|(n, c)| prefixed(n, c.buffers()))
+            .collect()
+    }
+
+    fn set_training(&self, training: bool) {
+        self.training.store(training, Ordering::Relaxed);
+        for (_, child) in &self.children {
+            child.set_training(training);
+        }
+    }
+
+    fn is_training(&self) -> bool {
+        self.training.load(Ordering::Relaxed)
+    }
+}

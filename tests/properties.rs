@@ -4,7 +4,8 @@
 //! agree with their contiguous copies element by element.
 
 use gradlab::autograd::testing::{
-    assert_gradcheck, broadcast_pair, distinct_tensor, random_tensor, shape, strided_view, view_kind, ViewKind,
+    assert_gradcheck, broadcast_pair, distinct_tensor, random_tensor, shape, strided_view,
+    view_kind, ViewKind,
 };
 use gradlab::autograd::Var;
 use gradlab::tensor::{Conv2dParams, MaxPool2dParams, Reduction, Tensor};

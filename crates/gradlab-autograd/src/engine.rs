@@ -105,7 +105,11 @@ pub(crate) fn run_backward(
         if capture.contains(&var.id()) {
             captured.insert(var.id(), g.clone());
         }
-        let keeps_grad = var.is_leaf() || var.inner.retain_grad.load(std::sync::atomic::Ordering::Relaxed);
+        let keeps_grad = var.is_leaf()
+            || var
+                .inner
+                .retain_grad
+                .load(std::sync::atomic::Ordering::Relaxed);
         if into_leaves && keeps_grad {
             let total_grad = match var.grad_var() {
                 Some(old) => old.add(&g)?,
@@ -199,7 +203,14 @@ pub(crate) fn run_backward(
 }
 
 fn l2_norm(t: &Tensor) -> Option<f64> {
-    Some(t.to_vec_f64().ok()?.iter().map(|v| v * v).sum::<f64>().sqrt())
+    Some(
+        t.to_vec_f64()
+            .ok()?
+            .iter()
+            .map(|v| v * v)
+            .sum::<f64>()
+            .sqrt(),
+    )
 }
 
 fn seed_for(root: &Var, grad: Option<&Tensor>) -> Result<Var> {
@@ -243,7 +254,12 @@ impl Var {
 /// The gradients of `output` with respect to `inputs`, returned rather than
 /// accumulated into `.grad` (like `torch.autograd.grad`). With
 /// `create_graph`, the results are themselves differentiable.
-pub fn grad(output: &Var, inputs: &[&Var], grad_output: Option<&Tensor>, opts: BackwardOptions) -> Result<Vec<Option<Var>>> {
+pub fn grad(
+    output: &Var,
+    inputs: &[&Var],
+    grad_output: Option<&Tensor>,
+    opts: BackwardOptions,
+) -> Result<Vec<Option<Var>>> {
     let seed = seed_for(output, grad_output)?;
     let ids: Vec<usize> = inputs.iter().map(|v| v.id()).collect();
     let mut captured = run_backward(output, seed, opts, &ids, false)?;

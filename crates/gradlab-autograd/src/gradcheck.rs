@@ -101,14 +101,22 @@ fn unravel(mut flat: usize, dims: &[usize]) -> Vec<usize> {
 /// let report = gradcheck(|v: &[Var]| v[0].tanh()?.mul(&v[0]), &[x], GradcheckOptions::default()).unwrap();
 /// assert!(report.passed(), "{report}");
 /// ```
-pub fn gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], opts: GradcheckOptions) -> Result<GradcheckReport> {
-    let base: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect::<std::result::Result<_, _>>()?;
+pub fn gradcheck(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    opts: GradcheckOptions,
+) -> Result<GradcheckReport> {
+    let base: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<std::result::Result<_, _>>()?;
     let vars: Vec<Var> = base.iter().map(|t| Var::parameter(t.clone())).collect();
     let out = f(&vars)?;
     let mut rng = Rng::new(opts.seed);
     let cotangent = Tensor::randn(out.shape(), 0.0, 1.0, DType::F64, &mut rng);
     let cot = Var::constant(cotangent.clone());
-    let scalar = |xs: &[Var]| -> Result<f64> { f(xs)?.to_dtype_f64()?.mul(&cot)?.sum_all()?.item() };
+    let scalar =
+        |xs: &[Var]| -> Result<f64> { f(xs)?.to_dtype_f64()?.mul(&cot)?.sum_all()?.item() };
     let loss = out.to_dtype_f64()?.mul(&cot)?.sum_all()?;
     let refs: Vec<&Var> = vars.iter().collect();
     let analytic = grad(&loss, &refs, None, BackwardOptions::default())?;
@@ -144,7 +152,10 @@ pub fn gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], opts: Gra
             let rel = abs / numeric.abs().max(1e-12);
             let excess = abs - (opts.atol + opts.rtol * numeric.abs());
             report.max_abs_error = report.max_abs_error.max(abs);
-            report.max_rel_error = report.max_rel_error.max(if abs > opts.atol { rel } else { 0.0 });
+            report.max_rel_error =
+                report
+                    .max_rel_error
+                    .max(if abs > opts.atol { rel } else { 0.0 });
             if excess > worst_excess || abs.is_nan() {
                 worst_excess = if abs.is_nan() { f64::INFINITY } else { excess };
                 report.worst_index = unravel(j, t.dims());
@@ -164,22 +175,50 @@ pub fn gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], opts: Gra
 /// `(inputs, v)` to the first gradients' projection `Σ_i <∂(sum(f·v))/∂x_i, u_i>`,
 /// with fixed random `v` and `u_i`. This exercises the backward rules'
 /// own derivatives, with respect to both the inputs and the output gradient.
-pub fn gradgradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], opts: GradcheckOptions) -> Result<GradcheckReport> {
-    let base: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect::<std::result::Result<_, _>>()?;
-    let out_shape = no_grad(|| f(&base.iter().map(|t| Var::constant(t.clone())).collect::<Vec<_>>()))?.shape();
+pub fn gradgradcheck(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    opts: GradcheckOptions,
+) -> Result<GradcheckReport> {
+    let base: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<std::result::Result<_, _>>()?;
+    let out_shape = no_grad(|| {
+        f(&base
+            .iter()
+            .map(|t| Var::constant(t.clone()))
+            .collect::<Vec<_>>())
+    })?
+    .shape();
     let mut rng = Rng::new(opts.seed ^ 0x5EED);
     let v = Tensor::randn(out_shape, 0.0, 1.0, DType::F64, &mut rng);
-    let us: Vec<Tensor> = base.iter().map(|t| Tensor::randn(t.shape().clone(), 0.0, 1.0, DType::F64, &mut rng)).collect();
+    let us: Vec<Tensor> = base
+        .iter()
+        .map(|t| Tensor::randn(t.shape().clone(), 0.0, 1.0, DType::F64, &mut rng))
+        .collect();
     let n = base.len();
     let first_grad_projection = |xs: &[Var]| -> Result<Var> {
         let (inputs, v) = (&xs[..n], &xs[n]);
         // Inputs may arrive as constants (finite differences): make them leaves.
         let leaves: Vec<Var> = inputs.iter().map(|x| Var::parameter(x.data())).collect();
-        let leaves: Vec<Var> = if inputs.iter().all(|x| x.requires_grad()) { inputs.to_vec() } else { leaves };
+        let leaves: Vec<Var> = if inputs.iter().all(|x| x.requires_grad()) {
+            inputs.to_vec()
+        } else {
+            leaves
+        };
         let _mode = crate::graph::GradModeGuard::new(true);
         let loss = f(&leaves)?.mul(v)?.sum_all()?;
         let refs: Vec<&Var> = leaves.iter().collect();
-        let grads = grad(&loss, &refs, None, BackwardOptions { retain_graph: true, create_graph: true })?;
+        let grads = grad(
+            &loss,
+            &refs,
+            None,
+            BackwardOptions {
+                retain_graph: true,
+                create_graph: true,
+            },
+        )?;
         let mut total: Option<Var> = None;
         for (g, u) in grads.into_iter().zip(&us) {
             let Some(g) = g else { continue };
@@ -189,7 +228,9 @@ pub fn gradgradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], opts:
                 None => term,
             });
         }
-        total.ok_or_else(|| AutogradError::Backward("the function depends on none of its inputs".into()))
+        total.ok_or_else(|| {
+            AutogradError::Backward("the function depends on none of its inputs".into())
+        })
     };
     let mut all = base.clone();
     all.push(v);
@@ -198,11 +239,23 @@ pub fn gradgradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], opts:
 
 /// A Hessian-vector product: `H v` where `H` is the Hessian of the scalar
 /// `f` at `inputs`, computed by differentiating `<∇f, v>` (double backward).
-pub fn hvp(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], v: &[Tensor]) -> Result<Vec<Tensor>> {
+pub fn hvp(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    v: &[Tensor],
+) -> Result<Vec<Tensor>> {
     let xs: Vec<Var> = inputs.iter().map(|t| Var::parameter(t.clone())).collect();
     let refs: Vec<&Var> = xs.iter().collect();
     let y = f(&xs)?;
-    let grads = grad(&y, &refs, None, BackwardOptions { retain_graph: true, create_graph: true })?;
+    let grads = grad(
+        &y,
+        &refs,
+        None,
+        BackwardOptions {
+            retain_graph: true,
+            create_graph: true,
+        },
+    )?;
     let mut dot: Option<Var> = None;
     for (g, vi) in grads.into_iter().zip(v) {
         let Some(g) = g else { continue };
@@ -212,7 +265,8 @@ pub fn hvp(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], v: &[Tensor]) -
             None => term,
         });
     }
-    let dot = dot.ok_or_else(|| AutogradError::Backward("f depends on none of its inputs".into()))?;
+    let dot =
+        dot.ok_or_else(|| AutogradError::Backward("f depends on none of its inputs".into()))?;
     if !dot.requires_grad() {
         // The gradient is constant in the inputs: the Hessian is zero.
         return Ok(inputs.iter().map(|t| t.zeros_like()).collect());

@@ -25,7 +25,10 @@ pub fn shape(max_rank: usize, max_dim: usize) -> impl Strategy<Value = Vec<usize
 
 /// Two shapes that broadcast together: each is the common shape with some
 /// dims set to 1 and some leading dims dropped.
-pub fn broadcast_pair(max_rank: usize, max_dim: usize) -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+pub fn broadcast_pair(
+    max_rank: usize,
+    max_dim: usize,
+) -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
     shape(max_rank, max_dim).prop_flat_map(|full| {
         let r = full.len();
         let operand = move |full: Vec<usize>| {
@@ -71,30 +74,42 @@ pub enum ViewKind {
 pub fn strided_view(shape: &[usize], kind: ViewKind, seed: u64) -> Tensor {
     let rank = shape.len();
     match kind {
-        ViewKind::Permuted | ViewKind::Expanded if rank < 2 => strided_view(shape, ViewKind::Narrowed, seed),
+        ViewKind::Permuted | ViewKind::Expanded if rank < 2 => {
+            strided_view(shape, ViewKind::Narrowed, seed)
+        }
         ViewKind::Permuted => {
             let reversed: Vec<usize> = shape.iter().rev().copied().collect();
             let perm: Vec<usize> = (0..rank).rev().collect();
-            random_tensor(&reversed, seed).permute(&perm).expect("valid permutation")
+            random_tensor(&reversed, seed)
+                .permute(&perm)
+                .expect("valid permutation")
         }
         ViewKind::Narrowed => {
             let dim = seed as usize % rank.max(1);
             let mut bigger = shape.to_vec();
             bigger[dim] += 3;
-            random_tensor(&bigger, seed).narrow(dim, 1, shape[dim]).expect("fits")
+            random_tensor(&bigger, seed)
+                .narrow(dim, 1, shape[dim])
+                .expect("fits")
         }
         ViewKind::Expanded => {
             // Expand a size-1 copy of the first dim: values repeat along it.
             let mut base = shape.to_vec();
             base[0] = 1;
-            random_tensor(&base, seed).broadcast_to(shape.to_vec()).expect("broadcastable")
+            random_tensor(&base, seed)
+                .broadcast_to(shape.to_vec())
+                .expect("broadcastable")
         }
     }
 }
 
 /// Any of the three view kinds.
 pub fn view_kind() -> impl Strategy<Value = ViewKind> {
-    prop_oneof![Just(ViewKind::Permuted), Just(ViewKind::Narrowed), Just(ViewKind::Expanded)]
+    prop_oneof![
+        Just(ViewKind::Permuted),
+        Just(ViewKind::Narrowed),
+        Just(ViewKind::Expanded)
+    ]
 }
 
 /// Runs [`gradcheck`] with default options and panics with the per-input
@@ -105,11 +120,18 @@ pub fn assert_gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor]) {
 }
 
 #[track_caller]
-pub fn assert_gradcheck_with(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], opts: GradcheckOptions) {
+pub fn assert_gradcheck_with(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    opts: GradcheckOptions,
+) {
     let shapes: Vec<_> = inputs.iter().map(|t| t.shape().clone()).collect();
     let report = match gradcheck(f, inputs, opts) {
         Ok(r) => r,
         Err(e) => panic!("gradcheck could not run on inputs {shapes:?}: {e}"),
     };
-    assert!(report.passed(), "gradcheck failed for inputs {shapes:?}:\n{report}");
+    assert!(
+        report.passed(),
+        "gradcheck failed for inputs {shapes:?}:\n{report}"
+    );
 }

@@ -79,7 +79,9 @@ thread_local! {
 pub fn capture_trace<R>(f: impl FnOnce() -> R) -> (R, Vec<TraceEvent>) {
     let previous = SINK.with(|s| s.borrow_mut().replace(Vec::new()));
     let r = f();
-    let events = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), previous)).unwrap_or_default();
+    let events = SINK
+        .with(|s| std::mem::replace(&mut *s.borrow_mut(), previous))
+        .unwrap_or_default();
     (r, events)
 }
 

@@ -172,7 +172,11 @@ impl Var {
     /// Registers a hook that sees this var's gradient when it is computed and
     /// may replace it (return `Some(new)`); hooks run in registration order.
     pub fn register_hook(&self, hook: impl Fn(&Tensor) -> Option<Tensor> + Send + Sync + 'static) {
-        self.inner.hooks.lock().expect("hooks lock").push(Box::new(hook));
+        self.inner
+            .hooks
+            .lock()
+            .expect("hooks lock")
+            .push(Box::new(hook));
     }
 
     pub fn name(&self) -> Option<String> {
@@ -196,7 +200,13 @@ impl Var {
 impl fmt::Debug for Var {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let data = self.data();
-        write!(f, "Var(#{}, shape={}, dtype={}", self.id(), data.shape(), data.dtype())?;
+        write!(
+            f,
+            "Var(#{}, shape={}, dtype={}",
+            self.id(),
+            data.shape(),
+            data.dtype()
+        )?;
         if let Some(op) = self.op_name() {
             write!(f, ", op={op}")?;
         } else if self.requires_grad() {

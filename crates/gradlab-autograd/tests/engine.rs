@@ -13,7 +13,13 @@ fn leaf_used_twice_accumulates() {
     // y = x * x + 3x at x = [1, -2]: dy/dx = 2x + 3.
     let x = Var::parameter(t(&[1.0, -2.0], &[2]));
     let three = Var::constant(t(&[3.0], &[1]));
-    let y = x.mul(&x).unwrap().add(&x.mul(&three).unwrap()).unwrap().sum_all().unwrap();
+    let y = x
+        .mul(&x)
+        .unwrap()
+        .add(&x.mul(&three).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
     y.backward().unwrap();
     assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), vec![5.0, -1.0]);
     // A second graph accumulates into the same .grad, as in PyTorch.
@@ -27,12 +33,22 @@ fn leaf_used_twice_accumulates() {
 fn graph_is_freed_unless_retained() {
     let x = Var::parameter(t(&[2.0], &[1]));
     let y = x.exp().unwrap().sum_all().unwrap();
-    y.backward_with(None, BackwardOptions { retain_graph: true, create_graph: false }).unwrap();
+    y.backward_with(
+        None,
+        BackwardOptions {
+            retain_graph: true,
+            create_graph: false,
+        },
+    )
+    .unwrap();
     y.backward().unwrap();
     let e2 = 2.0f64.exp();
     assert!((x.grad().unwrap().to_vec::<f64>().unwrap()[0] - 2.0 * e2).abs() < 1e-12);
     let err = y.backward().unwrap_err().to_string();
-    assert!(err.contains("already freed") && err.contains("SumBackward"), "{err}");
+    assert!(
+        err.contains("already freed") && err.contains("SumBackward"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -69,7 +85,11 @@ fn no_grad_and_detach_record_nothing() {
 #[test]
 fn backward_errors_are_clear() {
     let c = Var::constant(t(&[1.0], &[1]));
-    assert!(c.backward().unwrap_err().to_string().contains("does not require grad"));
+    assert!(c
+        .backward()
+        .unwrap_err()
+        .to_string()
+        .contains("does not require grad"));
     let x = Var::parameter(t(&[1.0, 2.0], &[2]));
     let err = x.mul(&x).unwrap().backward().unwrap_err().to_string();
     assert!(err.contains("single-element output"), "{err}");
@@ -80,11 +100,28 @@ fn second_derivative_matches_closed_form() {
     // f(x) = x^3 * sin-free mix: f = x^3 + exp(x); f' = 3x^2 + e^x; f'' = 6x + e^x.
     let x0 = 0.7f64;
     let x = Var::parameter(t(&[x0], &[1]));
-    let f = x.powf(3.0).unwrap().add(&x.exp().unwrap()).unwrap().sum_all().unwrap();
-    let opts = BackwardOptions { retain_graph: true, create_graph: true };
+    let f = x
+        .powf(3.0)
+        .unwrap()
+        .add(&x.exp().unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let opts = BackwardOptions {
+        retain_graph: true,
+        create_graph: true,
+    };
     let g = grad(&f, &[&x], None, opts).unwrap()[0].clone().unwrap();
     assert!((g.item().unwrap() - (3.0 * x0 * x0 + x0.exp())).abs() < 1e-12);
-    let h = grad(&g.sum_all().unwrap(), &[&x], None, BackwardOptions::default()).unwrap()[0].clone().unwrap();
+    let h = grad(
+        &g.sum_all().unwrap(),
+        &[&x],
+        None,
+        BackwardOptions::default(),
+    )
+    .unwrap()[0]
+        .clone()
+        .unwrap();
     assert!((h.item().unwrap() - (6.0 * x0 + x0.exp())).abs() < 1e-12);
 }
 
@@ -100,8 +137,15 @@ fn second_derivative_of_matmul_and_mean() {
     };
     let hv = gradlab_autograd::hvp(f, &[a], &[v.clone()]).unwrap();
     let vx = v.matmul(&xv).unwrap();
-    let expected = vx.matmul(&xv.t().unwrap()).unwrap().mul_scalar(2.0 / 3.0).unwrap();
-    let (got, want) = (hv[0].to_vec::<f64>().unwrap(), expected.to_vec::<f64>().unwrap());
+    let expected = vx
+        .matmul(&xv.t().unwrap())
+        .unwrap()
+        .mul_scalar(2.0 / 3.0)
+        .unwrap();
+    let (got, want) = (
+        hv[0].to_vec::<f64>().unwrap(),
+        expected.to_vec::<f64>().unwrap(),
+    );
     for (g, w) in got.iter().zip(&want) {
         assert!((g - w).abs() < 1e-12, "{got:?} vs {want:?}");
     }

@@ -17,17 +17,34 @@ fn mismatched_shapes() {
         "matmul: cannot multiply [2, 3] by [4, 5]: inner dimensions 3 and 4 differ"
     );
     let m = message(ones(&[2, 3]).add(&ones(&[4])));
-    assert!(m.starts_with("add: shapes [2, 3] and [4] cannot be broadcast"), "{m}");
+    assert!(
+        m.starts_with("add: shapes [2, 3] and [4] cannot be broadcast"),
+        "{m}"
+    );
     let m = message(Tensor::cat(&[&ones(&[2, 3]), &ones(&[3, 3])], 1));
-    assert!(m.contains("cat: shapes [2, 3] and [3, 3] differ outside dimension 1"), "{m}");
-    let m = message(ones(&[1, 3, 8, 8]).conv2d(&ones(&[4, 2, 3, 3]), None, Conv2dParams::default()));
-    assert!(m.starts_with("conv2d: input [1, 3, 8, 8] with 3 channels and weight [4, 2, 3, 3]"), "{m}");
-    let m = message(ones(&[1, 1, 2, 2]).conv2d(&ones(&[1, 1, 5, 5]), None, Conv2dParams::default()));
+    assert!(
+        m.contains("cat: shapes [2, 3] and [3, 3] differ outside dimension 1"),
+        "{m}"
+    );
+    let m =
+        message(ones(&[1, 3, 8, 8]).conv2d(&ones(&[4, 2, 3, 3]), None, Conv2dParams::default()));
+    assert!(
+        m.starts_with("conv2d: input [1, 3, 8, 8] with 3 channels and weight [4, 2, 3, 3]"),
+        "{m}"
+    );
+    let m =
+        message(ones(&[1, 1, 2, 2]).conv2d(&ones(&[1, 1, 5, 5]), None, Conv2dParams::default()));
     assert!(m.contains("does not fit the padded input 2x2"), "{m}");
     let m = message(ones(&[3, 4]).max_pool2d(MaxPool2dParams::square(2)));
-    assert!(m.contains("max_pool2d: expects a 4-D input [N, C, H, W], got [3, 4]"), "{m}");
+    assert!(
+        m.contains("max_pool2d: expects a 4-D input [N, C, H, W], got [3, 4]"),
+        "{m}"
+    );
     let m = message(Tensor::from_vec(vec![1.0f32; 5], [2, 3]));
-    assert!(m.contains("from_vec: 5 elements cannot fill shape [2, 3]"), "{m}");
+    assert!(
+        m.contains("from_vec: 5 elements cannot fill shape [2, 3]"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -42,7 +59,10 @@ fn wrong_dtype_mix() {
     let m = message(idx.exp());
     assert!(m.contains("exp: dtype i64 is not supported here"), "{m}");
     let m = message(ones(&[2, 3]).cross_entropy(&ones(&[2]), Reduction::Mean, 0.0));
-    assert!(m.contains("cross_entropy: dtype f32 is not supported here (i64 class indices as target)"), "{m}");
+    assert!(
+        m.contains("cross_entropy: dtype f32 is not supported here (i64 class indices as target)"),
+        "{m}"
+    );
     let m = message(ones(&[2]).item::<f64>());
     assert!(m.contains("item"), "{m}");
 }
@@ -62,11 +82,17 @@ fn out_of_range_dims_and_indices() {
         "sum: dimension 2 is out of range for a tensor of rank 2 with shape [2, 3]"
     );
     assert!(message(ones(&[2, 3]).softmax(5)).contains("softmax: dimension 5 is out of range"));
-    assert!(message(ones(&[2, 3]).transpose(0, 3)).contains("transpose: dimension 3 is out of range"));
-    assert!(message(ones(&[2, 3]).narrow(1, 2, 2)).contains("narrow: start 2 + length 2 exceeds size 3"));
+    assert!(
+        message(ones(&[2, 3]).transpose(0, 3)).contains("transpose: dimension 3 is out of range")
+    );
+    assert!(message(ones(&[2, 3]).narrow(1, 2, 2))
+        .contains("narrow: start 2 + length 2 exceeds size 3"));
     assert!(message(ones(&[2, 3]).permute(&[0, 0])).contains("is not a permutation"));
     let logits = ones(&[2, 3]);
     let target = Tensor::from_vec(vec![0i64, 3], [2]).unwrap();
     let m = message(logits.cross_entropy(&target, Reduction::Mean, 0.0));
-    assert!(m.contains("target 3 at position 1 is out of range for 3 classes"), "{m}");
+    assert!(
+        m.contains("target 3 at position 1 is out of range for 3 classes"),
+        "{m}"
+    );
 }

@@ -28,7 +28,11 @@ impl BackwardOp for Conv2dBackward {
             .transpose()?;
         let mut grads = vec![gx, gw];
         if let Some(b) = inputs.get(2) {
-            grads.push(b.requires_grad().then(|| g.sum(Some(&[0, 2, 3]), false)).transpose()?);
+            grads.push(
+                b.requires_grad()
+                    .then(|| g.sum(Some(&[0, 2, 3]), false))
+                    .transpose()?,
+            );
         }
         Ok(grads)
     }
@@ -43,7 +47,10 @@ impl BackwardOp for Conv2dBackwardDataBackward {
     }
     fn backward(&self, inputs: &[Var], gg: &Var) -> Result<Vec<Option<Var>>> {
         let (g, w) = (&inputs[0], &inputs[1]);
-        let d_g = g.requires_grad().then(|| gg.conv2d(w, None, self.0)).transpose()?;
+        let d_g = g
+            .requires_grad()
+            .then(|| gg.conv2d(w, None, self.0))
+            .transpose()?;
         let d_w = w
             .requires_grad()
             .then(|| g.conv2d_backward_weight(gg, &w.shape(), self.0))
@@ -61,7 +68,10 @@ impl BackwardOp for Conv2dBackwardWeightBackward {
     }
     fn backward(&self, inputs: &[Var], gg: &Var) -> Result<Vec<Option<Var>>> {
         let (g, x) = (&inputs[0], &inputs[1]);
-        let d_g = g.requires_grad().then(|| x.conv2d(gg, None, self.0)).transpose()?;
+        let d_g = g
+            .requires_grad()
+            .then(|| x.conv2d(gg, None, self.0))
+            .transpose()?;
         let d_x = x
             .requires_grad()
             .then(|| g.conv2d_backward_data(gg, &x.shape(), self.0))
@@ -85,17 +95,41 @@ impl Var {
 
     /// The input gradient of a convolution, `self` being the output gradient.
     #[track_caller]
-    pub fn conv2d_backward_data(&self, weight: &Var, input_shape: &Shape, params: Conv2dParams) -> Result<Var> {
+    pub fn conv2d_backward_data(
+        &self,
+        weight: &Var,
+        input_shape: &Shape,
+        params: Conv2dParams,
+    ) -> Result<Var> {
         let loc = Location::caller();
-        let out = self.data().conv2d_backward_data(&weight.data(), input_shape, params)?;
-        record(out, &[self, weight], Conv2dBackwardDataBackward(params), loc)
+        let out = self
+            .data()
+            .conv2d_backward_data(&weight.data(), input_shape, params)?;
+        record(
+            out,
+            &[self, weight],
+            Conv2dBackwardDataBackward(params),
+            loc,
+        )
     }
 
     /// The weight gradient of a convolution, `self` being the output gradient.
     #[track_caller]
-    pub fn conv2d_backward_weight(&self, input: &Var, weight_shape: &Shape, params: Conv2dParams) -> Result<Var> {
+    pub fn conv2d_backward_weight(
+        &self,
+        input: &Var,
+        weight_shape: &Shape,
+        params: Conv2dParams,
+    ) -> Result<Var> {
         let loc = Location::caller();
-        let out = self.data().conv2d_backward_weight(&input.data(), weight_shape, params)?;
-        record(out, &[self, input], Conv2dBackwardWeightBackward(params), loc)
+        let out = self
+            .data()
+            .conv2d_backward_weight(&input.data(), weight_shape, params)?;
+        record(
+            out,
+            &[self, input],
+            Conv2dBackwardWeightBackward(params),
+            loc,
+        )
     }
 }

@@ -34,8 +34,16 @@ impl BackwardOp for BinaryBackward {
                 (g.mul(&a_wins)?, g.mul(&b_wins)?)
             }
         };
-        let ga = if a.requires_grad() { Some(ga.sum_to(&a.shape())?) } else { None };
-        let gb = if b.requires_grad() { Some(gb.sum_to(&b.shape())?) } else { None };
+        let ga = if a.requires_grad() {
+            Some(ga.sum_to(&a.shape())?)
+        } else {
+            None
+        };
+        let gb = if b.requires_grad() {
+            Some(gb.sum_to(&b.shape())?)
+        } else {
+            None
+        };
         Ok(vec![ga, gb])
     }
 }

@@ -77,7 +77,11 @@ impl BackwardOp for LinearBackward {
         };
         let mut grads = vec![gx, gw];
         if let Some(b) = inputs.get(2) {
-            grads.push(b.requires_grad().then(|| g2.sum(Some(&[0]), false)).transpose()?);
+            grads.push(
+                b.requires_grad()
+                    .then(|| g2.sum(Some(&[0]), false))
+                    .transpose()?,
+            );
         }
         Ok(grads)
     }
@@ -100,7 +104,11 @@ impl Var {
         if w.rank() != 2 || x.rank() == 0 {
             return Err(gradlab_tensor::TensorError::shape(
                 "linear",
-                format!("expects an input [..., in] and a weight [out, in], got {} and {}", x.shape(), w.shape()),
+                format!(
+                    "expects an input [..., in] and a weight [out, in], got {} and {}",
+                    x.shape(),
+                    w.shape()
+                ),
             )
             .into());
         }
@@ -111,7 +119,12 @@ impl Var {
             if b.dims() != [w.dims()[0]] {
                 return Err(gradlab_tensor::TensorError::shape(
                     "linear",
-                    format!("bias must have shape [{}] for weight {}, got {}", w.dims()[0], w.shape(), b.shape()),
+                    format!(
+                        "bias must have shape [{}] for weight {}, got {}",
+                        w.dims()[0],
+                        w.shape(),
+                        b.shape()
+                    ),
                 )
                 .into());
             }

@@ -9,7 +9,11 @@ use gradlab_tensor::TensorError;
 #[track_caller]
 pub fn batch_stats2d(x: &Var) -> Result<(Var, Var)> {
     if x.rank() != 4 {
-        return Err(TensorError::shape("batch_norm2d", format!("expects a 4-D input [N, C, H, W], got {}", x.shape())).into());
+        return Err(TensorError::shape(
+            "batch_norm2d",
+            format!("expects a 4-D input [N, C, H, W], got {}", x.shape()),
+        )
+        .into());
     }
     let mean = x.mean(Some(&[0, 2, 3]), true)?;
     let centered = x.sub(&mean)?;
@@ -20,7 +24,14 @@ pub fn batch_stats2d(x: &Var) -> Result<(Var, Var)> {
 /// `(x - mean) / sqrt(var + eps) * weight + bias` with per-channel
 /// statistics shaped `[1, C, 1, 1]` and affine parameters shaped `[C]`.
 #[track_caller]
-pub fn batch_norm2d(x: &Var, mean: &Var, var: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f64) -> Result<Var> {
+pub fn batch_norm2d(
+    x: &Var,
+    mean: &Var,
+    var: &Var,
+    weight: Option<&Var>,
+    bias: Option<&Var>,
+    eps: f64,
+) -> Result<Var> {
     let channels = x.dims().get(1).copied().unwrap_or(0);
     let mut y = x.sub(mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
     if let Some(w) = weight {
@@ -34,7 +45,12 @@ pub fn batch_norm2d(x: &Var, mean: &Var, var: &Var, weight: Option<&Var>, bias: 
 
 /// Batch norm in training mode: normalises with the batch's own statistics.
 #[track_caller]
-pub fn batch_norm2d_train(x: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f64) -> Result<Var> {
+pub fn batch_norm2d_train(
+    x: &Var,
+    weight: Option<&Var>,
+    bias: Option<&Var>,
+    eps: f64,
+) -> Result<Var> {
     let (mean, var) = batch_stats2d(x)?;
     batch_norm2d(x, &mean, &var, weight, bias, eps)
 }

@@ -46,7 +46,11 @@ impl BackwardOp for MaxPoolGatherBackward {
         "MaxPoolGatherBackward"
     }
     fn backward(&self, inputs: &[Var], gg: &Var) -> Result<Vec<Option<Var>>> {
-        Ok(vec![Some(gg.max_pool2d_scatter(&self.argmax, &inputs[0].shape(), self.params)?)])
+        Ok(vec![Some(gg.max_pool2d_scatter(
+            &self.argmax,
+            &inputs[0].shape(),
+            self.params,
+        )?)])
     }
 }
 
@@ -71,9 +75,16 @@ impl Var {
 
     /// Sends each pooled gradient to its window's winner in an input of `input_shape`.
     #[track_caller]
-    pub fn max_pool2d_scatter(&self, argmax: &Tensor, input_shape: &Shape, params: MaxPool2dParams) -> Result<Var> {
+    pub fn max_pool2d_scatter(
+        &self,
+        argmax: &Tensor,
+        input_shape: &Shape,
+        params: MaxPool2dParams,
+    ) -> Result<Var> {
         let loc = Location::caller();
-        let out = self.data().max_pool2d_backward(argmax, input_shape, params)?;
+        let out = self
+            .data()
+            .max_pool2d_backward(argmax, input_shape, params)?;
         let op = MaxPoolScatterBackward {
             params,
             argmax: argmax.clone(),

@@ -43,7 +43,11 @@ impl BackwardOp for MaxBackward {
     }
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         let g = g.reshape(self.indices.shape().clone())?;
-        Ok(vec![Some(g.scatter_add_along(self.dim, &self.indices, &self.input_shape)?)])
+        Ok(vec![Some(g.scatter_add_along(
+            self.dim,
+            &self.indices,
+            &self.input_shape,
+        )?)])
     }
 }
 
@@ -72,7 +76,11 @@ impl BackwardOp for GatherBackward {
         "GatherBackward"
     }
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
-        Ok(vec![Some(g.scatter_add_along(self.dim, &self.index, &self.input_shape)?)])
+        Ok(vec![Some(g.scatter_add_along(
+            self.dim,
+            &self.index,
+            &self.input_shape,
+        )?)])
     }
 }
 

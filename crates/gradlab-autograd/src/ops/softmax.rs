@@ -95,14 +95,24 @@ impl Var {
     /// `torch.nn.functional.cross_entropy` of logits `[N, C]` against class
     /// indices `[N]` (i64), with reduction and label smoothing.
     #[track_caller]
-    pub fn cross_entropy(&self, target: &Tensor, reduction: Reduction, label_smoothing: f64) -> Result<Var> {
+    pub fn cross_entropy(
+        &self,
+        target: &Tensor,
+        reduction: Reduction,
+        label_smoothing: f64,
+    ) -> Result<Var> {
         let loc = Location::caller();
         let logits = self.data();
         check_cross_entropy(&logits, target, label_smoothing)?;
         let out = logits.cross_entropy(target, reduction, label_smoothing)?;
         let (n, classes) = (logits.dims()[0], logits.dims()[1]);
         let op = CrossEntropyBackward {
-            target_dist: Tensor::cross_entropy_target(target, classes, label_smoothing, logits.dtype())?,
+            target_dist: Tensor::cross_entropy_target(
+                target,
+                classes,
+                label_smoothing,
+                logits.dtype(),
+            )?,
             scale: match reduction {
                 Reduction::Mean => 1.0 / n as f64,
                 Reduction::Sum => 1.0,

@@ -119,7 +119,11 @@ pub(crate) fn non_finite(t: &Tensor) -> Option<String> {
         .map(|i| format!("{} at flat index {i} of a {} tensor", values[i], t.shape()))
 }
 
-pub(crate) fn check_forward(name: &'static str, location: &'static Location<'static>, out: &Tensor) -> Result<()> {
+pub(crate) fn check_forward(
+    name: &'static str,
+    location: &'static Location<'static>,
+    out: &Tensor,
+) -> Result<()> {
     if is_anomaly_mode() {
         if let Some(what) = non_finite(out) {
             return Err(AutogradError::Anomaly {
@@ -153,4 +157,40 @@ pub(crate) fn record(
         location,
     };
     Ok(Var::from_node(output, node))
+}
+
+impl Var {
+    /// Records a user-defined op (like `torch.autograd.Function`): `output`
+    /// is its forward result, computed by the caller from `inputs`, and
+    /// `op` its backward rule. Checked by [`crate::gradcheck`] like any
+    /// built-in op.
+    ///
+    /// ```
+    /// use gradlab_autograd::{gradcheck, BackwardOp, GradcheckOptions, Result, Var};
+    /// use gradlab_tensor::Tensor;
+    ///
+    /// /// `x³`, with its derivative `3x²` written by hand.
+    /// struct CubeBackward;
+    /// impl BackwardOp for CubeBackward {
+    ///     fn name(&self) -> &'static str {
+    ///         "CubeBackward"
+    ///     }
+    ///     fn backward(&self, inputs: &[Var], grad: &Var) -> Result<Vec<Option<Var>>> {
+    ///         let x = &inputs[0];
+    ///         Ok(vec![Some(grad.mul(&x.mul(x)?.mul_scalar(3.0)?)?)])
+    ///     }
+    /// }
+    /// fn cube(x: &Var) -> Result<Var> {
+    ///     let d = x.data();
+    ///     Var::from_op(d.mul(&d)?.mul(&d)?, &[x], CubeBackward)
+    /// }
+    ///
+    /// let x = Tensor::from_vec(vec![0.5f64, -2.0], [2]).unwrap();
+    /// let report = gradcheck(|v: &[Var]| cube(&v[0]), &[x], GradcheckOptions::default()).unwrap();
+    /// assert!(report.passed(), "{report}");
+    /// ```
+    #[track_caller]
+    pub fn from_op(output: Tensor, inputs: &[&Var], op: impl BackwardOp + 'static) -> Result<Var> {
+        record(output, inputs, op, Location::caller())
+    }
 }

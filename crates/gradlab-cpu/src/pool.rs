@@ -107,19 +107,15 @@ fn pool_plane<T: Float>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [u
             let argmax = &mut argmax[oh * out_w..(oh + 1) * out_w];
             for (ow, (o, a)) in out.iter_mut().zip(argmax.iter_mut()).enumerate() {
                 let i = 2 * ow;
-                let (mut best, mut idx) = (r0[i], top + i);
-                if !best.is_nan() && (r0[i + 1] > best || r0[i + 1].is_nan()) {
-                    (best, idx) = (r0[i + 1], top + i + 1);
-                }
-                let c = r1[i];
-                if c > best || c.is_nan() {
-                    (best, idx) = (c, bottom + i);
-                }
-                if !c.is_nan() && (r1[i + 1] > best || r1[i + 1].is_nan()) {
-                    (best, idx) = (r1[i + 1], bottom + i + 1);
-                }
-                *o = best;
-                *a = idx;
+                let (v00, v01, v10, v11) = (r0[i], r0[i + 1], r1[i], r1[i + 1]);
+                // The reference's scan, without branches (random data makes
+                // every comparison unpredictable): `|` and `&` evaluate both sides.
+                let take01 = !v00.is_nan() & ((v01 > v00) | v01.is_nan());
+                let (best, idx) = select(take01, (v01, top + i + 1), (v00, top + i));
+                let take10 = (v10 > best) | v10.is_nan();
+                let (best, idx) = select(take10, (v10, bottom + i), (best, idx));
+                let take11 = !v10.is_nan() & ((v11 > best) | v11.is_nan());
+                (*o, *a) = select(take11, (v11, bottom + i + 1), (best, idx));
             }
         }
         return;
@@ -168,6 +164,15 @@ fn pool_plane<T: Float>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [u
             out[oh * out_w + ow] = best;
             argmax[oh * out_w + ow] = best_idx;
         }
+    }
+}
+
+#[inline(always)]
+fn select<T: Copy>(cond: bool, yes: (T, usize), no: (T, usize)) -> (T, usize) {
+    if cond {
+        yes
+    } else {
+        no
     }
 }
 

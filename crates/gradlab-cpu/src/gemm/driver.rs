@@ -95,8 +95,19 @@ pub(crate) fn run<E: GemmElement + PlainData>(
         return naive(p, c, rsc, csc);
     }
     // The micro-kernels store rows of C with unit stride; a column-major C
-    // is the row-major C^T = B^T·A^T.
-    if csc != 1 && rsc == 1 {
+    // is the row-major C^T = B^T·A^T. A row-major C is also computed as C^T
+    // (through strided tile stores) when that wastes far fewer padded lanes,
+    // as for a linear layer with a handful of outputs.
+    let kernel = E::micro_kernel(level);
+    let padded = |rows: usize, cols: usize| {
+        rows.div_ceil(kernel.mr) * kernel.mr * cols.div_ceil(kernel.nr) * kernel.nr
+    };
+    let transpose = if csc == 1 {
+        4 * padded(p.n, p.m) < 3 * padded(p.m, p.n)
+    } else {
+        rsc == 1
+    };
+    if transpose {
         let t = Problem {
             m: p.n,
             n: p.m,
@@ -119,7 +130,7 @@ pub(crate) fn run<E: GemmElement + PlainData>(
             CPtr {
                 ptr: c.as_mut_ptr(),
                 rs: csc,
-                cs: 1,
+                cs: rsc,
             },
         );
     }

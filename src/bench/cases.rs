@@ -1,0 +1,266 @@
+//! The benchmark cases: every shape with every variant side by side.
+
+use super::peak::MachinePeak;
+use super::report::Row;
+use super::timing::Plan;
+use gradlab_cpu::{reference, Conv2dShape, Pool2dShape, Rng, SimdLevel};
+
+/// Reference GEMMs above this many multiply-adds take too long to time.
+const REFERENCE_GEMM_MAX_MACS: usize = 1 << 25;
+/// Reference convolutions above this many FLOPs are timed once (or skipped with --quick).
+const REFERENCE_CONV_MAX_FLOPS: f64 = 5e8;
+
+fn random(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..len).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()
+}
+
+/// A compute-bound row; `baseline_s` is the baseline variant's median.
+#[allow(clippy::too_many_arguments)]
+fn compute_row(
+    kernel: &str,
+    shape: &str,
+    variant: &str,
+    threads: usize,
+    median_s: f64,
+    flops: f64,
+    peak: &MachinePeak,
+    baseline_s: Option<f64>,
+) -> Row {
+    let gflops = flops / median_s / 1e9;
+    Row {
+        kernel: kernel.into(),
+        shape: shape.into(),
+        variant: variant.into(),
+        threads,
+        median_s,
+        gflops: Some(gflops),
+        gbps: None,
+        peak_share: gflops / peak.gflops_for(threads),
+        baseline_ratio: baseline_s.map(|b| b / median_s),
+    }
+}
+
+/// Forced SIMD levels worth showing next to the automatic choice.
+fn forced_levels() -> Vec<SimdLevel> {
+    SimdLevel::supported()
+        .into_iter()
+        .filter(|&l| l != SimdLevel::Scalar && l < gradlab_cpu::detected_simd_level())
+        .collect()
+}
+
+pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMut(Row)) {
+    let squares: &[usize] = if plan.quick {
+        &[256, 1024]
+    } else {
+        &[64, 128, 256, 512, 1024, 2048]
+    };
+    let mut shapes: Vec<(String, usize, usize, usize)> = squares
+        .iter()
+        .map(|&s| (format!("{s}x{s}x{s}"), s, s, s))
+        .collect();
+    // LeNet at batch 64, as the GEMMs its layers run (conv as W · im2col).
+    for (name, m, k, n) in [
+        ("lenet conv1 6x75x50176", 6, 75, 64 * 784),
+        ("lenet conv2 16x150x6400", 16, 150, 64 * 100),
+        ("lenet fc1 64x400x120", 64, 400, 120),
+        ("lenet fc2 64x120x84", 64, 120, 84),
+        ("lenet fc3 64x84x10", 64, 84, 10),
+    ] {
+        shapes.push((name.into(), m, k, n));
+    }
+    for (shape, m, k, n) in shapes {
+        let a = random(m * k, 1);
+        let b = random(k * n, 2);
+        let mut c = vec![0f32; m * n];
+        let flops = 2.0 * (m * k * n) as f64;
+        let base = plan.median_s(|| {
+            // SAFETY: the slices hold m×k, k×n and m×n row-major values.
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    b.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
+                )
+            }
+        });
+        let row = |variant: &str, t: f64| {
+            compute_row(
+                "gemm f32",
+                &shape,
+                variant,
+                threads,
+                t,
+                flops,
+                peak,
+                Some(base),
+            )
+        };
+        if m * k * n <= REFERENCE_GEMM_MAX_MACS && !(plan.quick && m * k * n > 1 << 22) {
+            let t = plan
+                .median_s(|| reference::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut c, n, 1));
+            emit(row("reference", t));
+        }
+        emit(row("matrixmultiply", base));
+        let t = plan
+            .median_s(|| gradlab_cpu::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut c, n, 1));
+        emit(row(&format!("fast ({})", gradlab_cpu::simd_level()), t));
+        for level in forced_levels() {
+            let t = plan.median_s(|| {
+                gradlab_cpu::with_simd_level(level, || {
+                    gradlab_cpu::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut c, n, 1)
+                })
+                .expect("supported level")
+            });
+            emit(row(&format!("fast ({level})"), t));
+        }
+    }
+}
+
+fn conv_shape(
+    in_channels: usize,
+    out_channels: usize,
+    side: usize,
+    kernel: usize,
+    padding: usize,
+) -> Conv2dShape {
+    Conv2dShape {
+        batch: 64,
+        in_channels,
+        in_h: side,
+        in_w: side,
+        out_channels,
+        kernel_h: kernel,
+        kernel_w: kernel,
+        stride: (1, 1),
+        padding: (padding, padding),
+        dilation: (1, 1),
+        groups: 1,
+    }
+}
+
+pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMut(Row)) {
+    for (name, s) in [
+        ("lenet conv1 64x3x32x32 k5", conv_shape(3, 6, 32, 5, 0)),
+        ("lenet conv2 64x6x14x14 k5", conv_shape(6, 16, 14, 5, 0)),
+        ("64x64x32x32 k3 p1", conv_shape(64, 64, 32, 3, 1)),
+    ] {
+        let x = random(s.input_len(), 3);
+        let w = random(s.weight_len(), 4);
+        let bias = random(s.out_channels, 5);
+        let dy = random(s.output_len(), 6);
+        let mut y = vec![0f32; s.output_len()];
+        let mut dx = vec![0f32; s.input_len()];
+        let mut dw = vec![0f32; s.weight_len()];
+        let flops = s.flops();
+        let reference_timer = if flops <= REFERENCE_CONV_MAX_FLOPS {
+            Some(true)
+        } else if plan.quick {
+            None
+        } else {
+            Some(false)
+        };
+        for op in ["forward", "backward_data", "backward_weight"] {
+            let mut run = |fast: bool| match (op, fast) {
+                ("forward", true) => gradlab_cpu::conv2d_forward(&s, &x, &w, Some(&bias), &mut y),
+                ("forward", false) => reference::conv2d_forward(&s, &x, &w, Some(&bias), &mut y),
+                ("backward_data", true) => gradlab_cpu::conv2d_backward_data(&s, &dy, &w, &mut dx),
+                ("backward_data", false) => reference::conv2d_backward_data(&s, &dy, &w, &mut dx),
+                (_, true) => gradlab_cpu::conv2d_backward_weight(&s, &x, &dy, &mut dw),
+                (_, false) => reference::conv2d_backward_weight(&s, &x, &dy, &mut dw),
+            };
+            let base = match reference_timer {
+                Some(true) => Some(plan.median_s(|| run(false))),
+                Some(false) => Some(plan.once_s(|| run(false))),
+                None => None,
+            };
+            let kernel = format!("conv2d {op}");
+            if let Some(b) = base {
+                emit(compute_row(
+                    &kernel,
+                    name,
+                    "reference",
+                    threads,
+                    b,
+                    flops,
+                    peak,
+                    Some(b),
+                ));
+            }
+            let t = plan.median_s(|| run(true));
+            emit(compute_row(
+                &kernel,
+                name,
+                &format!("fast ({})", gradlab_cpu::simd_level()),
+                threads,
+                t,
+                flops,
+                peak,
+                base,
+            ));
+        }
+    }
+}
+
+pub fn maxpool(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMut(Row)) {
+    let s = Pool2dShape {
+        batch: 64,
+        channels: 6,
+        in_h: 28,
+        in_w: 28,
+        kernel: (2, 2),
+        stride: (2, 2),
+        padding: (0, 0),
+        dilation: (1, 1),
+        ceil_mode: false,
+    };
+    let shape = "64x6x28x28 k2 s2";
+    let x = random(s.input_len(), 7);
+    let dy = random(s.output_len(), 8);
+    let mut y = vec![0f32; s.output_len()];
+    let mut idx = vec![0usize; s.output_len()];
+    let mut dx = vec![0f32; s.input_len()];
+    let f32_bytes = std::mem::size_of::<f32>();
+    let index_bytes = std::mem::size_of::<usize>();
+    let forward_bytes = s.input_len() * f32_bytes + s.output_len() * (f32_bytes + index_bytes);
+    let backward_bytes = s.output_len() * (f32_bytes + index_bytes) + s.input_len() * f32_bytes;
+    let row = |op: &str, variant: &str, t: f64, bytes: usize, base: f64| {
+        let gbps = bytes as f64 / t / 1e9;
+        Row {
+            kernel: format!("maxpool {op}"),
+            shape: shape.into(),
+            variant: variant.into(),
+            threads,
+            median_s: t,
+            gflops: None,
+            gbps: Some(gbps),
+            peak_share: gbps / peak.triad_gbps,
+            baseline_ratio: Some(base / t),
+        }
+    };
+    let fwd_ref = plan.median_s(|| reference::max_pool2d_forward(&s, &x, &mut y, &mut idx));
+    emit(row("forward", "reference", fwd_ref, forward_bytes, fwd_ref));
+    let fwd = plan.median_s(|| gradlab_cpu::max_pool2d_forward(&s, &x, &mut y, &mut idx));
+    emit(row("forward", "fast", fwd, forward_bytes, fwd_ref));
+    let bwd_ref = plan.median_s(|| reference::max_pool2d_backward(&s, &dy, &idx, &mut dx));
+    emit(row(
+        "backward",
+        "reference",
+        bwd_ref,
+        backward_bytes,
+        bwd_ref,
+    ));
+    let bwd = plan.median_s(|| gradlab_cpu::max_pool2d_backward(&s, &dy, &idx, &mut dx));
+    emit(row("backward", "fast", bwd, backward_bytes, bwd_ref));
+}

@@ -1,0 +1,125 @@
+//! `gradlab bench`: the CPU kernels side by side with their baselines, as a
+//! table of medians, GFLOP/s (GB/s for the memory-bound max-pool), the share
+//! of this machine's measured peak and the speed-up over the baseline
+//! (matrixmultiply for GEMM, the reference twin for conv and max-pool).
+//!
+//! The peaks are measured at the start of every run (a few tenths of a
+//! second), on the same thread pool, so that shares compare like with like.
+
+mod cases;
+mod peak;
+mod report;
+mod timing;
+
+use std::path::PathBuf;
+
+pub use peak::MachinePeak;
+pub use report::Row;
+
+/// Which kernel family to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kernel {
+    Gemm,
+    Conv2d,
+    Maxpool,
+    /// Every kernel family.
+    All,
+    /// Only the machine's FMA peak and memory bandwidth.
+    Peak,
+}
+
+/// Where the kernels run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDevice {
+    Cpu,
+    Cuda,
+}
+
+/// Arguments of `gradlab bench`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Kernel family to measure.
+    #[arg(value_enum, default_value = "all")]
+    pub what: Kernel,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the rows as a JSON array to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Fewer sizes and repetitions.
+    #[arg(long)]
+    pub quick: bool,
+    /// Device to benchmark.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: BenchDevice,
+}
+
+/// Why a benchmark run could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("bench: the CUDA kernel benchmarks live in gradlab-cuda and are not wired into this command yet")]
+    CudaNotAvailable,
+    #[error("bench: --threads must be at least 1")]
+    NoThreads,
+    #[error("bench: cannot build a pool of {threads} threads: {message}")]
+    ThreadPool { threads: usize, message: String },
+    #[error("bench: cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bench: cannot encode the results as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Runs the benchmarks `args` asks for, prints the table and writes the JSON file.
+pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
+    if args.device == BenchDevice::Cuda {
+        return Err(BenchError::CudaNotAvailable);
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        return Err(BenchError::NoThreads);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| BenchError::ThreadPool {
+            threads,
+            message: e.to_string(),
+        })?;
+    let rows = pool.install(|| {
+        let peak = MachinePeak::measure(args.quick);
+        println!("{}", peak.describe(threads));
+        if args.what == Kernel::Peak {
+            return Vec::new();
+        }
+        let plan = timing::Plan::new(args.quick);
+        let mut rows = Vec::new();
+        let mut emit = |row: Row| {
+            report::print_row(&row, rows.is_empty());
+            rows.push(row);
+        };
+        if matches!(args.what, Kernel::Gemm | Kernel::All) {
+            cases::gemm(&plan, &peak, threads, &mut emit);
+        }
+        if matches!(args.what, Kernel::Conv2d | Kernel::All) {
+            cases::conv2d(&plan, &peak, threads, &mut emit);
+        }
+        if matches!(args.what, Kernel::Maxpool | Kernel::All) {
+            cases::maxpool(&plan, &peak, threads, &mut emit);
+        }
+        rows
+    });
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&rows)?;
+        std::fs::write(path, text).map_err(|source| BenchError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! Finding, loading and batching the trainer's data sets.
+
+use super::args::{DatasetKind, NormalizationKind};
+use gradlab_data::{
+    cifar10_dir, fashion_mnist_dir, load_cifar10_limited, load_fashion_mnist, Dataset,
+    Normalization, Split,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Loads one split of `kind` from `dir` (or the default location), keeping
+/// the first `limit` images when given.
+pub fn load_split(
+    kind: DatasetKind,
+    dir: Option<&Path>,
+    split: Split,
+    limit: Option<usize>,
+) -> Result<Arc<Dataset>, String> {
+    let dataset = match kind {
+        DatasetKind::Cifar10 => {
+            let dir = cifar10_dir(dir).ok_or(
+                "CIFAR-10 not found: pass --data DIR, set GRADLAB_DATA, or run data/get-cifar10.sh",
+            )?;
+            load_cifar10_limited(&dir, split, limit).map_err(|e| e.to_string())?
+        }
+        DatasetKind::FashionMnist => {
+            let dir = fashion_mnist_dir(dir).ok_or(
+                "Fashion-MNIST not found: pass --data DIR, set GRADLAB_FASHION_MNIST, or install the Debian package dataset-fashion-mnist",
+            )?;
+            let full = load_fashion_mnist(&dir, split).map_err(|e| e.to_string())?;
+            match limit {
+                Some(n) if n < full.len() => first(&full, n)?,
+                _ => full,
+            }
+        }
+    };
+    if dataset.is_empty() {
+        return Err(format!(
+            "the {split:?} split holds no images (check --limit-train / --limit-test)"
+        ));
+    }
+    Ok(Arc::new(dataset))
+}
+
+/// The first `n` images of a data set.
+fn first(dataset: &Dataset, n: usize) -> Result<Dataset, String> {
+    let len = dataset.dims().len();
+    Dataset::new(
+        dataset.images()[..n * len].to_vec(),
+        dataset.labels()[..n].to_vec(),
+        dataset.dims(),
+        dataset.class_names().to_vec(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The per-channel normalisation for `kind` of a data set with `channels` channels.
+pub fn normalization(
+    kind: NormalizationKind,
+    dataset: DatasetKind,
+    channels: usize,
+) -> Normalization {
+    match (kind, dataset) {
+        (NormalizationKind::Half, _) => {
+            Normalization::new(vec![0.5; channels], vec![0.5; channels])
+                .expect("0.5 is a valid mean and standard deviation")
+        }
+        (NormalizationKind::Dataset, DatasetKind::Cifar10) => Normalization::cifar10(),
+        (NormalizationKind::Dataset, DatasetKind::FashionMnist) => Normalization::fashion_mnist(),
+    }
+}

@@ -1,0 +1,134 @@
+//! Turning options into the pieces of a run: checked numbers, the
+//! optimizer, the schedule, and the thread pool.
+
+use super::args::{OptimizerKind, ScheduleKind, TrainArgs};
+use gradlab_autograd::Var;
+use gradlab_nn::{Adam, AdamConfig, LrSchedule, OneCycle, Optimizer, Sgd, SgdConfig};
+use gradlab_tensor::Device;
+
+/// The batch size as a count, refusing zero and negative values.
+pub fn positive_batch_size(batch_size: i64) -> Result<usize, String> {
+    if batch_size <= 0 {
+        return Err(format!(
+            "--batch-size must be a positive integer, got {batch_size}"
+        ));
+    }
+    Ok(batch_size as usize)
+}
+
+/// Checks the numeric options that no later stage would reject clearly.
+pub fn check_train_args(args: &TrainArgs) -> Result<usize, String> {
+    let batch_size = positive_batch_size(args.batch_size)?;
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(format!("--lr must be a positive number, got {}", args.lr));
+    }
+    if args.epochs == 0 {
+        return Err("--epochs must be at least 1".into());
+    }
+    if !(args.momentum.is_finite() && (0.0..1.0).contains(&args.momentum)) {
+        return Err(format!(
+            "--momentum must be in [0, 1), got {}",
+            args.momentum
+        ));
+    }
+    if let Some(wd) = args.weight_decay {
+        if !(wd.is_finite() && wd >= 0.0) {
+            return Err(format!(
+                "--weight-decay must be a non-negative number, got {wd}"
+            ));
+        }
+    }
+    if args.step_epochs == Some(0) {
+        return Err("--step-epochs must be at least 1".into());
+    }
+    if args.limit_train == Some(0) || args.limit_test == Some(0) {
+        return Err("--limit-train and --limit-test must be at least 1".into());
+    }
+    check_device(&args.device)?;
+    Ok(batch_size)
+}
+
+/// Only the CPU trains in this build.
+pub fn check_device(device: &str) -> Result<(), String> {
+    match device.parse::<Device>()? {
+        Device::Cpu => Ok(()),
+        Device::Cuda(_) => Err(format!(
+            "--device {device}: CUDA training is not available in this build (use --device cpu)"
+        )),
+    }
+}
+
+/// The optimizer the options ask for, over `params`.
+pub fn build_optimizer(
+    args: &TrainArgs,
+    params: Vec<(String, Var)>,
+) -> Result<Box<dyn Optimizer>, String> {
+    let optimizer: Box<dyn Optimizer> = match args.optimizer {
+        OptimizerKind::Sgd => {
+            let config = SgdConfig::new(args.lr)
+                .with_momentum(args.momentum)
+                .with_weight_decay(args.weight_decay.unwrap_or(0.0));
+            Box::new(Sgd::new(params, config).map_err(|e| e.to_string())?)
+        }
+        OptimizerKind::Adam | OptimizerKind::Adamw => {
+            let base = if args.optimizer == OptimizerKind::Adam {
+                AdamConfig::adam(args.lr)
+            } else {
+                AdamConfig::adamw(args.lr)
+            };
+            let config = AdamConfig {
+                beta1: args.momentum,
+                weight_decay: args.weight_decay.unwrap_or(base.weight_decay),
+                ..base
+            };
+            Box::new(Adam::new(params, config).map_err(|e| e.to_string())?)
+        }
+    };
+    Ok(optimizer)
+}
+
+/// The schedule the options ask for, over `epochs` epochs of `steps_per_epoch` steps.
+pub fn build_schedule(args: &TrainArgs, steps_per_epoch: usize) -> Result<LrSchedule, String> {
+    let total_steps = args.epochs * steps_per_epoch;
+    let schedule = match args.schedule {
+        ScheduleKind::None => LrSchedule::Constant,
+        ScheduleKind::Step => {
+            let epochs = args.step_epochs.unwrap_or((args.epochs / 3).max(1));
+            LrSchedule::Step {
+                step_size: epochs * steps_per_epoch,
+                gamma: args.gamma,
+            }
+        }
+        ScheduleKind::Cosine => LrSchedule::Cosine {
+            total_steps,
+            min_lr: 0.0,
+        },
+        ScheduleKind::Onecycle => {
+            let mut cycle = OneCycle::new(total_steps);
+            // Momentum cycling needs a momentum to cycle, as in PyTorch.
+            cycle.cycle_momentum = args.optimizer != OptimizerKind::Sgd || args.momentum > 0.0;
+            LrSchedule::OneCycle(cycle)
+        }
+    };
+    schedule.validate().map_err(|e| e.to_string())?;
+    Ok(schedule)
+}
+
+/// Runs `f` on a pool of `threads` workers (or rayon's global pool when
+/// `None`), so every kernel the run calls uses that many threads.
+pub fn with_threads<R: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> R + Send,
+) -> Result<R, String> {
+    match threads {
+        None => Ok(f()),
+        Some(0) => Err("--threads must be at least 1".into()),
+        Some(n) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| format!("--threads {n}: cannot start the thread pool: {e}"))?;
+            Ok(pool.install(f))
+        }
+    }
+}

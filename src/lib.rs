@@ -11,3 +11,4 @@ pub use gradlab_nn as nn;
 pub use gradlab_tensor as tensor;
 
 pub mod fixtures;
+pub mod train;

@@ -18,12 +18,18 @@ struct Cli {
 enum Command {
     /// Run a directory of PyTorch reference cases (manifest.json + safetensors).
     Fixtures(gradlab::fixtures::FixturesArgs),
+    /// Train a classifier on CIFAR-10 or Fashion-MNIST.
+    Train(gradlab::train::TrainArgs),
+    /// Test accuracy of a checkpoint written by `train`.
+    Eval(gradlab::train::EvalArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Fixtures(args) => gradlab::fixtures::run(args),
+        Command::Train(args) => gradlab::train::run_train(args),
+        Command::Eval(args) => gradlab::train::run_eval(args),
     };
     match result {
         Ok(code) => code,

@@ -135,7 +135,7 @@ fn second_derivative_of_matmul_and_mean() {
         let ax = vars[0].matmul(&Var::constant(xv.clone()))?;
         ax.mul(&ax)?.mean_all()
     };
-    let hv = gradlab_autograd::hvp(f, &[a], &[v.clone()]).unwrap();
+    let hv = gradlab_autograd::hvp(f, &[a], std::slice::from_ref(&v)).unwrap();
     let vx = v.matmul(&xv).unwrap();
     let expected = vx
         .matmul(&xv.t().unwrap())

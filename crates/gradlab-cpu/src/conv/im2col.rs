@@ -64,7 +64,10 @@ pub(crate) fn im2col<E: Float>(s: &Conv2dShape, image: &[E], col: &mut [E], ld: 
                         let iw0 = (lo as isize * sw as isize + (kw * dw) as isize - pw) as usize;
                         let src = &channel[ih * s.in_w..(ih + 1) * s.in_w];
                         if sw == 1 {
-                            dst[lo..hi].copy_from_slice(&src[iw0..iw0 + (hi - lo)]);
+                            // Runs are short (one output row): an inlined loop beats a memcpy call.
+                            for (d, x) in dst[lo..hi].iter_mut().zip(&src[iw0..iw0 + (hi - lo)]) {
+                                *d = *x;
+                            }
                         } else {
                             for (d, x) in dst[lo..hi].iter_mut().zip(src[iw0..].iter().step_by(sw))
                             {

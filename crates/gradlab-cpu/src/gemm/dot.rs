@@ -5,16 +5,15 @@
 //! running along output positions). The packed GEMM would have to transpose
 //! `B` into panels first; here a tile of `MB×NB` dot products runs along `k`
 //! in vectors of `L` lanes (`MB + NB` loads feed `MB·NB` FMAs) and each lane
-//! vector is summed in a fixed order at the end, so results are
+//! vector is summed horizontally in a fixed order at the end, so results are
 //! deterministic. Plain Rust over fixed-size arrays, compiled per SIMD level
 //! with that level's target features.
 
 use crate::simd::SimdLevel;
 use crate::Float;
 
-/// Depth of one pass: a `KB`-long slice of `NB` rows of `B` stays in L2
-/// while every row block of `A` passes over it.
-const KB: usize = 512;
+/// Depth of one pass: the `KB`-long slices of all rows of `A` stay in L2.
+const KB: usize = 1024;
 
 /// `C = A·Bᵀ` (or `C += A·Bᵀ` when `accumulate`), `C` row-major with row stride `ldc`.
 #[allow(clippy::too_many_arguments)]
@@ -120,8 +119,10 @@ fn blocked<E: Float, const MB: usize, const NB: usize>(tile: TileFn<E, MB, NB>, 
     for k0 in (0..k).step_by(KB) {
         let kb = KB.min(k - k0);
         let add = accumulate || k0 > 0;
-        for i0 in (0..m).step_by(MB) {
-            for j0 in (0..n).step_by(NB) {
+        // Column blocks outside: one block of B rows stays in L1 while
+        // every row block of A (in L2) passes over it.
+        for j0 in (0..n).step_by(NB) {
+            for i0 in (0..m).step_by(MB) {
                 // Ragged tiles repeat the last row/column and drop the copies.
                 let a_rows: [*const E; MB] =
                     std::array::from_fn(|i| a[(i0 + i).min(m - 1) * lda + k0..][..kb].as_ptr());
@@ -163,9 +164,26 @@ unsafe fn scalar_tile<E: Float, const MB: usize, const NB: usize>(
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// Sum of the 8 lanes, in a fixed order.
+    #[target_feature(enable = "avx2")]
+    fn hsum256_ps(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Sum of the 4 lanes, in a fixed order.
+    #[target_feature(enable = "avx2")]
+    fn hsum256_pd(v: __m256d) -> f64 {
+        let s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
+        let s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+        _mm_cvtsd_f64(s)
+    }
+
     macro_rules! dot_tile {
         ($name:ident, $feature:literal, $elem:ty, $mb:expr, $nb:expr, $lanes:expr,
-         $zero:ident, $load:ident, $store:ident, $fma:ident) => {
+         $zero:ident, $load:ident, $reduce:ident, $fma:ident) => {
             #[target_feature(enable = $feature)]
             pub(super) unsafe fn $name(
                 a: &[*const $elem; $mb],
@@ -192,17 +210,7 @@ mod x86 {
                 let mut sums = [[0.0; $nb]; $mb];
                 for i in 0..$mb {
                     for j in 0..$nb {
-                        let mut lanes = [0.0; L];
-                        $store(lanes.as_mut_ptr(), acc[i][j]);
-                        // Pairwise lane sum: fixed order, shallow rounding.
-                        let mut width = L;
-                        while width > 1 {
-                            width /= 2;
-                            for l in 0..width {
-                                lanes[l] += lanes[l + width];
-                            }
-                        }
-                        let mut s = lanes[0];
+                        let mut s = $reduce(acc[i][j]);
                         for q in body..kb {
                             s += *a[i].add(q) * *b[j].add(q);
                         }
@@ -223,7 +231,7 @@ mod x86 {
         16,
         _mm512_setzero_ps,
         _mm512_loadu_ps,
-        _mm512_storeu_ps,
+        _mm512_reduce_add_ps,
         _mm512_fmadd_ps
     );
     dot_tile!(
@@ -235,7 +243,7 @@ mod x86 {
         8,
         _mm512_setzero_pd,
         _mm512_loadu_pd,
-        _mm512_storeu_pd,
+        _mm512_reduce_add_pd,
         _mm512_fmadd_pd
     );
     dot_tile!(
@@ -247,7 +255,7 @@ mod x86 {
         8,
         _mm256_setzero_ps,
         _mm256_loadu_ps,
-        _mm256_storeu_ps,
+        hsum256_ps,
         _mm256_fmadd_ps
     );
     dot_tile!(
@@ -259,7 +267,7 @@ mod x86 {
         4,
         _mm256_setzero_pd,
         _mm256_loadu_pd,
-        _mm256_storeu_pd,
+        hsum256_pd,
         _mm256_fmadd_pd
     );
 }

@@ -95,18 +95,40 @@ pub(crate) fn run<E: GemmElement + PlainData>(
         return naive(p, c, rsc, csc);
     }
     // The micro-kernels store rows of C with unit stride; a column-major C
-    // is the row-major C^T = B^T·A^T. A row-major C is also computed as C^T
-    // (through strided tile stores) when that wastes far fewer padded lanes,
-    // as for a linear layer with a handful of outputs.
-    let kernel = E::micro_kernel(level);
-    let padded = |rows: usize, cols: usize| {
-        rows.div_ceil(kernel.mr) * kernel.mr * cols.div_ceil(kernel.nr) * kernel.nr
+    // is the row-major C^T = B^T·A^T. Otherwise pick the kernel and the
+    // orientation that pad the fewest lanes (a linear layer with ten outputs
+    // is better done as C^T through strided tile stores; a 64-wide C better
+    // with narrow tiles); ties keep the level's main kernel and C as it is.
+    let padded = |k: &MicroKernel<E>, rows: usize, cols: usize| {
+        rows.div_ceil(k.mr) * k.mr * cols.div_ceil(k.nr) * k.nr
     };
-    let transpose = if csc == 1 {
-        4 * padded(p.n, p.m) < 3 * padded(p.m, p.n)
-    } else {
-        rsc == 1
+    let mut choices = vec![(E::micro_kernel(level), false)];
+    if let Some(narrow) = E::narrow_micro_kernel(level) {
+        choices.push((narrow, false));
+    }
+    if csc == 1 {
+        choices.extend(choices.clone().into_iter().map(|(k, _)| (k, true)));
+    } else if rsc == 1 {
+        choices.iter_mut().for_each(|c| c.1 = true);
+    }
+    // Strided tile stores cost about as much again as the tile's FMAs on
+    // small problems: a transposed row-major C counts double.
+    let store_cost = if csc == 1 { 2 } else { 1 };
+    let work = |&(k, t): &(MicroKernel<E>, bool)| {
+        if t {
+            store_cost * padded(&k, p.n, p.m)
+        } else {
+            padded(&k, p.m, p.n)
+        }
     };
+    let first = work(&choices[0]);
+    // Alternatives must save at least a fifth of the padded work to be worth leaving the main kernel.
+    let (kernel, transpose) = choices
+        .iter()
+        .copied()
+        .filter(|c| 5 * work(c) <= 4 * first)
+        .min_by_key(work)
+        .unwrap_or(choices[0]);
     if transpose {
         let t = Problem {
             m: p.n,
@@ -125,7 +147,7 @@ pub(crate) fn run<E: GemmElement + PlainData>(
             ..p
         };
         return blocked(
-            level,
+            kernel,
             t,
             CPtr {
                 ptr: c.as_mut_ptr(),
@@ -135,7 +157,7 @@ pub(crate) fn run<E: GemmElement + PlainData>(
         );
     }
     blocked(
-        level,
+        kernel,
         p,
         CPtr {
             ptr: c.as_mut_ptr(),
@@ -171,8 +193,7 @@ pub(crate) fn naive<E: crate::Float>(p: Problem<'_, E>, c: &mut [E], rsc: usize,
     }
 }
 
-fn blocked<E: GemmElement + PlainData>(level: SimdLevel, p: Problem<'_, E>, c: CPtr<E>) {
-    let kernel = E::micro_kernel(level);
+fn blocked<E: GemmElement + PlainData>(kernel: MicroKernel<E>, p: Problem<'_, E>, c: CPtr<E>) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     debug_assert!(mr <= MAX_MR && nr <= MAX_NR);
     let threads = if p.parallel && p.m * p.n * p.k >= PARALLEL_MIN_MACS {
@@ -183,7 +204,7 @@ fn blocked<E: GemmElement + PlainData>(level: SimdLevel, p: Problem<'_, E>, c: C
     let parallel = threads > 1;
     // With few rows of A each B value feeds few FMAs, so copying B into
     // panels would cost about as much as using it: read B in place instead.
-    let direct_b = p.b.cs == 1 && p.m <= 4 * mr;
+    let direct_b = p.b.cs == 1 && p.m <= 12 * mr;
     let nc = if direct_b { p.n } else { NC.div_ceil(nr) * nr };
     let mp = p.m.div_ceil(mr);
 

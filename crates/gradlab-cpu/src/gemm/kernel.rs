@@ -39,6 +39,9 @@ pub(crate) struct MicroKernel<E> {
 pub(crate) trait GemmElement: Float {
     /// The micro-kernel for `level`, which the caller has checked this CPU supports.
     fn micro_kernel(level: SimdLevel) -> MicroKernel<Self>;
+    /// A narrower-tiled kernel the level may also use for awkward shapes
+    /// (AVX-512 machines run the AVX2 tile, which pads less on small C).
+    fn narrow_micro_kernel(level: SimdLevel) -> Option<MicroKernel<Self>>;
 }
 
 macro_rules! impl_gemm_element {
@@ -51,6 +54,13 @@ macro_rules! impl_gemm_element {
                     #[cfg(target_arch = "x86_64")]
                     SimdLevel::Avx2 => $avx2,
                     _ => super::scalar::kernel(),
+                }
+            }
+            fn narrow_micro_kernel(level: SimdLevel) -> Option<MicroKernel<Self>> {
+                match level {
+                    #[cfg(target_arch = "x86_64")]
+                    SimdLevel::Avx512 => Some($avx2),
+                    _ => None,
                 }
             }
         }

@@ -83,8 +83,8 @@ x86_micro_kernel!(
     avx512_f32,
     "avx512f",
     f32,
-    6,
-    4,
+    8,
+    3,
     16,
     _mm512_setzero_ps,
     _mm512_loadu_ps,
@@ -99,8 +99,8 @@ x86_micro_kernel!(
     avx512_f64,
     "avx512f",
     f64,
-    6,
-    4,
+    8,
+    3,
     8,
     _mm512_setzero_pd,
     _mm512_loadu_pd,
@@ -145,13 +145,13 @@ x86_micro_kernel!(
 );
 
 pub(crate) const AVX512_F32: MicroKernel<f32> = MicroKernel {
-    mr: 6,
-    nr: 64,
+    mr: 8,
+    nr: 48,
     run: avx512_f32,
 };
 pub(crate) const AVX512_F64: MicroKernel<f64> = MicroKernel {
-    mr: 6,
-    nr: 32,
+    mr: 8,
+    nr: 24,
     run: avx512_f64,
 };
 pub(crate) const AVX2_F32: MicroKernel<f32> = MicroKernel {

@@ -8,6 +8,7 @@
 //! (see [`simd`] for how the instruction set is chosen and forced).
 
 pub mod conv;
+pub mod elementwise;
 pub mod float;
 pub mod gemm;
 pub mod peak;
@@ -27,5 +28,9 @@ pub use simd::{
 };
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
+pub use elementwise::{
+    bias_add_channels, relu_backward, relu_forward, softmax_cross_entropy,
+    softmax_cross_entropy_backward, LabelOutOfRange,
+};
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
 pub use pool::{max_pool2d_backward, max_pool2d_forward};

@@ -4,9 +4,14 @@
 //! simple and obviously right; speed is not their job.
 
 mod conv;
+mod elementwise;
 mod gemm;
 mod pool;
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
+pub use elementwise::{
+    bias_add_channels, relu_backward, relu_forward, softmax_cross_entropy,
+    softmax_cross_entropy_backward,
+};
 pub use gemm::gemm;
 pub use pool::{max_pool2d_backward, max_pool2d_forward};

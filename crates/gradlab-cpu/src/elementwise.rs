@@ -120,7 +120,9 @@ pub fn softmax_cross_entropy<T: Float>(
     }
     // One loss per row, summed in row order afterwards: the same total on any thread count.
     let mut losses = vec![T::ZERO; rows];
-    let row = |((loss, p), (x, &label)): ((&mut T, &mut [T]), (&[T], &usize))| {
+    let logits = &logits[..rows * cols];
+    let row = |(r, (loss, p)): (usize, (&mut T, &mut [T]))| {
+        let (x, label) = (&logits[r * cols..(r + 1) * cols], labels[r]);
         let max = x.iter().fold(T::NEG_INFINITY, |m, &v| m.max(v));
         let mut sum = T::ZERO;
         for (p, &v) in p.iter_mut().zip(x) {
@@ -132,18 +134,17 @@ pub fn softmax_cross_entropy<T: Float>(
         *loss = sum.ln() + max - x[label];
     };
     let probs = &mut probs[..rows * cols];
-    let logits = &logits[..rows * cols];
     if rows * cols > CHUNK && cols > 0 {
         losses
             .par_iter_mut()
             .zip(probs.par_chunks_mut(cols))
-            .zip(logits.par_chunks(cols).zip(labels.par_iter()))
+            .enumerate()
             .for_each(row);
     } else if cols > 0 {
         losses
             .iter_mut()
             .zip(probs.chunks_mut(cols))
-            .zip(logits.chunks(cols).zip(labels.iter()))
+            .enumerate()
             .for_each(row);
     }
     let total: T = losses.iter().fold(T::ZERO, |a, &l| a + l);

@@ -16,6 +16,7 @@
 //! assert_eq!(t.matmul(&a).unwrap().dims(), &[3, 3]);
 //! ```
 
+mod cuda;
 mod dtype;
 mod error;
 mod layout;
@@ -27,6 +28,8 @@ mod tensor;
 pub use dtype::{DType, Device, Element};
 pub use error::{Result, TensorError};
 pub use gradlab_cpu::{Float, Rng};
+/// SGD hyper-parameters of [`Tensor::cuda_sgd_step_`].
+pub use gradlab_cuda::SgdConfig as CudaSgdConfig;
 pub use layout::Layout;
 pub use ops::{BinaryOp, Conv2dParams, MaxPool2dParams, Reduction, UnaryOp};
 pub use shape::Shape;

@@ -1,6 +1,7 @@
 //! The buffers behind tensors. Views share one `Storage` through an `Arc`.
 
 use crate::DType;
+use gradlab_cuda::DeviceBuffer;
 
 /// Host memory of one dtype.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,10 +31,54 @@ impl CpuStorage {
     }
 }
 
+/// Device memory of one dtype. CUDA holds f32 values and index tensors:
+/// an `I64` tensor on CUDA is stored as `u32` (class indices and max-pool
+/// argmax positions, which the kernels read as `unsigned`); the CPU's `-1`
+/// ("no index") is `u32::MAX` there, and moving a tensor holding another
+/// value outside `0..u32::MAX` to CUDA is an error.
+#[derive(Debug)]
+pub enum CudaStorage {
+    F32(DeviceBuffer<f32>),
+    /// An `I64` tensor's values as `u32`.
+    Index(DeviceBuffer<u32>),
+}
+
+impl CudaStorage {
+    pub fn dtype(&self) -> DType {
+        match self {
+            CudaStorage::F32(_) => DType::F32,
+            CudaStorage::Index(_) => DType::I64,
+        }
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            CudaStorage::F32(b) => b.len(),
+            CudaStorage::Index(b) => b.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Where a tensor's elements live.
 #[derive(Debug)]
 pub enum Storage {
     Cpu(CpuStorage),
+    Cuda(CudaStorage),
+}
+
+impl Storage {
+    /// Number of elements in the buffer (views may use fewer).
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            Storage::Cuda(s) => s.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Element types that a `CpuStorage` can hold, with typed access to it.

@@ -1,6 +1,6 @@
 //! The `Tensor` value: shared storage plus a layout.
 
-use crate::storage::{CpuStorage, Storage, StorageElement};
+use crate::storage::{CpuStorage, CudaStorage, Storage, StorageElement};
 use crate::{DType, Device, Element, Layout, Result, Shape, TensorError};
 use gradlab_cpu::Rng;
 use std::fmt;
@@ -42,6 +42,19 @@ macro_rules! with_float {
 
 impl Tensor {
     // ---- construction -------------------------------------------------
+
+    pub(crate) fn from_storage(storage: Arc<Storage>, layout: Layout, dtype: DType) -> Tensor {
+        Tensor {
+            storage,
+            layout,
+            dtype,
+        }
+    }
+
+    pub(crate) fn from_cuda(storage: CudaStorage, layout: Layout) -> Tensor {
+        let dtype = storage.dtype();
+        Tensor::from_storage(Arc::new(Storage::Cuda(storage)), layout, dtype)
+    }
 
     pub(crate) fn from_cpu(storage: CpuStorage, layout: Layout) -> Tensor {
         let dtype = storage.dtype();
@@ -100,12 +113,48 @@ impl Tensor {
         Tensor::full(shape, 1.0, dtype)
     }
 
-    pub fn zeros_like(&self) -> Tensor {
-        Tensor::zeros(self.shape().clone(), self.dtype)
+    /// A tensor of `shape` filled with `value` on `device`. On CUDA only
+    /// f32 and i64 (stored as u32) exist; a missing driver is an error.
+    pub fn full_on(
+        shape: impl Into<Shape>,
+        value: f64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
+        match device {
+            Device::Cpu => Ok(Tensor::full(shape, value, dtype)),
+            Device::Cuda(_) => crate::cuda::full(shape.into(), value, dtype, device),
+        }
     }
 
+    pub fn zeros_on(shape: impl Into<Shape>, dtype: DType, device: Device) -> Result<Tensor> {
+        Tensor::full_on(shape, 0.0, dtype, device)
+    }
+
+    pub fn ones_on(shape: impl Into<Shape>, dtype: DType, device: Device) -> Result<Tensor> {
+        Tensor::full_on(shape, 1.0, dtype, device)
+    }
+
+    /// Zeros of `self`'s shape, dtype and device. On CUDA this is a
+    /// broadcast view of one cached zero (nothing is allocated, so it cannot
+    /// fail); write to it only through ops that copy first, as `update_` does.
+    pub fn zeros_like(&self) -> Tensor {
+        self.constant_like(0.0)
+    }
+
+    /// Ones of `self`'s shape, dtype and device (a broadcast view on CUDA, as
+    /// [`Tensor::zeros_like`]).
     pub fn ones_like(&self) -> Tensor {
-        Tensor::ones(self.shape().clone(), self.dtype)
+        self.constant_like(1.0)
+    }
+
+    fn constant_like(&self, value: f64) -> Tensor {
+        if self.is_cuda() {
+            if let Some(t) = crate::cuda::cached_constant(self.shape(), value, self.dtype) {
+                return t;
+            }
+        }
+        Tensor::full(self.shape().clone(), value, self.dtype)
     }
 
     /// `[start, start + step, ...)` up to (excluding) `end`, as in `torch.arange`.
@@ -180,7 +229,19 @@ impl Tensor {
     pub fn device(&self) -> Device {
         match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            // One device is supported: `Gpu::global()`, ordinal 0.
+            Storage::Cuda(_) => Device::Cuda(0),
         }
+    }
+    /// True when the tensor lives in GPU memory.
+    pub fn is_cuda(&self) -> bool {
+        matches!(&*self.storage, Storage::Cuda(_))
+    }
+    pub(crate) fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+    pub(crate) fn storage_mut(&mut self) -> &mut Arc<Storage> {
+        &mut self.storage
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -204,11 +265,7 @@ impl Tensor {
     pub(crate) fn cpu_storage(&self, op: &'static str) -> Result<&CpuStorage> {
         match &*self.storage {
             Storage::Cpu(s) => Ok(s),
-            #[allow(unreachable_patterns)]
-            _ => Err(TensorError::Backend {
-                op,
-                msg: format!("needs a CPU tensor, got one on {}", self.device()),
-            }),
+            Storage::Cuda(_) => Err(crate::cuda::unsupported(op, self.device())),
         }
     }
 
@@ -237,12 +294,19 @@ impl Tensor {
     }
 
     /// The elements in row-major order (the dtype must be `T`'s).
+    /// A CUDA tensor is copied to the host first.
     pub fn to_vec<T: StorageElement>(&self) -> Result<Vec<T>> {
+        if self.is_cuda() {
+            return self.to_cpu()?.to_vec();
+        }
         Ok(self.contiguous_slice::<T>("to_vec")?.into_owned())
     }
 
     /// The elements in row-major order, converted to f64 whatever the dtype.
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        if self.is_cuda() {
+            return self.to_cpu()?.to_vec_f64();
+        }
         Ok(match self.cpu_storage("to_vec_f64")? {
             CpuStorage::F32(v) => self
                 .layout
@@ -270,6 +334,9 @@ impl Tensor {
                     self.shape()
                 ),
             ));
+        }
+        if self.is_cuda() {
+            return self.to_cpu()?.item();
         }
         Ok(self.storage_slice::<T>("item")?[self.layout.offset()])
     }
@@ -372,6 +439,9 @@ impl Tensor {
 
     /// A fresh contiguous copy that shares nothing with `self`.
     pub fn copy(&self) -> Result<Tensor> {
+        if self.is_cuda() {
+            return crate::cuda::copy(self);
+        }
         let storage = match self.cpu_storage("contiguous")? {
             CpuStorage::F32(v) => CpuStorage::F32(gather(v, &self.layout)),
             CpuStorage::F64(v) => CpuStorage::F64(gather(v, &self.layout)),
@@ -388,6 +458,16 @@ impl Tensor {
         if dtype == self.dtype {
             return Ok(self.clone());
         }
+        if self.is_cuda() {
+            return Err(TensorError::Backend {
+                op: "to_dtype",
+                msg: format!(
+                    "cannot convert {} to {dtype} on {}: CUDA tensors are f32 (or i64 indices); convert on the CPU",
+                    self.dtype,
+                    self.device()
+                ),
+            });
+        }
         Ok(Tensor::from_f64_values(
             self.to_vec_f64()?,
             self.shape().clone(),
@@ -396,17 +476,21 @@ impl Tensor {
     }
 
     /// Moves the tensor to `device` (a no-op when it is already there).
+    /// CUDA holds f32 and i64 (as u32); moving f64 there is an error, and so
+    /// is a missing driver.
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
         if device == self.device() {
             return Ok(self.clone());
         }
-        Err(TensorError::Backend {
-            op: "to_device",
-            msg: format!(
-                "cannot move a tensor from {} to {device}: this build has no CUDA tensors",
-                self.device()
-            ),
-        })
+        match device {
+            Device::Cpu => crate::cuda::to_cpu(self),
+            Device::Cuda(_) => crate::cuda::to_cuda(self, device),
+        }
+    }
+
+    /// The tensor on the CPU (a no-op when it is already there).
+    pub fn to_cpu(&self) -> Result<Tensor> {
+        self.to_device(Device::Cpu)
     }
 
     // ---- explicit mutation ---------------------------------------------
@@ -415,6 +499,15 @@ impl Tensor {
     /// contiguous slice. Storage shared with other tensors is copied first
     /// (copy-on-write), so no other tensor observes the change.
     pub fn update_<T: Element>(&mut self, f: impl FnOnce(&mut [T])) -> Result<()> {
+        if self.is_cuda() {
+            return Err(TensorError::Backend {
+                op: "update_",
+                msg: format!(
+                    "a tensor on {} cannot be updated through a host closure: use Tensor::cuda_sgd_step_ or tensor ops",
+                    self.device()
+                ),
+            });
+        }
         if !self.is_contiguous() || self.layout.offset() != 0 || self.storage_len() != self.numel()
         {
             *self = self.copy()?;
@@ -424,7 +517,9 @@ impl Tensor {
         }
         let dtype = self.dtype;
         let storage = Arc::get_mut(&mut self.storage).expect("storage made unique above");
-        let Storage::Cpu(cpu) = storage;
+        let Storage::Cpu(cpu) = storage else {
+            return Err(crate::cuda::unsupported("update_", Device::Cuda(0)));
+        };
         let data = T::slice_mut(cpu).ok_or(TensorError::UnsupportedDType {
             op: "update_",
             dtype,
@@ -434,10 +529,48 @@ impl Tensor {
         Ok(())
     }
 
-    fn storage_len(&self) -> usize {
-        match &*self.storage {
-            Storage::Cpu(s) => s.len(),
+    /// One in-place SGD step of a CUDA parameter, with `torch.optim.SGD`'s
+    /// rule (the optimizer path for tensors that `update_` cannot reach).
+    /// `momentum_buffer` (required when `config.momentum != 0`) is updated in
+    /// place too; on the `first_step` it is filled with the gradient instead
+    /// of being read. Shared or strided storage is copied first, so no other
+    /// tensor observes the change.
+    pub fn cuda_sgd_step_(
+        &mut self,
+        grad: &Tensor,
+        momentum_buffer: Option<&mut Tensor>,
+        first_step: bool,
+        config: &crate::CudaSgdConfig,
+    ) -> Result<()> {
+        const OP: &str = "sgd_step";
+        self.check_same_kind(OP, grad)?;
+        if let Some(b) = &momentum_buffer {
+            self.check_same_kind(OP, b)?;
         }
+        if !self.is_cuda() {
+            return Err(TensorError::Backend {
+                op: OP,
+                msg: format!(
+                    "cuda_sgd_step_ updates CUDA tensors; this one is on {} (use update_)",
+                    self.device()
+                ),
+            });
+        }
+        if self.shape() != grad.shape() {
+            return Err(TensorError::shape(
+                OP,
+                format!(
+                    "parameter {} and gradient {} differ in shape",
+                    self.shape(),
+                    grad.shape()
+                ),
+            ));
+        }
+        crate::cuda::sgd_step(self, grad, momentum_buffer, first_step, config)
+    }
+
+    pub(crate) fn storage_len(&self) -> usize {
+        self.storage.len()
     }
 
     /// Checks that `self` and `other` have the same dtype and device, for op `op`.
@@ -449,6 +582,19 @@ impl Tensor {
                 rhs: other.dtype,
             });
         }
+        if self.device() != other.device() {
+            return Err(TensorError::DeviceMismatch {
+                op,
+                lhs: self.device(),
+                rhs: other.device(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that `self` and `other` live on the same device, for op `op`
+    /// (for pairs whose dtypes differ by design, such as values and indices).
+    pub fn check_same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
         if self.device() != other.device() {
             return Err(TensorError::DeviceMismatch {
                 op,

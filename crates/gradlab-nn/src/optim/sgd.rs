@@ -5,7 +5,7 @@ use super::{
 };
 use crate::{NnError, Result};
 use gradlab_autograd::Var;
-use gradlab_tensor::{with_float, Element, Float, Tensor, TensorError};
+use gradlab_tensor::{with_float, CudaSgdConfig, Element, Float, Tensor, TensorError};
 
 /// SGD hyper-parameters, with PyTorch's names and defaults (all but `lr` zero).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -130,6 +130,29 @@ fn step_typed<T: Element>(
     })
 }
 
+/// The same update for a CUDA parameter: one kernel launch on the device
+/// (`update_` needs the elements in host memory).
+fn cuda_step(
+    param: &mut Tensor,
+    grad: &Tensor,
+    momentum_buffer: &mut Option<Tensor>,
+    config: &SgdConfig,
+) -> Result<()> {
+    let kernel_config = CudaSgdConfig {
+        lr: config.lr as f32,
+        momentum: config.momentum as f32,
+        dampening: config.dampening as f32,
+        weight_decay: config.weight_decay as f32,
+        nesterov: config.nesterov,
+    };
+    if config.momentum == 0.0 {
+        return Ok(param.cuda_sgd_step_(grad, None, false, &kernel_config)?);
+    }
+    let first = momentum_buffer.is_none();
+    let buf = momentum_buffer.get_or_insert_with(|| param.zeros_like());
+    Ok(param.cuda_sgd_step_(grad, Some(buf), first, &kernel_config)?)
+}
+
 fn check_pair(param: &Tensor, grad: &Tensor) -> Result<()> {
     param.check_same_kind("SGD", grad)?;
     if param.shape() != grad.shape() {
@@ -155,6 +178,10 @@ pub fn sgd_step_tensor(
 ) -> Result<Tensor> {
     check_pair(param, grad)?;
     let mut out = param.copy()?;
+    if out.is_cuda() {
+        cuda_step(&mut out, grad, momentum_buffer, config)?;
+        return Ok(out);
+    }
     with_float!(param.dtype(), "SGD", |T| Ok::<_, TensorError>(
         step_typed::<T>(&mut out, grad, momentum_buffer, config)
     ))??;
@@ -198,6 +225,9 @@ impl Optimizer for Sgd {
             };
             let config = &self.config;
             param.update_data(|p| {
+                if p.is_cuda() {
+                    return cuda_step(p, &grad, buf, config);
+                }
                 with_float!(p.dtype(), "SGD", |T| Ok::<_, TensorError>(step_typed::<T>(
                     p, &grad, buf, config
                 )))?

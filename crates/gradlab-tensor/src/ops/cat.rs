@@ -47,6 +47,9 @@ impl Tensor {
             dims[dim] += t.dims()[dim];
         }
         let shape = Shape::new(dims);
+        if first.is_cuda() {
+            return crate::cuda::cat(tensors, dim, &shape);
+        }
         match first.cpu_storage("cat")? {
             CpuStorage::F32(_) => cat_typed::<f32>(tensors, dim, &shape),
             CpuStorage::F64(_) => cat_typed::<f64>(tensors, dim, &shape),
@@ -68,6 +71,9 @@ impl Tensor {
         let mut dims = self.dims().to_vec();
         dims[dim] = size;
         let shape = Shape::new(dims);
+        if self.is_cuda() {
+            return crate::cuda::embed(self, dim, start, &shape);
+        }
         crate::with_float!(self.dtype(), "embed", |T| {
             let mut out = vec![T::default(); shape.numel()];
             let dst = Layout::contiguous(shape.clone(), 0).narrow(dim, start, len)?;

@@ -134,6 +134,9 @@ impl Tensor {
                 ));
             }
         }
+        if self.is_cuda() {
+            return crate::cuda::conv2d_forward(&s, self, weight, bias);
+        }
         with_float!(self.dtype(), "conv2d", |T| forward_impl::<T>(
             &s, self, weight, bias
         ))
@@ -151,6 +154,10 @@ impl Tensor {
         self.check_same_kind(op, weight)?;
         let s = params.problem(op, input_shape, weight.shape())?;
         check_grad_out(op, self, &s)?;
+        if self.is_cuda() {
+            self.check_float(op)?;
+            return crate::cuda::conv2d_backward_data(&s, self, weight, input_shape);
+        }
         with_float!(self.dtype(), op, |T| {
             let (g, w) = (
                 self.contiguous_slice::<T>(op)?,
@@ -174,6 +181,10 @@ impl Tensor {
         self.check_same_kind(op, input)?;
         let s = params.problem(op, input.shape(), weight_shape)?;
         check_grad_out(op, self, &s)?;
+        if self.is_cuda() {
+            self.check_float(op)?;
+            return crate::cuda::conv2d_backward_weight(&s, self, input, weight_shape);
+        }
         with_float!(self.dtype(), op, |T| {
             let (g, x) = (
                 self.contiguous_slice::<T>(op)?,

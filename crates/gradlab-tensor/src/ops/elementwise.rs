@@ -151,6 +151,10 @@ fn map_binary<T: Element>(a: &Tensor, b: &Tensor, op: BinaryOp, shape: Shape) ->
 impl Tensor {
     /// Applies a unary elementwise op (result is contiguous).
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        if self.is_cuda() {
+            self.check_float(op.name())?;
+            return crate::cuda::unary(self, op);
+        }
         with_float!(self.dtype(), op.name(), |T| map_unary::<T>(self, op))
     }
 
@@ -158,6 +162,10 @@ impl Tensor {
     pub fn binary(&self, other: &Tensor, op: BinaryOp) -> Result<Tensor> {
         self.check_same_kind(op.name(), other)?;
         let shape = Shape::broadcast(op.name(), self.shape(), other.shape())?;
+        if self.is_cuda() {
+            self.check_float(op.name())?;
+            return crate::cuda::binary(self, other, op, &shape);
+        }
         with_float!(self.dtype(), op.name(), |T| map_binary::<T>(
             self, other, op, shape
         ))

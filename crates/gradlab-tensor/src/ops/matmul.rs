@@ -102,6 +102,9 @@ impl Tensor {
             out_dims.push(b.dims()[b.rank() - 1]);
         }
         let out_shape = Shape::new(out_dims);
+        if self.is_cuda() {
+            return crate::cuda::matmul(&a, &b, &batch, out_shape);
+        }
         with_float!(self.dtype(), "matmul", |T| matmul_impl::<T>(
             &a, &b, &batch, out_shape
         ))

@@ -116,6 +116,9 @@ impl Tensor {
     pub fn max_pool2d(&self, params: MaxPool2dParams) -> Result<(Tensor, Tensor)> {
         self.check_float("max_pool2d")?;
         let s = params.problem("max_pool2d", self.shape())?;
+        if self.is_cuda() {
+            return crate::cuda::max_pool2d_forward(&s, self);
+        }
         with_float!(self.dtype(), "max_pool2d", |T| forward_impl::<T>(&s, self))
     }
 
@@ -130,6 +133,11 @@ impl Tensor {
         let op = "max_pool2d_backward";
         let s = params.problem(op, input_shape)?;
         check_pooled(op, self, argmax, &s)?;
+        self.check_same_device(op, argmax)?;
+        if self.is_cuda() {
+            self.check_float(op)?;
+            return crate::cuda::max_pool2d_backward(&s, self, argmax, input_shape);
+        }
         let arg = argmax_usize(argmax)?;
         with_float!(self.dtype(), op, |T| {
             let g = self.contiguous_slice::<T>(op)?;
@@ -154,6 +162,10 @@ impl Tensor {
                     argmax.shape()
                 ),
             ));
+        }
+        self.check_same_device(op, argmax)?;
+        if self.is_cuda() {
+            return Err(crate::cuda::unsupported(op, self.device()));
         }
         let arg = argmax_usize(argmax)?;
         let plane = s.in_h * s.in_w;

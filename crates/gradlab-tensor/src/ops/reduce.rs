@@ -83,6 +83,10 @@ impl Tensor {
     /// Sum over `dims` (None = all), keeping them as size 1 when `keepdim`.
     pub fn sum(&self, dims: Option<&[usize]>, keepdim: bool) -> Result<Tensor> {
         let dims = reduced_dims("sum", self.shape(), dims)?;
+        if self.is_cuda() {
+            self.check_float("sum")?;
+            return crate::cuda::sum(self, &dims, keepdim, 1.0);
+        }
         with_float!(self.dtype(), "sum", |T| sum_impl::<T>(
             self, &dims, keepdim, 1.0
         ))
@@ -102,6 +106,10 @@ impl Tensor {
         } else {
             1.0 / count as f64
         };
+        if self.is_cuda() {
+            self.check_float("mean")?;
+            return crate::cuda::sum(self, &dims, keepdim, scale);
+        }
         with_float!(self.dtype(), "mean", |T| sum_impl::<T>(
             self, &dims, keepdim, scale
         ))
@@ -118,6 +126,10 @@ impl Tensor {
                     self.shape()
                 ),
             ));
+        }
+        if self.is_cuda() {
+            self.check_float("max_dim")?;
+            return crate::cuda::max_dim(self, dim, keepdim);
         }
         with_float!(self.dtype(), "max_dim", |T| max_dim_impl::<T>(
             self, dim, keepdim
@@ -156,6 +168,10 @@ impl Tensor {
     /// [`Tensor::gather_along`].
     pub fn scatter_add_along(&self, dim: usize, index: &Tensor, shape: &Shape) -> Result<Tensor> {
         check_index_op("scatter_add_along", self, dim, index, shape)?;
+        if self.is_cuda() {
+            self.check_float("scatter_add_along")?;
+            return crate::cuda::scatter_add_along(self, dim, index, shape);
+        }
         let idx = index.contiguous_slice::<i64>("scatter_add_along")?;
         with_float!(self.dtype(), "scatter_add_along", |T| {
             let src = self.contiguous_slice::<T>("scatter_add_along")?;
@@ -178,6 +194,9 @@ impl Tensor {
     /// `out[...] = self[..., idx[...], ...]` along `dim`, as `torch.gather`.
     pub fn gather_along(&self, dim: usize, index: &Tensor) -> Result<Tensor> {
         check_index_op("gather_along", index, dim, index, self.shape())?;
+        if self.is_cuda() {
+            return crate::cuda::gather_along(self);
+        }
         let idx = index.contiguous_slice::<i64>("gather_along")?;
         with_float!(self.dtype(), "gather_along", |T| {
             let src = self.contiguous_slice::<T>("gather_along")?;
@@ -232,6 +251,7 @@ fn check_index_op(
             expected: "i64 indices",
         });
     }
+    src.check_same_device(op, index)?;
     full.check_dim(op, dim)?;
     let same_except_dim = src.rank() == full.rank()
         && index.shape() == src.shape()

@@ -47,6 +47,10 @@ fn softmax_impl<T: Element>(x: &Tensor, dim: usize, log: bool) -> Result<Tensor>
 impl Tensor {
     pub fn softmax(&self, dim: usize) -> Result<Tensor> {
         self.shape().check_dim("softmax", dim)?;
+        if self.is_cuda() {
+            self.check_float("softmax")?;
+            return crate::cuda::softmax(self, dim, false);
+        }
         with_float!(self.dtype(), "softmax", |T| softmax_impl::<T>(
             self, dim, false
         ))
@@ -54,6 +58,10 @@ impl Tensor {
 
     pub fn log_softmax(&self, dim: usize) -> Result<Tensor> {
         self.shape().check_dim("log_softmax", dim)?;
+        if self.is_cuda() {
+            self.check_float("log_softmax")?;
+            return crate::cuda::softmax(self, dim, true);
+        }
         with_float!(self.dtype(), "log_softmax", |T| softmax_impl::<T>(
             self, dim, true
         ))
@@ -69,6 +77,9 @@ impl Tensor {
         dtype: DType,
     ) -> Result<Tensor> {
         let op = "cross_entropy";
+        if target.is_cuda() {
+            return crate::cuda::cross_entropy_target(target, classes, eps, dtype);
+        }
         let t = target.contiguous_slice::<i64>(op)?;
         let mut q = vec![eps / classes as f64; t.len() * classes];
         for (row, &c) in t.iter().enumerate() {
@@ -97,6 +108,9 @@ impl Tensor {
     ) -> Result<Tensor> {
         let op = "cross_entropy";
         check_cross_entropy(self, target, label_smoothing)?;
+        if self.is_cuda() {
+            return crate::cuda::cross_entropy(self, target, reduction, label_smoothing);
+        }
         let q =
             Tensor::cross_entropy_target(target, self.dims()[1], label_smoothing, self.dtype())?;
         let per_sample = self
@@ -137,6 +151,7 @@ pub fn check_cross_entropy(logits: &Tensor, target: &Tensor, label_smoothing: f6
             ),
         ));
     }
+    logits.check_same_device(op, target)?;
     if !(0.0..=1.0).contains(&label_smoothing) {
         return Err(TensorError::invalid(
             op,

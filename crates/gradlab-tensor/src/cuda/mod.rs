@@ -1,0 +1,233 @@
+//! The CUDA side of tensor ops: one function per op family, called from
+//! `ops/*.rs` when the operands live on the GPU. The shape and dtype checks
+//! stay with the op (shared with the CPU path); these functions only move
+//! views into the launch wrappers of `gradlab_cuda` and wrap the results.
+//!
+//! Kernels read dense buffers except the strided elementwise ones, so a view
+//! with gaps or an offset is first copied on the device ([`dense`]). Nothing
+//! here copies to the host: ops without a CUDA path return an error naming
+//! the op and the device ([`unsupported`]), never a silent CPU fallback.
+
+mod conv;
+mod elementwise;
+mod matmul;
+mod optim;
+mod pool;
+mod reduce;
+mod softmax;
+mod transfer;
+
+pub(crate) use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
+pub(crate) use elementwise::{binary, cat, embed, unary};
+pub(crate) use matmul::matmul;
+pub(crate) use optim::sgd_step;
+pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};
+pub(crate) use reduce::{gather_along, max_dim, scatter_add_along, sum};
+pub(crate) use softmax::{cross_entropy, cross_entropy_target, softmax};
+pub(crate) use transfer::{cached_constant, copy, full, to_cpu, to_cuda};
+
+use crate::storage::{CudaStorage, Storage};
+use crate::{Device, Layout, Result, Shape, Tensor, TensorError};
+use gradlab_cuda::{CudaError, DeviceBuffer, Gpu, View};
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// The error of an op that has no CUDA path.
+pub(crate) fn unsupported(op: &'static str, device: Device) -> TensorError {
+    TensorError::Backend {
+        op,
+        msg: format!(
+            "not supported on {device}: this op runs on the CPU only (move the tensor with .to_cpu())"
+        ),
+    }
+}
+
+/// Wraps a CUDA error as the tensor error of `op`.
+pub(crate) fn backend(op: &'static str) -> impl Fn(CudaError) -> TensorError {
+    move |e| TensorError::Backend {
+        op,
+        msg: e.to_string(),
+    }
+}
+
+/// The device for `device`: only ordinal 0 (`Gpu::global()`) exists.
+pub(crate) fn gpu_for(op: &'static str, device: Device) -> Result<Arc<Gpu>> {
+    match device {
+        Device::Cuda(0) => Gpu::global().map_err(backend(op)),
+        Device::Cuda(n) => Err(TensorError::Backend {
+            op,
+            msg: format!("cuda:{n} is not available: gradlab drives one GPU, cuda:0"),
+        }),
+        Device::Cpu => Err(TensorError::invalid(op, "cpu is not a CUDA device")),
+    }
+}
+
+/// The f32 buffer behind a CUDA tensor.
+pub(crate) fn f32_buffer<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a DeviceBuffer<f32>> {
+    match &**t.storage() {
+        Storage::Cuda(CudaStorage::F32(b)) => Ok(b),
+        Storage::Cuda(CudaStorage::Index(_)) => Err(TensorError::UnsupportedDType {
+            op,
+            dtype: t.dtype(),
+            expected: "an f32 tensor on CUDA",
+        }),
+        Storage::Cpu(_) => Err(TensorError::DeviceMismatch {
+            op,
+            lhs: Device::Cuda(0),
+            rhs: Device::Cpu,
+        }),
+    }
+}
+
+/// The u32 buffer behind a CUDA index (i64) tensor.
+pub(crate) fn index_buffer<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a DeviceBuffer<u32>> {
+    match &**t.storage() {
+        Storage::Cuda(CudaStorage::Index(b)) => Ok(b),
+        Storage::Cuda(CudaStorage::F32(_)) => Err(TensorError::UnsupportedDType {
+            op,
+            dtype: t.dtype(),
+            expected: "i64 indices",
+        }),
+        Storage::Cpu(_) => Err(TensorError::DeviceMismatch {
+            op,
+            lhs: Device::Cuda(0),
+            rhs: Device::Cpu,
+        }),
+    }
+}
+
+/// A buffer holding exactly a tensor's elements in row-major order:
+/// the tensor's own buffer when it already is one, a device copy otherwise.
+pub(crate) enum Dense<'a, T: gradlab_cuda::DeviceElem> {
+    Borrowed(&'a DeviceBuffer<T>),
+    Owned(DeviceBuffer<T>),
+}
+
+impl<T: gradlab_cuda::DeviceElem> Deref for Dense<'_, T> {
+    type Target = DeviceBuffer<T>;
+    fn deref(&self) -> &DeviceBuffer<T> {
+        match self {
+            Dense::Borrowed(b) => b,
+            Dense::Owned(b) => b,
+        }
+    }
+}
+
+/// True when the buffer of `t` holds exactly its elements, in order.
+pub(crate) fn is_dense(t: &Tensor) -> bool {
+    t.is_contiguous() && t.layout().offset() == 0 && t.storage_len() == t.numel()
+}
+
+/// The f32 elements of `t` as one dense buffer (copied on the device when strided).
+pub(crate) fn dense<'a>(op: &'static str, t: &'a Tensor) -> Result<Dense<'a, f32>> {
+    let buf = f32_buffer(op, t)?;
+    if is_dense(t) {
+        return Ok(Dense::Borrowed(buf));
+    }
+    Ok(Dense::Owned(strided_copy(op, t, buf)?))
+}
+
+/// The index elements of `t` as one dense buffer.
+pub(crate) fn dense_index<'a>(op: &'static str, t: &'a Tensor) -> Result<Dense<'a, u32>> {
+    let buf = index_buffer(op, t)?;
+    if is_dense(t) {
+        return Ok(Dense::Borrowed(buf));
+    }
+    // Index tensors come out of the kernels dense and their reshapes stay
+    // dense; a strided one would need a u32 copy kernel, which gradlab-cuda
+    // does not have.
+    Err(TensorError::Backend {
+        op,
+        msg: format!(
+            "needs a contiguous index tensor on CUDA, got shape {} with strides {:?}",
+            t.shape(),
+            t.strides()
+        ),
+    })
+}
+
+/// A dense copy of the strided f32 view `t` of `buf`.
+pub(crate) fn strided_copy(
+    op: &'static str,
+    t: &Tensor,
+    buf: &DeviceBuffer<f32>,
+) -> Result<DeviceBuffer<f32>> {
+    let mut out = DeviceBuffer::uninit(buf.gpu(), t.numel()).map_err(backend(op))?;
+    let dst_strides = t.shape().contiguous_strides();
+    gradlab_cuda::copy_strided(
+        t.dims(),
+        buf,
+        view_of(t.layout()),
+        &mut out,
+        View::new(0, &dst_strides),
+    )
+    .map_err(backend(op))?;
+    Ok(out)
+}
+
+/// The kernel view of a layout.
+pub(crate) fn view_of(layout: &Layout) -> View<'_> {
+    View::new(layout.offset(), layout.strides())
+}
+
+/// A contiguous f32 tensor owning `buf`.
+pub(crate) fn from_f32(buf: DeviceBuffer<f32>, shape: Shape) -> Tensor {
+    Tensor::from_cuda(CudaStorage::F32(buf), Layout::contiguous(shape, 0))
+}
+
+/// A contiguous i64 tensor owning the u32 indices `buf`.
+pub(crate) fn from_index(buf: DeviceBuffer<u32>, shape: Shape) -> Tensor {
+    Tensor::from_cuda(CudaStorage::Index(buf), Layout::contiguous(shape, 0))
+}
+
+/// A new f32 buffer of `len` elements on the device of `like`.
+pub(crate) fn alloc(op: &'static str, like: &Tensor, len: usize) -> Result<DeviceBuffer<f32>> {
+    let gpu = gpu_of(op, like)?;
+    DeviceBuffer::uninit(&gpu, len).map_err(backend(op))
+}
+
+/// The device a CUDA tensor lives on.
+pub(crate) fn gpu_of(op: &'static str, t: &Tensor) -> Result<Arc<Gpu>> {
+    match &**t.storage() {
+        Storage::Cuda(CudaStorage::F32(b)) => Ok(b.gpu().clone()),
+        Storage::Cuda(CudaStorage::Index(b)) => Ok(b.gpu().clone()),
+        Storage::Cpu(_) => Err(TensorError::DeviceMismatch {
+            op,
+            lhs: Device::Cuda(0),
+            rhs: Device::Cpu,
+        }),
+    }
+}
+
+/// `dims` with `dim` moved last, and the inverse permutation.
+pub(crate) fn move_dim_last(rank: usize, dim: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut perm: Vec<usize> = (0..rank).filter(|&d| d != dim).collect();
+    perm.push(dim);
+    let mut inverse = vec![0; rank];
+    for (i, &d) in perm.iter().enumerate() {
+        inverse[d] = i;
+    }
+    (perm, inverse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moving_a_dim_last_has_an_inverse() {
+        let (perm, inverse) = move_dim_last(4, 1);
+        assert_eq!(perm, vec![0, 2, 3, 1]);
+        let back: Vec<usize> = inverse.iter().map(|&i| perm[i]).collect();
+        assert_eq!(back, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn unsupported_names_the_op_and_device() {
+        let e = unsupported("max_pool2d_gather", Device::Cuda(0));
+        assert_eq!(
+            e.to_string(),
+            "max_pool2d_gather: not supported on cuda:0: this op runs on the CPU only (move the tensor with .to_cpu())"
+        );
+    }
+}

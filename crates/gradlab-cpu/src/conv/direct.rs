@@ -16,18 +16,27 @@ use crate::simd::SimdLevel;
 use crate::{Conv2dShape, Float};
 use rayon::prelude::*;
 
-/// Whether the direct path beats im2col + GEMM for this shape.
+/// Whether the direct path beats im2col + GEMM for this shape: stride 1,
+/// few enough taps and channels to stay in registers, and most computed
+/// lanes useful (the padded-grid columns past each output row, the last
+/// partial block of lanes and the padding of the last channel block are
+/// computed and dropped).
 pub(crate) fn suits(s: &Conv2dShape, level: SimdLevel) -> bool {
-    let cw = block_width(level);
-    let out_w = s.out_w();
-    s.stride == (1, 1)
-        && s.dilation == (1, 1)
-        && s.groups == 1
-        && s.in_channels * s.kernel_h * s.kernel_w <= 160
+    let (cw, ob) = (
+        block_width(level),
+        if level == SimdLevel::Scalar { 4 } else { 6 },
+    );
+    let (out_h, out_w) = (s.out_h(), s.out_w());
+    let pw = s.in_w + 2 * s.padding.1;
+    let span = out_h * pw;
+    if s.stride != (1, 1) || s.dilation != (1, 1) || s.groups != 1 || span == 0 {
+        return false;
+    }
+    let useful = (out_w * out_h * s.out_channels) as f64;
+    let computed = (span.div_ceil(cw) * cw * s.out_channels.div_ceil(ob) * ob) as f64;
+    s.in_channels * s.kernel_h * s.kernel_w <= 450
         && s.out_channels <= 32
-        // Columns beyond the row are computed and dropped: keep that waste small.
-        && out_w > 0
-        && out_w.div_ceil(cw) * cw * 4 <= out_w * 5
+        && useful >= 0.4 * computed
 }
 
 /// Output columns per block at `level` (for f32; f64 blocks are half as wide).
@@ -50,15 +59,34 @@ pub(crate) fn forward<E: Float + PlainData>(
     parallel: bool,
 ) {
     let wide = std::mem::size_of::<E>() == 4;
-    match (level, wide) {
+    // Three output channels or fewer (LeNet's first input gradient): half as
+    // many channel rows, twice as many lanes, the same accumulator count.
+    let few = s.out_channels <= 3;
+    match (level, wide, few) {
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, true) => run::<E, 6, 32>(level, s, input, weight, bias, out, parallel),
+        (SimdLevel::Avx512, true, false) => {
+            run::<E, 6, 32>(level, s, input, weight, bias, out, parallel)
+        }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, false) | (SimdLevel::Avx2, true) => {
+        (SimdLevel::Avx512, true, true) => {
+            run::<E, 3, 64>(level, s, input, weight, bias, out, parallel)
+        }
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, false, false) | (SimdLevel::Avx2, true, false) => {
             run::<E, 6, 16>(level, s, input, weight, bias, out, parallel)
         }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx2, false) => run::<E, 6, 8>(level, s, input, weight, bias, out, parallel),
+        (SimdLevel::Avx512, false, true) | (SimdLevel::Avx2, true, true) => {
+            run::<E, 3, 32>(level, s, input, weight, bias, out, parallel)
+        }
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx2, false, false) => {
+            run::<E, 6, 8>(level, s, input, weight, bias, out, parallel)
+        }
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx2, false, true) => {
+            run::<E, 3, 16>(level, s, input, weight, bias, out, parallel)
+        }
         _ => run::<E, 4, 8>(SimdLevel::Scalar, s, input, weight, bias, out, parallel),
     }
 }
@@ -107,6 +135,11 @@ fn run<E: Float + PlainData, const OB: usize, const CW: usize>(
     }
     let wt = &*wt;
     let in_image = s.in_channels * s.in_h * s.in_w;
+    let pw = plan.padded_w;
+    // Output positions are computed on the padded grid (row width `pw`), so
+    // that a block of CW consecutive lanes may span several output rows and
+    // every tap reads CW consecutive inputs; lanes past `out_w` are dropped.
+    let span = out_h * pw;
     let out_image = s.out_channels * out_h * out_w;
     let image = |(n, out_n): (usize, &mut [E])| {
         let mut scratch = Scratch::take();
@@ -118,29 +151,28 @@ fn run<E: Float + PlainData, const OB: usize, const CW: usize>(
             plan.padded_w,
         );
         for ob in (0..s.out_channels).step_by(OB) {
-            for oh in 0..out_h {
-                for ow in (0..out_w).step_by(CW) {
-                    let mut acc = [[E::ZERO; CW]; OB];
-                    // SAFETY: the level was checked by the caller.
-                    unsafe {
-                        accumulate_block::<E, OB, CW>(
-                            level,
-                            s,
-                            &plan,
-                            padded,
-                            &wt[ob..],
-                            oh * plan.padded_w + ow,
-                            &mut acc,
-                        )
-                    };
-                    let live_c = CW.min(out_w - ow);
-                    for (o, acc) in acc.iter().enumerate().take(s.out_channels - ob) {
-                        let b = bias.map_or(E::ZERO, |b| b[ob + o]);
-                        let row = &mut out_n[((ob + o) * out_h + oh) * out_w + ow..][..live_c];
-                        for (d, a) in row.iter_mut().zip(acc) {
-                            *d = *a + b;
+            for q0 in (0..span).step_by(CW) {
+                let mut acc = [[E::ZERO; CW]; OB];
+                // SAFETY: the level was checked by the caller.
+                unsafe {
+                    accumulate_block::<E, OB, CW>(level, s, &plan, padded, &wt[ob..], q0, &mut acc)
+                };
+                // Keep the lanes that land on real output columns.
+                let q_end = (q0 + CW).min(span);
+                let mut q = q0;
+                while q < q_end {
+                    let (oh, ow) = (q / pw, q % pw);
+                    if ow < out_w {
+                        let len = (q - ow + out_w).min(q_end) - q;
+                        for (o, acc) in acc.iter().enumerate().take(s.out_channels - ob) {
+                            let b = bias.map_or(E::ZERO, |b| b[ob + o]);
+                            let dst = &mut out_n[((ob + o) * out_h + oh) * out_w + ow..][..len];
+                            for (d, a) in dst.iter_mut().zip(&acc[q - q0..]) {
+                                *d = *a + b;
+                            }
                         }
                     }
+                    q += pw - ow;
                 }
             }
         }

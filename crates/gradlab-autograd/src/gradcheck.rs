@@ -34,8 +34,11 @@ pub struct InputReport {
     pub input: usize,
     pub shape: Vec<usize>,
     pub max_abs_error: f64,
+    /// `|analytic - numeric| / |numeric|`, over the elements whose numeric
+    /// gradient is above `atol` (relative error means little near zero).
     pub max_rel_error: f64,
-    /// Multi-index of the element with the largest tolerance-scaled error.
+    /// Multi-index of the element with the largest tolerance-scaled error
+    /// `|analytic - numeric| / (atol + rtol * |numeric|)` (above 1 fails).
     pub worst_index: Vec<usize>,
     pub analytic: f64,
     pub numeric: f64,
@@ -138,7 +141,7 @@ pub fn gradcheck(
             numeric: 0.0,
             passed: true,
         };
-        let mut worst_excess = f64::NEG_INFINITY;
+        let mut worst_scaled = f64::NEG_INFINITY;
         for j in 0..values.len() {
             let eval_at = |delta: f64| -> Result<f64> {
                 let mut v = values.clone();
@@ -150,14 +153,24 @@ pub fn gradcheck(
             let numeric = (eval_at(opts.eps)? - eval_at(-opts.eps)?) / (2.0 * opts.eps);
             let abs = (an[j] - numeric).abs();
             let rel = abs / numeric.abs().max(1e-12);
-            let excess = abs - (opts.atol + opts.rtol * numeric.abs());
+            let tolerance = opts.atol + opts.rtol * numeric.abs();
+            let excess = abs - tolerance;
+            // Scaled by the tolerance, so that a passing check still points
+            // at the element nearest to failing rather than at a zero.
+            let scaled = if abs.is_nan() || (tolerance == 0.0 && abs > 0.0) {
+                f64::INFINITY
+            } else if abs == 0.0 {
+                0.0
+            } else {
+                abs / tolerance
+            };
             report.max_abs_error = report.max_abs_error.max(abs);
             report.max_rel_error =
                 report
                     .max_rel_error
-                    .max(if abs > opts.atol { rel } else { 0.0 });
-            if excess > worst_excess || abs.is_nan() {
-                worst_excess = if abs.is_nan() { f64::INFINITY } else { excess };
+                    .max(if numeric.abs() > opts.atol { rel } else { 0.0 });
+            if scaled > worst_scaled {
+                worst_scaled = scaled;
                 report.worst_index = unravel(j, t.dims());
                 report.analytic = an[j];
                 report.numeric = numeric;

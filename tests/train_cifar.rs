@@ -109,37 +109,18 @@ fn check_resume(data: &Path, name: &str, args: &[&str]) {
         scratch(&format!("{name}-full")),
         scratch(&format!("{name}-half")),
     );
-    let with = |dir: &Path, epochs: &str, resume: Option<&Path>| {
-        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend([
-            "--epochs".into(),
-            epochs.into(),
-            "--checkpoint-dir".into(),
-            dir.display().to_string(),
-        ]);
-        if let Some(r) = resume {
-            v.extend(["--resume".into(), r.display().to_string()]);
-        }
-        v
+    let call = |dir: &Path, extra: &[&str]| {
+        let dir = dir.display().to_string();
+        let mut argv = args.to_vec();
+        argv.extend(["--epochs", "2", "--checkpoint-dir", &dir]);
+        argv.extend_from_slice(extra);
+        run(data, &argv)
     };
-    let refs = |v: &[String]| {
-        v.iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("\u{1}")
-    };
-    let call = |v: Vec<String>| {
-        let joined = refs(&v);
-        run(data, &joined.split('\u{1}').collect::<Vec<_>>())
-    };
-    let full = call(with(&full_dir, "2", None));
-    let half = call(with(&half_dir, "1", None));
+    let last = half_dir.join("last.safetensors");
+    let full = call(&full_dir, &[]);
+    let half = call(&half_dir, &["--stop-after", "1"]);
     assert_eq!(half.epochs.len(), 1);
-    let resumed = call(with(
-        &half_dir,
-        "2",
-        Some(&half_dir.join("last.safetensors")),
-    ));
+    let resumed = call(&half_dir, &["--resume", last.to_str().unwrap()]);
     assert_eq!(resumed.epochs.len(), 1);
     assert_eq!(resumed.epochs[0].epoch, 2);
     assert_same_state(&full.state, &resumed.state);

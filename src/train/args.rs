@@ -105,6 +105,10 @@ pub struct TrainArgs {
     /// Continue from a checkpoint written by --checkpoint-dir.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Stop once this many epochs are done, as if interrupted: the schedule
+    /// still spans --epochs, and --resume continues the run exactly.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
     /// Train on the first N training images only.
     #[arg(long)]
     pub limit_train: Option<usize>,

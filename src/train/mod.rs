@@ -40,10 +40,7 @@ pub fn run_train(args: &TrainArgs) -> Result<ExitCode, String> {
             last.images_per_sec
         );
     } else {
-        println!(
-            "nothing to do: the checkpoint already holds {} epochs",
-            args.epochs
-        );
+        println!("nothing to do: the checkpoint already holds the epochs asked for");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -38,6 +38,9 @@ pub fn check_train_args(args: &TrainArgs) -> Result<usize, String> {
             ));
         }
     }
+    if args.stop_after == Some(0) {
+        return Err("--stop-after must be at least 1".into());
+    }
     if args.step_epochs == Some(0) {
         return Err("--step-epochs must be at least 1".into());
     }

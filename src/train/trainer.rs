@@ -36,6 +36,17 @@ pub struct EpochMetrics {
     pub lr: f64,
     /// Optimizer steps taken since the start of the run.
     pub step: usize,
+    /// Resident memory of the process at the end of the epoch, in MiB
+    /// (Linux only), to see that memory stays flat across epochs.
+    pub rss_mib: Option<f64>,
+}
+
+/// The process's resident set size in MiB, from `/proc/self/status`.
+fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Everything a run produced.
@@ -178,7 +189,8 @@ impl<'a> Run<'a> {
             state: Vec::new(),
             checkpoints: Vec::new(),
         };
-        for epoch in self.progress.epoch..args.epochs {
+        let end = args.stop_after.map_or(args.epochs, |n| n.min(args.epochs));
+        for epoch in self.progress.epoch..end {
             let metrics = self.epoch(epoch, &mut report)?;
             report.epochs.push(metrics);
         }
@@ -257,6 +269,7 @@ impl<'a> Run<'a> {
             eval_seconds: eval_started.elapsed().as_secs_f64(),
             lr,
             step: self.progress.step,
+            rss_mib: resident_mib(),
         };
         report.evaluation = Some(evaluation);
         if !args.quiet {

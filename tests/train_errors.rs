@@ -97,9 +97,18 @@ fn numeric_options_out_of_range() {
         all.extend_from_slice(argv);
         assert_eq!(train_err(&all), want, "{argv:?}");
     }
+    if !gradlab_cuda::driver_available() {
+        let m = train_err(&["--data", d, "--device", "cuda"]);
+        assert!(
+            m.starts_with(
+                "--device cuda: full: no CUDA driver found (libcuda.so could not be loaded)"
+            ),
+            "{m}"
+        );
+    }
     assert_eq!(
-        train_err(&["--data", d, "--device", "cuda"]),
-        "--device cuda: CUDA training is not available in this build (use --device cpu)"
+        train_err(&["--data", d, "--device", "cuda:x"]),
+        "unknown device 'cuda:x' (expected cpu, cuda or cuda:N)"
     );
     assert_eq!(
         eval_err(&["--checkpoint", "x", "--batch-size", "0"]),

@@ -108,8 +108,14 @@ pub fn evaluate(model: &dyn Module, loader: &DataLoader) -> Result<Evaluation, S
         let mut loss_sum = 0.0;
         let mut batch = Batch::default();
         let mut batches = loader.epoch(0);
+        let device = model
+            .parameters()
+            .first()
+            .map_or(gradlab_tensor::Device::Cpu, |(_, p)| p.device());
         while batches.next_into(&mut batch) {
             let (images, labels) = batch_tensors(&batch)?;
+            let on_device = |t: Tensor| t.to_device(device).map_err(|e| e.to_string());
+            let (images, labels) = (on_device(images)?, on_device(labels)?);
             let logits = model
                 .forward(&Var::constant(images))
                 .map_err(|e| e.to_string())?

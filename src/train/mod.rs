@@ -48,7 +48,7 @@ pub fn run_train(args: &TrainArgs) -> Result<ExitCode, String> {
 /// Evaluates a checkpoint on the test split of its data set.
 pub fn evaluate_checkpoint(args: &EvalArgs) -> Result<Evaluation, String> {
     let batch_size = setup::positive_batch_size(args.batch_size)?;
-    setup::check_device(&args.device)?;
+    let device = setup::check_device(&args.device)?;
     let (ck, model_kind, trained_on) = checkpoints::open(&args.checkpoint, args.model)?;
     let dataset = args.dataset.unwrap_or(trained_on);
     let test = data::load_split(dataset, args.data.as_deref(), Split::Test, args.limit_test)?;
@@ -66,6 +66,7 @@ pub fn evaluate_checkpoint(args: &EvalArgs) -> Result<Evaluation, String> {
     .map_err(|e| e.to_string())?;
     ck.restore_module(&model, &args.checkpoint)
         .map_err(|e| e.to_string())?;
+    setup::move_to_device(&model, None, device)?;
     let loader = gradlab_data::DataLoader::new(
         test,
         LoaderConfig::eval(batch_size).with_normalization(norm),

@@ -3,8 +3,8 @@
 
 use super::args::{OptimizerKind, ScheduleKind, TrainArgs};
 use gradlab_autograd::Var;
-use gradlab_nn::{Adam, AdamConfig, LrSchedule, OneCycle, Optimizer, Sgd, SgdConfig};
-use gradlab_tensor::Device;
+use gradlab_nn::{Adam, AdamConfig, LrSchedule, Module, OneCycle, Optimizer, Sgd, SgdConfig};
+use gradlab_tensor::{DType, Device, Tensor};
 
 /// The batch size as a count, refusing zero and negative values.
 pub fn positive_batch_size(batch_size: i64) -> Result<usize, String> {
@@ -51,14 +51,39 @@ pub fn check_train_args(args: &TrainArgs) -> Result<usize, String> {
     Ok(batch_size)
 }
 
-/// Only the CPU trains in this build.
-pub fn check_device(device: &str) -> Result<(), String> {
-    match device.parse::<Device>()? {
-        Device::Cpu => Ok(()),
-        Device::Cuda(_) => Err(format!(
-            "--device {device}: CUDA training is not available in this build (use --device cpu)"
-        )),
+/// The device to run on; a CUDA device is opened here so that a missing
+/// driver is reported before any data is loaded.
+pub fn check_device(device: &str) -> Result<Device, String> {
+    let parsed = device.parse::<Device>()?;
+    if parsed.is_cuda() {
+        Tensor::zeros_on([1], DType::F32, parsed).map_err(|e| format!("--device {device}: {e}"))?;
     }
+    Ok(parsed)
+}
+
+/// Moves the model's parameters and buffers, and the optimizer's state, to
+/// `device` (the optimizer shares the parameter vars, so it follows).
+pub fn move_to_device(
+    model: &dyn Module,
+    optimizer: Option<&mut dyn Optimizer>,
+    device: Device,
+) -> Result<(), String> {
+    if device == Device::Cpu {
+        return Ok(());
+    }
+    for (_, var) in model.state() {
+        var.set_data(var.data().to_device(device).map_err(|e| e.to_string())?);
+    }
+    if let Some(optimizer) = optimizer {
+        let state = optimizer
+            .state()
+            .into_iter()
+            .map(|(name, t)| Ok((name, t.to_device(device)?)))
+            .collect::<Result<Vec<_>, gradlab_tensor::TensorError>>()
+            .map_err(|e| e.to_string())?;
+        optimizer.load_state(&state).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The optimizer the options ask for, over `params`.

@@ -80,6 +80,7 @@ struct Run<'a> {
     progress: Progress,
     last_checkpoint: Option<PathBuf>,
     metrics: Option<std::fs::File>,
+    device: gradlab_tensor::Device,
 }
 
 impl<'a> Run<'a> {
@@ -132,6 +133,8 @@ impl<'a> Run<'a> {
             Some(path) => resume(path, args, &model, optimizer.as_mut())?,
             None => Progress::default(),
         };
+        let device = super::setup::check_device(&args.device)?;
+        super::setup::move_to_device(&model, Some(optimizer.as_mut()), device)?;
         let metrics = match &args.metrics {
             Some(path) => Some(
                 OpenOptions::new()
@@ -159,6 +162,7 @@ impl<'a> Run<'a> {
             progress,
             last_checkpoint: args.resume.clone(),
             metrics,
+            device,
         })
     }
 
@@ -229,6 +233,8 @@ impl<'a> Run<'a> {
                 self.optimizer.set_momentum(m);
             }
             let (x, target) = batch_tensors(&batch)?;
+            let on_device = |t: Tensor| t.to_device(self.device).map_err(|e| e.to_string());
+            let (x, target) = (on_device(x)?, on_device(target)?);
             images += batch.len();
             batches.recycle(batch);
             let loss = self.step(&x, &target, epoch, index, steps)?;

@@ -52,6 +52,8 @@ impl safetensors::View for &Bytes {
 }
 
 fn to_bytes(tensor: &Tensor) -> Result<Bytes> {
+    // Device tensors are written from a host copy.
+    let tensor = &tensor.to_cpu()?;
     let (dtype, data) = match tensor.dtype() {
         DType::F32 => (
             Dtype::F32,

@@ -1,0 +1,293 @@
+//! The `graph` and `gradcheck` subcommands, driven as the binary drives them.
+
+use super::*;
+use clap::Parser;
+use gradlab_autograd::{BackwardOp, GradcheckOptions, NodeKind, Var};
+use gradlab_tensor::Tensor;
+use std::process::ExitCode;
+
+/// The two subcommands' flags as the binary parses them.
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    Graph(GraphArgs),
+    // Boxed as in the binary: the flags make a large struct.
+    Gradcheck(Box<GradcheckArgs>),
+}
+
+fn gradcheck_args(line: &str) -> GradcheckArgs {
+    let argv = std::iter::once("gradlab").chain(line.split_whitespace());
+    match Cli::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+        .command
+    {
+        Command::Gradcheck(args) => *args,
+        Command::Graph(_) => panic!("not a gradcheck line: {line}"),
+    }
+}
+
+fn check(line: &str) -> (String, ExitCode) {
+    let args = gradcheck_args(line);
+    let case = GradcheckCase::from_args(&args).unwrap_or_else(|e| panic!("{line}: {e}"));
+    check_case(&case, args.second_order, args.options()).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+#[test]
+fn the_documented_max_pool_check_passes() {
+    let args = gradcheck_args(
+        "gradcheck --op max_pool2d --shape 2,3,9,9 --kernel 3 --stride 2 --padding 1",
+    );
+    assert_eq!(args.shapes, vec![vec![2, 3, 9, 9]]);
+    assert_eq!(
+        (args.kernel, args.stride, args.padding),
+        (Some((3, 3)), Some((2, 2)), Some((1, 1)))
+    );
+    let case = GradcheckCase::from_args(&args).unwrap();
+    // Distinct input values: no ties inside any window.
+    let mut values = case.inputs[0].1.to_vec::<f64>().unwrap();
+    values.sort_by(f64::total_cmp);
+    assert!(values.windows(2).all(|w| w[1] - w[0] >= 1e-3));
+    let (text, code) = check_case(&case, false, args.options()).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    assert!(text.contains("input 0: x [2, 3, 9, 9]"), "{text}");
+    assert!(
+        text.contains("max abs err") && text.trim_end().ends_with("within tolerance"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_op_passes_first_and_second_order_checks_with_its_defaults() {
+    for op in GRADCHECK_OPS {
+        for order in ["", " --second-order"] {
+            let line = format!("gradcheck --op {op}{order}");
+            let (text, code) = check(&line);
+            assert_eq!(code, ExitCode::SUCCESS, "{line}\n{text}");
+        }
+    }
+}
+
+#[test]
+fn op_attributes_reach_the_op() {
+    for line in [
+        "gradcheck --op conv2d --shape 1,4,7,7 --kernel 3,2 --stride 2,1 --padding 1 --dilation 2 --groups 2 --out-channels 4",
+        "gradcheck --op conv2d --shape 1,2,5,5 --shape 3,2,2,2 --no-bias --second-order",
+        "gradcheck --op max_pool2d --shape 1,2,7,6 --kernel 2 --stride 2 --ceil-mode --second-order",
+        "gradcheck --op sum --shape 2,3,4 --dims 0,2 --keepdim",
+        "gradcheck --op max_dim --shape 3,4 --dim 0",
+        "gradcheck --op softmax --shape 3,4 --dim 0 --second-order",
+        "gradcheck --op cross_entropy --shape 5,3 --reduction sum --label-smoothing 0.1 --second-order",
+        "gradcheck --op pow --exponent -1.5",
+        "gradcheck --op reshape --shape 2,3,4 --to 4,-1",
+        "gradcheck --op permute --shape 2,3,4 --perm 1,2,0",
+        "gradcheck --op transpose --shape 2,3,4 --dim0 0 --dim1 1",
+        "gradcheck --op narrow --shape 2,5 --dim 1 --start 1 --length 3",
+        "gradcheck --op cat --shape 2,1 --shape 2,3 --dim 1",
+        "gradcheck --op matmul --shape 2,3,4 --shape 4,5",
+        "gradcheck --op linear --shape 2,2,3 --out-features 4",
+    ] {
+        let (text, code) = check(line);
+        assert_eq!(code, ExitCode::SUCCESS, "{line}\n{text}");
+    }
+    // The attributes are really used: the case's shapes follow them.
+    let args = gradcheck_args(
+        "gradcheck --op conv2d --shape 1,4,7,7 --kernel 3,2 --groups 2 --out-channels 6",
+    );
+    let case = GradcheckCase::from_args(&args).unwrap();
+    let dims: Vec<Vec<usize>> = case.inputs.iter().map(|(_, t)| t.dims().to_vec()).collect();
+    assert_eq!(dims, vec![vec![1, 4, 7, 7], vec![6, 2, 3, 2], vec![6]]);
+    let args = gradcheck_args("gradcheck --op log --shape 50");
+    let case = GradcheckCase::from_args(&args).unwrap();
+    assert!(case.inputs[0]
+        .1
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .all(|&v| v >= 0.5));
+}
+
+#[test]
+fn bad_arguments_are_errors_not_panics() {
+    for (line, needle) in [
+        ("gradcheck --op nope", "unknown op 'nope'"),
+        ("gradcheck --op conv2d --shape 2,3", "must have 4 dims"),
+        ("gradcheck --op conv2d --shape 1,3,4,4 --groups 2", "conv2d"),
+        ("gradcheck --op cross_entropy --shape 4", "must have 2 dims"),
+        (
+            "gradcheck --op cross_entropy --reduction median",
+            "unknown reduction",
+        ),
+        (
+            "gradcheck --op reshape --shape 2,3 --to 4,-1",
+            "cannot reshape 6 elements",
+        ),
+        ("gradcheck --op matmul --shape 2,3 --shape 4,5", "matmul"),
+        (
+            "gradcheck --op max_pool2d --shape 1,1,2,2 --kernel 5",
+            "max_pool2d",
+        ),
+    ] {
+        let args = gradcheck_args(line);
+        let err = match GradcheckCase::from_args(&args) {
+            Err(e) => e,
+            Ok(case) => case
+                .check(false, args.options())
+                .err()
+                .unwrap_or_else(|| panic!("{line} should fail")),
+        };
+        assert!(err.contains(needle), "{line}: {err}");
+    }
+    let argv = [
+        "gradlab",
+        "gradcheck",
+        "--op",
+        "conv2d",
+        "--kernel",
+        "1,2,3",
+    ];
+    let err = Cli::try_parse_from(argv).err().unwrap().to_string();
+    assert!(err.contains("expected one or two sizes"), "{err}");
+}
+
+#[test]
+fn tolerances_too_tight_for_finite_differences_fail_with_a_non_zero_exit() {
+    // A huge step makes the central difference of exp visibly wrong.
+    let (text, code) = check("gradcheck --op exp --eps 0.5 --atol 0 --rtol 0");
+    assert_eq!(code, ExitCode::FAILURE, "{text}");
+    assert!(
+        text.contains("FAIL") && text.trim_end().ends_with("out of tolerance"),
+        "{text}"
+    );
+}
+
+/// `x²` with the derivative written wrong on purpose: `3x` instead of `2x`.
+struct BrokenSquareBackward;
+
+impl BackwardOp for BrokenSquareBackward {
+    fn name(&self) -> &'static str {
+        "BrokenSquareBackward"
+    }
+    fn backward(&self, inputs: &[Var], grad: &Var) -> gradlab_autograd::Result<Vec<Option<Var>>> {
+        Ok(vec![Some(grad.mul(&inputs[0].mul_scalar(3.0)?)?)])
+    }
+}
+
+#[test]
+fn a_wrong_backward_fails_the_check() {
+    let x = Tensor::from_vec(vec![0.5f64, -1.0, 2.0, 1.5, -0.25, 3.0], [2, 3]).unwrap();
+    let case = GradcheckCase::new("broken_square", vec![("x".into(), x)], |v| {
+        let d = v[0].data();
+        Var::from_op(d.mul(&d)?, &[&v[0]], BrokenSquareBackward)
+    });
+    let (text, code) = check_case(&case, false, GradcheckOptions::default()).unwrap();
+    assert_eq!(code, ExitCode::FAILURE, "{text}");
+    let report = case.check(false, GradcheckOptions::default()).unwrap();
+    let row = &report.inputs[0];
+    assert!(!row.passed);
+    // analytic / numeric = 3x / 2x at every element.
+    assert!((row.analytic / row.numeric - 1.5).abs() < 1e-6, "{text}");
+    let table_row = text.lines().find(|l| l.starts_with("0 ")).unwrap();
+    assert!(
+        table_row.contains("[2, 3]") && table_row.ends_with("FAIL"),
+        "{text}"
+    );
+    assert!(text.contains("FAILED: input 0 out of tolerance"), "{text}");
+}
+
+#[test]
+fn graph_writes_lenet_dot_with_named_parameters() {
+    let dir = std::env::temp_dir().join(format!("gradlab-graph-test-{}", std::process::id()));
+    let out = dir.join("nested").join("lenet.dot");
+    let argv = [
+        "gradlab",
+        "graph",
+        "--model",
+        "lenet",
+        "--batch",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let args = match Cli::try_parse_from(argv).unwrap().command {
+        Command::Graph(args) => args,
+        Command::Gradcheck(_) => unreachable!(),
+    };
+    let written = write_graph(&args).unwrap();
+    let dot = std::fs::read_to_string(&out).unwrap();
+    for name in [
+        "conv1.weight",
+        "conv1.bias",
+        "conv2.weight",
+        "conv2.bias",
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc2.bias",
+        "fc3.weight",
+        "fc3.bias",
+    ] {
+        assert!(
+            dot.contains(&format!("[label=\"{name}\\n")),
+            "{name} missing"
+        );
+    }
+    assert!(dot.contains("[label=\"images\\n[2, 3, 32, 32] f32\", shape=box"));
+    assert!(dot.contains("[label=\"Conv2dBackward\\n[2, 6, 28, 28] f32\""));
+    assert!(dot.contains("[label=\"MaxPool2dBackward\\n[2, 16, 5, 5] f32\""));
+    assert!(dot.contains("[label=\"CrossEntropyBackward\\n[] f32\""));
+    let counts = &written.op_counts;
+    assert_eq!(counts["Conv2dBackward"], 2);
+    assert_eq!(counts["MaxPool2dBackward"], 2);
+    assert_eq!(counts["ReluBackward"], 4);
+    assert_eq!(counts["LinearBackward"], 3);
+    assert_eq!(counts["ReshapeBackward"], 1);
+    assert_eq!(counts["CrossEntropyBackward"], 1);
+    assert_eq!(counts["parameter"], 10);
+    assert_eq!(counts["constant"], 1);
+    assert_eq!(written.nodes, 24);
+    // conv: 3 inputs each, linear: 3 each, relu/pool/reshape/loss: 1 each.
+    assert_eq!(written.edges, 2 * 3 + 3 * 3 + 4 + 2 + 1 + 1);
+    assert!(written.svg_path.is_some() || written.svg_note.as_deref().unwrap().contains("dot"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lenet_graph_structure() {
+    let graph = lenet_step_graph(1, 3).unwrap();
+    let titles: Vec<String> = graph.nodes.iter().map(|n| n.title()).collect();
+    let root = &graph.nodes[graph.root];
+    assert_eq!(root.op, Some("CrossEntropyBackward"));
+    // Walk from the loss down the first input of each op: the forward pass in reverse.
+    let mut chain = Vec::new();
+    let mut at = graph.root;
+    while graph.nodes[at].kind == NodeKind::Op {
+        chain.push(titles[at].as_str());
+        at = graph.nodes[at].inputs[0];
+    }
+    chain.push(titles[at].as_str());
+    assert_eq!(
+        chain,
+        [
+            "CrossEntropyBackward",
+            "LinearBackward",
+            "ReluBackward",
+            "LinearBackward",
+            "ReluBackward",
+            "LinearBackward",
+            "ReshapeBackward",
+            "MaxPool2dBackward",
+            "ReluBackward",
+            "Conv2dBackward",
+            "MaxPool2dBackward",
+            "ReluBackward",
+            "Conv2dBackward",
+            "images"
+        ]
+    );
+    assert!(lenet_step_graph(0, 0).unwrap_err().contains("--batch"));
+}

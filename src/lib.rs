@@ -11,4 +11,5 @@ pub use gradlab_nn as nn;
 pub use gradlab_tensor as tensor;
 
 pub mod fixtures;
+pub mod introspect;
 pub mod train;

@@ -22,6 +22,10 @@ enum Command {
     Train(gradlab::train::TrainArgs),
     /// Test accuracy of a checkpoint written by `train`.
     Eval(gradlab::train::EvalArgs),
+    /// Write a training step's autograd graph as Graphviz DOT (and SVG when `dot` is installed).
+    Graph(gradlab::introspect::GraphArgs),
+    /// Check one op's gradients (or second derivatives) against finite differences.
+    Gradcheck(Box<gradlab::introspect::GradcheckArgs>),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +34,8 @@ fn main() -> ExitCode {
         Command::Fixtures(args) => gradlab::fixtures::run(args),
         Command::Train(args) => gradlab::train::run_train(args),
         Command::Eval(args) => gradlab::train::run_eval(args),
+        Command::Graph(args) => gradlab::introspect::run_graph(args),
+        Command::Gradcheck(args) => gradlab::introspect::run_gradcheck(args),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,16 @@ pub struct BackwardOptions {
 /// Vars reachable from `root` through vars that require grad, ordered so that
 /// every var comes before all of its inputs (root first). Iterative DFS: a
 /// chain of any length fits.
+///
+/// ```
+/// use gradlab_autograd::{topological_order, Var};
+/// use gradlab_tensor::Tensor;
+/// let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2]).unwrap());
+/// let y = x.exp().unwrap().sum_all().unwrap();
+/// let ops: Vec<Option<&str>> = topological_order(&y).iter().map(|v| v.op_name()).collect();
+/// // The root first, the leaf x (no op) last: the order backward runs in.
+/// assert_eq!(ops, [Some("SumBackward"), Some("ExpBackward"), None]);
+/// ```
 pub fn topological_order(root: &Var) -> Vec<Var> {
     let mut post = Vec::new();
     let mut visited = HashSet::new();
@@ -245,6 +255,19 @@ impl Var {
     }
 
     /// `backward` with an explicit output gradient (any shape) and options.
+    ///
+    /// ```
+    /// use gradlab_autograd::{BackwardOptions, Var};
+    /// use gradlab_tensor::Tensor;
+    /// let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2]).unwrap());
+    /// let y = x.mul(&x).unwrap(); // not a scalar: give dL/dy
+    /// let dy = Tensor::from_vec(vec![1.0f64, 10.0], [2]).unwrap();
+    /// let keep = BackwardOptions { retain_graph: true, create_graph: false };
+    /// y.backward_with(Some(&dy), keep).unwrap();
+    /// y.backward_with(Some(&dy), BackwardOptions::default()).unwrap(); // the graph was kept
+    /// // Twice 2x * dy, accumulated.
+    /// assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), vec![4.0, 80.0]);
+    /// ```
     pub fn backward_with(&self, grad: Option<&Tensor>, opts: BackwardOptions) -> Result<()> {
         let seed = seed_for(self, grad)?;
         run_backward(self, seed, opts, &[], true).map(|_| ())
@@ -254,6 +277,20 @@ impl Var {
 /// The gradients of `output` with respect to `inputs`, returned rather than
 /// accumulated into `.grad` (like `torch.autograd.grad`). With
 /// `create_graph`, the results are themselves differentiable.
+///
+/// ```
+/// use gradlab_autograd::{grad, BackwardOptions, Var};
+/// use gradlab_tensor::Tensor;
+/// // y = x³: dy/dx = 3x², d²y/dx² = 6x, at x = 2.
+/// let x = Var::parameter(Tensor::from_vec(vec![2.0f64], [1]).unwrap());
+/// let y = x.powf(3.0).unwrap().sum_all().unwrap();
+/// let keep = BackwardOptions { retain_graph: true, create_graph: true };
+/// let dy = grad(&y, &[&x], None, keep).unwrap()[0].clone().unwrap();
+/// assert_eq!(dy.item().unwrap(), 12.0);
+/// let d2y = grad(&dy.sum_all().unwrap(), &[&x], None, BackwardOptions::default()).unwrap();
+/// assert_eq!(d2y[0].as_ref().unwrap().item().unwrap(), 12.0);
+/// assert!(x.grad().is_none()); // returned, not accumulated
+/// ```
 pub fn grad(
     output: &Var,
     inputs: &[&Var],

@@ -188,6 +188,20 @@ pub fn gradcheck(
 /// `(inputs, v)` to the first gradients' projection `Σ_i <∂(sum(f·v))/∂x_i, u_i>`,
 /// with fixed random `v` and `u_i`. This exercises the backward rules'
 /// own derivatives, with respect to both the inputs and the output gradient.
+/// The report has one row per input, then one for `v`.
+///
+/// ```
+/// use gradlab_autograd::{gradgradcheck, GradcheckOptions, Var};
+/// use gradlab_tensor::{Conv2dParams, Rng, Tensor};
+/// let mut rng = Rng::new(0);
+/// let x = Tensor::randn([1, 2, 5, 5], 0.0, 1.0, gradlab_tensor::DType::F64, &mut rng);
+/// let w = Tensor::randn([2, 1, 3, 3], 0.0, 1.0, gradlab_tensor::DType::F64, &mut rng);
+/// let params = Conv2dParams { stride: (2, 2), padding: (1, 1), groups: 2, ..Default::default() };
+/// let conv = |v: &[Var]| v[0].conv2d(&v[1], None, params)?.tanh();
+/// let report = gradgradcheck(conv, &[x, w], GradcheckOptions::default()).unwrap();
+/// assert!(report.passed(), "{report}");
+/// assert_eq!(report.inputs.len(), 3);
+/// ```
 pub fn gradgradcheck(
     f: impl Fn(&[Var]) -> Result<Var>,
     inputs: &[Tensor],
@@ -252,6 +266,18 @@ pub fn gradgradcheck(
 
 /// A Hessian-vector product: `H v` where `H` is the Hessian of the scalar
 /// `f` at `inputs`, computed by differentiating `<∇f, v>` (double backward).
+///
+/// ```
+/// use gradlab_autograd::{hvp, Var};
+/// use gradlab_tensor::Tensor;
+/// // f(x, y) = x² y: H = [[2y, 2x], [2x, 0]]; at (3, 5) along (1, 2): H v = (10 + 12, 6).
+/// let (x, y) = (Tensor::from_vec(vec![3.0f64], [1]).unwrap(), Tensor::from_vec(vec![5.0f64], [1]).unwrap());
+/// let v = [Tensor::from_vec(vec![1.0f64], [1]).unwrap(), Tensor::from_vec(vec![2.0f64], [1]).unwrap()];
+/// let f = |xs: &[Var]| xs[0].mul(&xs[0])?.mul(&xs[1])?.sum_all();
+/// let hv = hvp(f, &[x, y], &v).unwrap();
+/// assert_eq!(hv[0].to_vec::<f64>().unwrap(), vec![22.0]);
+/// assert_eq!(hv[1].to_vec::<f64>().unwrap(), vec![6.0]);
+/// ```
 pub fn hvp(
     f: impl Fn(&[Var]) -> Result<Var>,
     inputs: &[Tensor],

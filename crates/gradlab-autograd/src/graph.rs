@@ -83,6 +83,14 @@ impl Drop for GradModeGuard {
 }
 
 /// Runs `f` without recording a graph, like `torch.no_grad()`.
+///
+/// ```
+/// use gradlab_autograd::{no_grad, Var};
+/// use gradlab_tensor::Tensor;
+/// let w = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2]).unwrap());
+/// let y = no_grad(|| w.mul(&w).unwrap());
+/// assert!(y.is_leaf() && !y.requires_grad());
+/// ```
 pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     let _guard = GradModeGuard::new(false);
     f()
@@ -100,6 +108,17 @@ pub fn is_anomaly_mode() -> bool {
 }
 
 /// Runs `f` with anomaly mode on, restoring the previous setting afterwards.
+///
+/// ```
+/// use gradlab_autograd::{detect_anomaly, Var};
+/// use gradlab_tensor::Tensor;
+/// let x = Var::parameter(Tensor::from_vec(vec![1.0f64, -1.0], [2]).unwrap());
+/// let err = detect_anomaly(|| x.exp().and_then(|e| e.add_scalar(-1.0)).and_then(|e| e.log())).unwrap_err();
+/// // log(e^-1 - 1) is the first NaN; the message names the op and this file.
+/// let message = err.to_string();
+/// assert!(message.starts_with("anomaly: Log produced NaN at flat index 1"), "{message}");
+/// assert!(message.contains(".rs:"), "{message}");
+/// ```
 pub fn detect_anomaly<R>(f: impl FnOnce() -> R) -> R {
     let previous = ANOMALY.swap(true, Ordering::Relaxed);
     let r = f();

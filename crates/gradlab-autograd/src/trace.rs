@@ -76,6 +76,19 @@ thread_local! {
 }
 
 /// Runs `f` and returns the trace events of every backward pass it ran on this thread.
+///
+/// ```
+/// use gradlab_autograd::{capture_trace, Var};
+/// use gradlab_tensor::Tensor;
+/// let x = Var::parameter(Tensor::from_vec(vec![3.0f64, 4.0], [2]).unwrap());
+/// let loss = x.mul(&x).unwrap().sum_all().unwrap();
+/// let (result, events) = capture_trace(|| loss.backward());
+/// result.unwrap();
+/// let ops: Vec<&str> = events.iter().map(|e| e.op).collect();
+/// assert_eq!(ops, ["SumBackward", "MulBackward"]);
+/// // MulBackward sends 2 * 1 * x to each of its two inputs (x twice): norm 5.
+/// assert_eq!(events[1].grad_norms, vec![Some(5.0), Some(5.0)]);
+/// ```
 pub fn capture_trace<R>(f: impl FnOnce() -> R) -> (R, Vec<TraceEvent>) {
     let previous = SINK.with(|s| s.borrow_mut().replace(Vec::new()));
     let r = f();

@@ -165,12 +165,33 @@ impl Var {
     }
 
     /// Keeps the gradient of a non-leaf var after backward (leaves always keep theirs).
+    ///
+    /// ```
+    /// use gradlab_autograd::Var;
+    /// use gradlab_tensor::Tensor;
+    /// let x = Var::parameter(Tensor::from_vec(vec![2.0f64], [1]).unwrap());
+    /// let h = x.mul_scalar(3.0).unwrap();
+    /// h.retain_grad();
+    /// h.mul(&h).unwrap().sum_all().unwrap().backward().unwrap();
+    /// assert_eq!(h.grad().unwrap().to_vec::<f64>().unwrap(), vec![12.0]); // 2h
+    /// ```
     pub fn retain_grad(&self) {
         self.inner.retain_grad.store(true, Ordering::Relaxed);
     }
 
     /// Registers a hook that sees this var's gradient when it is computed and
     /// may replace it (return `Some(new)`); hooks run in registration order.
+    /// A replacement flows on to everything below this var.
+    ///
+    /// ```
+    /// use gradlab_autograd::Var;
+    /// use gradlab_tensor::Tensor;
+    /// let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2]).unwrap());
+    /// let h = x.mul_scalar(3.0).unwrap();
+    /// h.register_hook(|g| Some(g.mul_scalar(0.5).unwrap())); // halve dL/dh
+    /// h.sum_all().unwrap().backward().unwrap();
+    /// assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), vec![1.5, 1.5]);
+    /// ```
     pub fn register_hook(&self, hook: impl Fn(&Tensor) -> Option<Tensor> + Send + Sync + 'static) {
         self.inner
             .hooks

@@ -58,8 +58,8 @@ pub struct BenchArgs {
 /// Why a benchmark run could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    #[error("bench: the CUDA kernel benchmarks live in gradlab-cuda and are not wired into this command yet")]
-    CudaNotAvailable,
+    #[error("bench --device cuda: {0}")]
+    Cuda(#[from] gradlab_cuda::CudaError),
     #[error("bench: --threads must be at least 1")]
     NoThreads,
     #[error("bench: cannot build a pool of {threads} threads: {message}")]
@@ -73,10 +73,26 @@ pub enum BenchError {
     Json(#[from] serde_json::Error),
 }
 
+/// The GPU kernels' table from `gradlab_cuda::bench` (every family; `--quick`
+/// measures one matmul size and a small batch, as `cuda_bench --quick`).
+fn run_cuda(args: &BenchArgs) -> Result<(), BenchError> {
+    use gradlab_cuda::bench::{format_table, run_cuda_bench, BenchOptions};
+    let gpu = gradlab_cuda::Gpu::global()?;
+    let mut opts = BenchOptions::default();
+    if args.quick {
+        opts.matmul_sizes = vec![1024];
+        opts.batch = 32;
+        opts.min_time_ms = 10.0;
+    }
+    println!("device: {} ({} SMs)", gpu.name(), gpu.sm_count());
+    print!("{}", format_table(&run_cuda_bench(&gpu, &opts)?));
+    Ok(())
+}
+
 /// Runs the benchmarks `args` asks for, prints the table and writes the JSON file.
 pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     if args.device == BenchDevice::Cuda {
-        return Err(BenchError::CudaNotAvailable);
+        return run_cuda(args);
     }
     let threads = args
         .threads

@@ -2,8 +2,11 @@
 # The whole GPU check, in one run on the GPU machine (CUDA 13 under
 # /usr/local/cuda, PyTorch installed, no Rust, no network):
 #   1. machine facts (nvidia-smi, glibc, NVRTC),
-#   2. every bundled gradlab-cuda test (kernels vs the CPU references),
-#   3. the benchmark table with cuBLAS / cuDNN figures from PyTorch beside it.
+#   2. every bundled test: gradlab-cuda's kernels, gradlab-tensor's ops and
+#      the LeNet forward/backward/SGD step, each on CUDA vs the CPU,
+#   3. `gradlab fixtures --device cuda` (f32 PyTorch cases with inputs on the GPU),
+#   4. a one-epoch LeNet `gradlab train --device cuda` on the bundled CIFAR-10 records,
+#   5. the benchmark table with cuBLAS / cuDNN figures from PyTorch beside it.
 # Usage: scripts/gpu-check.sh [BUNDLE_DIR]   (default target/gpu-bundle, built
 # by scripts/build-gpu-bundle.sh). Writes bench.tsv and compare.txt to $OUT
 # (or the bundle directory). Exit status: non-zero when a test failed.
@@ -31,6 +34,35 @@ for t in "$bundle"/tests/*; do
         status=1
     fi
 done
+
+if [ -f "$bundle/fixtures/manifest.json" ]; then
+    export GRADLAB_FIXTURES="$bundle/fixtures"
+fi
+
+echo "== fixtures on CUDA"
+if [ -x "$bundle/gradlab" ] && [ -f "$bundle/fixtures/manifest.json" ]; then
+    if ! timeout 120 "$bundle/gradlab" fixtures "$bundle/fixtures" --device cuda; then
+        echo "FAILED: gradlab fixtures --device cuda"
+        status=1
+    fi
+else
+    echo "skipped: no gradlab binary or no fixtures in the bundle"
+fi
+
+echo "== one-epoch LeNet on CUDA"
+if [ -x "$bundle/gradlab" ] && [ -f "$bundle/cifar10/records" ]; then
+    read -r train_records test_records <"$bundle/cifar10/records"
+    if ! timeout 240 "$bundle/gradlab" train --model lenet --data "$bundle/cifar10" \
+        --device cuda --epochs 1 --batch-size 32 --lr 0.01 \
+        --limit-train "$train_records" --limit-test "$test_records" \
+        --metrics "$out_dir/train_cuda.jsonl" --checkpoint-dir "$out_dir/checkpoints" --quiet; then
+        echo "FAILED: gradlab train --device cuda"
+        status=1
+    fi
+    cat "$out_dir/train_cuda.jsonl" 2>/dev/null
+else
+    echo "skipped: no gradlab binary or no CIFAR-10 records in the bundle"
+fi
 
 echo "== benchmark"
 tsv="$out_dir/bench.tsv"

@@ -19,6 +19,11 @@ enum HostData<'a> {
 /// Host → device. The result is contiguous.
 pub(crate) fn to_cuda(t: &Tensor, device: Device) -> Result<Tensor> {
     const OP: &str = "to_device";
+    if t.is_cuda() {
+        // Already on the one CUDA device; another ordinal gets gpu_for's error.
+        gpu_for(OP, device)?;
+        return Ok(t.clone());
+    }
     let data = match t.dtype() {
         DType::F32 => HostData::F32(t.contiguous_slice::<f32>(OP)?),
         DType::I64 => HostData::Index(

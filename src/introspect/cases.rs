@@ -53,6 +53,7 @@ type CaseFn = dyn Fn(&[Var]) -> gradlab_autograd::Result<Var> + Send + Sync;
 /// assert!(report.passed());
 /// ```
 pub struct GradcheckCase {
+    /// The op's name, for messages.
     pub op: String,
     /// Each input's name (as the fixtures README calls it) and value.
     pub inputs: Vec<(String, Tensor)>,
@@ -60,6 +61,7 @@ pub struct GradcheckCase {
 }
 
 impl GradcheckCase {
+    /// A case from named inputs and the function of them to check.
     pub fn new(
         op: impl Into<String>,
         inputs: Vec<(String, Tensor)>,

@@ -6,6 +6,8 @@ use gradlab_autograd::{GradcheckOptions, GradcheckReport};
 use std::fmt::Write;
 use std::process::ExitCode;
 
+/// Flags of `gradlab gradcheck`: the op, its input shapes and attributes,
+/// and the check's step and tolerances.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct GradcheckArgs {
     /// The op, named as in the fixtures (add sub mul div neg exp log sqrt relu sigmoid

@@ -15,6 +15,7 @@ pub enum GraphModel {
     Lenet,
 }
 
+/// Flags of `gradlab graph`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct GraphArgs {
     /// The model whose training step is drawn.

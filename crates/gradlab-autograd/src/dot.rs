@@ -49,11 +49,13 @@ pub enum NodeKind {
 pub struct GraphNode {
     /// The var's process-unique id ([`Var::id`]).
     pub var_id: usize,
+    /// Op output, parameter or constant.
     pub kind: NodeKind,
     /// The backward op's name for op nodes, e.g. `"Conv2dBackward"`.
     pub op: Option<&'static str>,
     /// The name given with [`Var::set_name`] or [`Var::named_parameter`].
     pub name: Option<String>,
+    /// The var's dims and element type.
     pub shape: Vec<usize>,
     pub dtype: DType,
     /// Indices (into [`RecordedGraph::nodes`]) of the op's inputs, in argument order.

@@ -5,6 +5,12 @@
 //! needs dense data. Operations follow PyTorch's semantics and return
 //! [`TensorError`]s that name the op, shapes and dtypes instead of panicking.
 //!
+//! Tensors live on the CPU or on CUDA ([`Tensor::to_device`]). On CUDA, f32
+//! values and i64 indices (stored as u32) exist, every op of a training step
+//! runs on the device without copying to the host, ops without a CUDA path
+//! say so in their error, and mixing devices in one op is a
+//! [`TensorError::DeviceMismatch`].
+//!
 //! ```
 //! use gradlab_tensor::{DType, Tensor};
 //! let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap();

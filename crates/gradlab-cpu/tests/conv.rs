@@ -191,7 +191,39 @@ fn batched_shapes_match_reference_on_several_threads() {
         check::<f32>(&lenet_like(2, 6, 16, 14, 5, 0), true, 2);
         check::<f64>(&lenet_like(7, 8, 8, 9, 3, 1), false, 3);
         check::<f32>(&lenet_like(7, 8, 12, 9, 1, 0), true, 4);
+        // Long rows: the weight gradient runs on the padded input grid.
+        check::<f32>(&lenet_like(5, 3, 6, 32, 5, 0), true, 5);
+        let grouped = Conv2dShape {
+            groups: 2,
+            in_channels: 4,
+            out_channels: 6,
+            in_h: 20,
+            in_w: 30,
+            dilation: (2, 1),
+            padding: (1, 2),
+            ..lenet_like(3, 4, 6, 20, 3, 1)
+        };
+        check::<f64>(&grouped, false, 6);
     });
+}
+
+/// A non-finite input must reach exactly the gradients it reaches in the
+/// reference (the padded-grid path would multiply it by zeros elsewhere).
+#[test]
+fn infinite_input_reaches_the_same_weight_gradients() {
+    let s = lenet_like(2, 3, 4, 32, 5, 0);
+    let mut rng = Rng::new(11);
+    let mut x: Vec<f32> = random_vec(&mut rng, s.input_len());
+    // Column 0 of a row: read by the dropped lanes past the previous row.
+    x[3 * 32] = f32::INFINITY;
+    let dy: Vec<f32> = random_vec(&mut rng, s.output_len());
+    let mut want = vec![0f32; s.weight_len()];
+    reference::conv2d_backward_weight(&s, &x, &dy, &mut want);
+    let mut got = vec![0f32; s.weight_len()];
+    gradlab_cpu::conv2d_backward_weight(&s, &x, &dy, &mut got);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.is_finite(), w.is_finite(), "got {g}, want {w}");
+    }
 }
 
 /// Same inputs on 1, 2 and 3 threads: bit-identical outputs and gradients.

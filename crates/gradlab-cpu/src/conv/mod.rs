@@ -17,7 +17,7 @@ mod direct;
 mod im2col;
 
 use crate::gemm::{
-    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, BiasAxis, DotElement, GemmElement,
+    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, BRows, BiasAxis, DotElement, GemmElement,
 };
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{simd_level, SimdLevel};
@@ -282,6 +282,18 @@ fn backward_data<E: GemmElement + DotElement + PlainData>(
     }
 }
 
+/// Whether the weight gradient of a stride-1 convolution is better taken
+/// without im2col: on the zero-padded input grid (rows `in_w + 2·pad`
+/// wide) tap `(c, kh, kw)` reads one contiguous window shifted by
+/// `kh·pad_w + kw`, so `dW[oc, tap]` is a dot product of the output
+/// gradient (laid out on the same grid, zero past each row's end) with that
+/// window. It wastes the lanes past each row; worth it when rows are
+/// mostly real and long enough for the dot products to amortise their sums.
+fn padded_grid_weight_grad(s: &Conv2dShape) -> bool {
+    let pad_w = s.in_w + 2 * s.padding.1;
+    s.stride == (1, 1) && 2 * s.out_w() >= pad_w && s.out_h() * pad_w >= DOT_MIN_LEN
+}
+
 /// The shape of the forward convolution that computes a stride-1
 /// convolution's input gradient (None when the stride is not 1 or the
 /// padding exceeds the dilated kernel, where col2im is used instead).
@@ -394,12 +406,72 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
                     dy,
                     len,
                     col,
-                    len,
+                    BRows::Strided(len),
                     start != first,
                     &mut dw[g * ocg * k..(g + 1) * ocg * k],
                     k,
                 );
             }
+        }
+    };
+    let grid = padded_grid_weight_grad(s) && input.iter().all(|v| v.is_finite());
+    // Sums images `range` into `dw` on the padded grid (see `padded_grid_weight_grad`).
+    let accumulate_on_grid = |range: std::ops::Range<usize>, dw: &mut [E]| {
+        let (pad_h, pad_w) = (s.in_h + 2 * s.padding.0, s.in_w + 2 * s.padding.1);
+        let plane = pad_h * pad_w;
+        let (out_h, out_w) = (s.out_h(), s.out_w());
+        let span = out_h * pad_w;
+        let mut x_scratch = Scratch::take();
+        let mut dy_scratch = Scratch::take();
+        let x_pad = x_scratch.slice::<E>(s.in_channels * plane + s.kernel_w * s.dilation.1);
+        let dy_pad = dy_scratch.slice::<E>(s.out_channels * span);
+        x_pad.fill(E::ZERO);
+        dy_pad.fill(E::ZERO);
+        // Where tap (c, kh, kw) of group-local channel c starts reading.
+        let starts: Vec<usize> = (0..icg)
+            .flat_map(|c| {
+                (0..s.kernel_h).flat_map(move |kh| {
+                    (0..s.kernel_w)
+                        .map(move |kw| c * plane + kh * s.dilation.0 * pad_w + kw * s.dilation.1)
+                })
+            })
+            .collect();
+        for n in range.clone() {
+            for c in 0..s.in_channels {
+                for h in 0..s.in_h {
+                    let src = &input[n * in_image + (c * s.in_h + h) * s.in_w..][..s.in_w];
+                    let at = c * plane + (h + s.padding.0) * pad_w + s.padding.1;
+                    x_pad[at..at + s.in_w].copy_from_slice(src);
+                }
+            }
+            for oc in 0..s.out_channels {
+                for oh in 0..out_h {
+                    let src = &grad_out[n * out_image + (oc * out_h + oh) * out_w..][..out_w];
+                    dy_pad[oc * span + oh * pad_w..][..out_w].copy_from_slice(src);
+                }
+            }
+            for g in 0..s.groups {
+                gemm_abt(
+                    level,
+                    ocg,
+                    k,
+                    span,
+                    &dy_pad[g * ocg * span..(g + 1) * ocg * span],
+                    span,
+                    &x_pad[g * icg * plane..],
+                    BRows::At(&starts),
+                    n != range.start,
+                    &mut dw[g * ocg * k..(g + 1) * ocg * k],
+                    k,
+                );
+            }
+        }
+    };
+    let accumulate = |range: std::ops::Range<usize>, dw: &mut [E]| {
+        if grid {
+            accumulate_on_grid(range, dw)
+        } else {
+            accumulate(range, dw)
         }
     };
     let per_partial = s.batch.div_ceil(WEIGHT_GRAD_PARTIALS);

@@ -25,7 +25,7 @@ pub(crate) fn gemm_abt<E: DotElement>(
     a: &[E],
     lda: usize,
     b: &[E],
-    ldb: usize,
+    b_rows: BRows<'_>,
     accumulate: bool,
     c: &mut [E],
     ldc: usize,
@@ -33,10 +33,12 @@ pub(crate) fn gemm_abt<E: DotElement>(
     if m == 0 || n == 0 {
         return;
     }
+    let b_fits = match b_rows {
+        BRows::Strided(ldb) => b.len() >= (n - 1) * ldb + k,
+        BRows::At(starts) => starts.len() >= n && starts[..n].iter().all(|&s| s + k <= b.len()),
+    };
     assert!(
-        a.len() >= (m - 1) * lda + k
-            && b.len() >= (n - 1) * ldb + k
-            && c.len() >= (m - 1) * ldc + n,
+        a.len() >= (m - 1) * lda + k && b_fits && c.len() >= (m - 1) * ldc + n,
         "gemm_abt: operands too short for m={m} n={n} k={k}"
     );
     if k == 0 {
@@ -54,12 +56,30 @@ pub(crate) fn gemm_abt<E: DotElement>(
         a,
         lda,
         b,
-        ldb,
+        b_rows,
         c,
         ldc,
         accumulate,
     };
     E::dot_tiles(level, args);
+}
+
+/// Where row `j` of `B` starts.
+#[derive(Clone, Copy)]
+pub(crate) enum BRows<'a> {
+    /// At `j * ldb`.
+    Strided(usize),
+    /// At `starts[j]` (rows may overlap: shifted windows of one image).
+    At(&'a [usize]),
+}
+
+impl BRows<'_> {
+    fn start(&self, j: usize) -> usize {
+        match *self {
+            BRows::Strided(ldb) => j * ldb,
+            BRows::At(starts) => starts[j],
+        }
+    }
 }
 
 /// One tile of `MB×NB` dot products of length `kb` from row pointers.
@@ -97,7 +117,7 @@ pub(crate) struct Args<'a, E> {
     a: &'a [E],
     lda: usize,
     b: &'a [E],
-    ldb: usize,
+    b_rows: BRows<'a>,
     c: &'a mut [E],
     ldc: usize,
     accumulate: bool,
@@ -111,7 +131,7 @@ fn blocked<E: Float, const MB: usize, const NB: usize>(tile: TileFn<E, MB, NB>, 
         a,
         lda,
         b,
-        ldb,
+        b_rows,
         c,
         ldc,
         accumulate,
@@ -126,8 +146,9 @@ fn blocked<E: Float, const MB: usize, const NB: usize>(tile: TileFn<E, MB, NB>, 
                 // Ragged tiles repeat the last row/column and drop the copies.
                 let a_rows: [*const E; MB] =
                     std::array::from_fn(|i| a[(i0 + i).min(m - 1) * lda + k0..][..kb].as_ptr());
-                let b_rows: [*const E; NB] =
-                    std::array::from_fn(|j| b[(j0 + j).min(n - 1) * ldb + k0..][..kb].as_ptr());
+                let b_rows: [*const E; NB] = std::array::from_fn(|j| {
+                    b[b_rows.start((j0 + j).min(n - 1)) + k0..][..kb].as_ptr()
+                });
                 // SAFETY: every row pointer has `kb` readable values (sliced
                 // above); the level was checked by the caller.
                 let sums = unsafe { tile(&a_rows, &b_rows, kb) };

@@ -16,7 +16,7 @@ mod x86;
 use crate::scratch::PlainData;
 use crate::simd::{simd_level, SimdLevel};
 use crate::Float;
-pub(crate) use dot::{gemm_abt, DotElement};
+pub(crate) use dot::{gemm_abt, BRows, DotElement};
 use driver::Problem;
 pub(crate) use kernel::GemmElement;
 use pack::MatRef;

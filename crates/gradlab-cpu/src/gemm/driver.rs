@@ -102,15 +102,16 @@ pub(crate) fn run<E: GemmElement + PlainData>(
     let padded = |k: &MicroKernel<E>, rows: usize, cols: usize| {
         rows.div_ceil(k.mr) * k.mr * cols.div_ceil(k.nr) * k.nr
     };
-    let mut choices = vec![(E::micro_kernel(level), false)];
-    if let Some(narrow) = E::narrow_micro_kernel(level) {
-        choices.push((narrow, false));
-    }
-    if csc == 1 {
-        choices.extend(choices.clone().into_iter().map(|(k, _)| (k, true)));
-    } else if rsc == 1 {
-        choices.iter_mut().for_each(|c| c.1 = true);
-    }
+    let main = E::micro_kernel(level);
+    let narrow = E::narrow_micro_kernel(level).unwrap_or(main);
+    // (kernel, transposed) pairs; a column-major C is always transposed.
+    let forced = csc != 1 && rsc == 1;
+    let choices = [
+        (main, forced),
+        (narrow, forced),
+        (main, csc == 1 || forced),
+        (narrow, csc == 1 || forced),
+    ];
     // Strided tile stores cost about as much again as the tile's FMAs on
     // small problems: a transposed row-major C counts double.
     let store_cost = if csc == 1 { 2 } else { 1 };

@@ -69,7 +69,13 @@ pub(crate) fn pack_b<E: Float>(
         if b.cs == 1 {
             for p in 0..kc {
                 let start = (p0 + p) * b.rs + c0;
-                panel[p * nr..p * nr + live].copy_from_slice(&b.data[start..start + live]);
+                // Rows are one panel wide: an inlined loop beats a memcpy call.
+                for (d, v) in panel[p * nr..p * nr + live]
+                    .iter_mut()
+                    .zip(&b.data[start..start + live])
+                {
+                    *d = *v;
+                }
             }
         } else {
             // Column-major-ish B (a transposed operand): walk each column contiguously.

@@ -26,9 +26,12 @@ const KC: usize = 256;
 const MC_PANELS: usize = 24;
 /// Columns of B packed at once (rounded to whole `NR` panels); lives in L3.
 const NC: usize = 4096;
-/// Problems with fewer multiply-adds than this run on the calling thread
-/// only: below it rayon's fork/join costs more than it saves.
-const PARALLEL_MIN_MACS: usize = 1 << 18;
+/// Problems with fewer multiply-adds than this (about 20 µs on one core)
+/// run on the calling thread only: below it rayon's fork/joins (three per
+/// block) cost more than they save, more so on a busy machine.
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+/// Operand blocks smaller than this are packed by one thread.
+const PARALLEL_PACK_MIN: usize = 1 << 16;
 /// Problems this small skip packing altogether.
 const TINY_MACS: usize = 2048;
 /// Largest tile any micro-kernel uses (for the stack buffer of edge tiles).
@@ -224,7 +227,15 @@ fn blocked<E: GemmElement + PlainData>(kernel: MicroKernel<E>, p: Problem<'_, E>
         for pc in (0..p.k).step_by(KC) {
             let kc = KC.min(p.k - pc);
             let last = pc + kc == p.k;
-            pack_a(a_buf, mr, p.a, (0, p.m), pc, kc, parallel);
+            pack_a(
+                a_buf,
+                mr,
+                p.a,
+                (0, p.m),
+                pc,
+                kc,
+                parallel && p.m * kc >= PARALLEL_PACK_MIN,
+            );
             let tail_cols = nc_here % nr;
             let b_panels = if direct_b {
                 if tail_cols != 0 {
@@ -238,7 +249,8 @@ fn blocked<E: GemmElement + PlainData>(kernel: MicroKernel<E>, p: Problem<'_, E>
                     full_panels: nc_here / nr,
                 }
             } else {
-                pack_b(b_buf, nr, p.b, pc, kc, (jc, jc + nc_here), parallel);
+                let parallel_pack = parallel && nc_here * kc >= PARALLEL_PACK_MIN;
+                pack_b(b_buf, nr, p.b, pc, kc, (jc, jc + nc_here), parallel_pack);
                 BPanels::Packed(b_buf.as_ptr())
             };
             let block = Block {

@@ -41,15 +41,82 @@ fn sum_impl<T: Element>(x: &Tensor, dims: &[usize], keepdim: bool, scale: f64) -
     let data = x.storage_slice::<T>("sum")?;
     let kept = reduced_shape(x.shape(), dims, true);
     let mut acc = vec![T::ZERO; kept.numel()];
-    // Broadcasting the (keepdim) output back over the input maps every input
-    // element onto the output element it is summed into.
-    let out_layout = Layout::contiguous(kept.clone(), 0).broadcast_to(x.shape())?;
-    for_each_offset_pair(x.layout(), &out_layout, |i, o| acc[o] += data[i]);
+    match x.layout().contiguous_range() {
+        Some(range) => sum_blocks(&data[range], &reduction_blocks(x.dims(), dims), &mut acc),
+        None => {
+            // Broadcasting the (keepdim) output back over the input maps every
+            // input element onto the output element it is summed into.
+            let out_layout = Layout::contiguous(kept.clone(), 0).broadcast_to(x.shape())?;
+            for_each_offset_pair(x.layout(), &out_layout, |i, o| acc[o] += data[i]);
+        }
+    }
     if scale != 1.0 {
         let s = T::from_f64(scale);
         acc.iter_mut().for_each(|v| *v *= s);
     }
     Tensor::from_vec(acc, reduced_shape(x.shape(), dims, keepdim))
+}
+
+/// The dims of a contiguous tensor merged into runs that are all reduced or
+/// all kept: `(length, reduced)`, outermost first. Summing `[N, C, H, W]`
+/// over `[0, 2, 3]` becomes `[(N, true), (C, false), (H*W, true)]`.
+fn reduction_blocks(dims: &[usize], reduced: &[usize]) -> Vec<(usize, bool)> {
+    let mut blocks: Vec<(usize, bool)> = Vec::new();
+    for (d, &len) in dims.iter().enumerate() {
+        let r = reduced.contains(&d);
+        match blocks.last_mut() {
+            Some((l, br)) if *br == r => *l *= len,
+            _ => blocks.push((len, r)),
+        }
+    }
+    blocks
+}
+
+/// Adds the contiguous `x`, laid out as `blocks`, into `acc` (the kept
+/// elements in order). The innermost run is either summed as a whole or
+/// added elementwise, both loops the compiler vectorises.
+fn sum_blocks<T: Float>(x: &[T], blocks: &[(usize, bool)], acc: &mut [T]) {
+    let Some((&(len, reduced), rest)) = blocks.split_first() else {
+        acc[0] += x[0];
+        return;
+    };
+    if rest.is_empty() {
+        if reduced {
+            acc[0] += sum_run(x);
+        } else {
+            acc.iter_mut().zip(x).for_each(|(a, &v)| *a += v);
+        }
+        return;
+    }
+    let x_step = x.len() / len.max(1);
+    let acc_step = if reduced { 0 } else { acc.len() / len.max(1) };
+    for i in 0..len {
+        let xs = &x[i * x_step..(i + 1) * x_step];
+        let out = if reduced {
+            &mut *acc
+        } else {
+            &mut acc[i * acc_step..(i + 1) * acc_step]
+        };
+        sum_blocks(xs, rest, out);
+    }
+}
+
+/// Sum of a contiguous run in eight interleaved partial sums (a fixed
+/// order, so results are deterministic, and one the compiler vectorises).
+fn sum_run<T: Float>(x: &[T]) -> T {
+    let mut lanes = [T::ZERO; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    let mut total = lanes.iter().fold(T::ZERO, |a, &b| a + b);
+    for &v in tail {
+        total += v;
+    }
+    total
 }
 
 fn max_dim_impl<T: Element>(x: &Tensor, dim: usize, keepdim: bool) -> Result<(Tensor, Tensor)> {
@@ -267,4 +334,31 @@ fn check_index_op(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Rng, Tensor};
+
+    /// Sums of a contiguous tensor (block path) and of a permuted view of
+    /// the same values (strided path) agree for every subset of dims.
+    #[test]
+    fn contiguous_and_strided_sums_agree() {
+        let x = Tensor::randn([3, 4, 5, 6], 0.0, 1.0, DType::F64, &mut Rng::new(5));
+        let strided = x.permute(&[3, 2, 1, 0]).unwrap(); // dims [6, 5, 4, 3]
+        for mask in 0u32..16 {
+            let dims: Vec<usize> = (0..4).filter(|d| mask & (1 << d) != 0).collect();
+            let flipped: Vec<usize> = dims.iter().map(|d| 3 - d).collect();
+            for keepdim in [false, true] {
+                let fast = x.sum(Some(&dims), keepdim).unwrap();
+                let slow = strided.sum(Some(&flipped), true).unwrap().permute(&[3, 2, 1, 0]).unwrap();
+                let slow = slow.reshape(fast.shape().clone()).unwrap();
+                let (f, s) = (fast.to_vec::<f64>().unwrap(), slow.to_vec::<f64>().unwrap());
+                assert_eq!(f.len(), s.len());
+                for (a, b) in f.iter().zip(&s) {
+                    assert!((a - b).abs() < 1e-12, "dims {dims:?}: {a} vs {b}");
+                }
+            }
+        }
+    }
 }

@@ -99,9 +99,8 @@ pub(crate) fn run<E: GemmElement + PlainData>(
     }
     // The micro-kernels store rows of C with unit stride; a column-major C
     // is the row-major C^T = B^T·A^T. Otherwise pick the kernel and the
-    // orientation that pad the fewest lanes (a linear layer with ten outputs
-    // is better done as C^T through strided tile stores; a 64-wide C better
-    // with narrow tiles); ties keep the level's main kernel and C as it is.
+    // orientation that waste the least on padded lanes (a linear layer with
+    // ten outputs is better done as C^T; a 128-wide C with 16-wide tiles).
     let padded = |k: &MicroKernel<E>, rows: usize, cols: usize| {
         rows.div_ceil(k.mr) * k.mr * cols.div_ceil(k.nr) * k.nr
     };
@@ -110,28 +109,39 @@ pub(crate) fn run<E: GemmElement + PlainData>(
     // (kernel, transposed) pairs; a column-major C is always transposed.
     let forced = csc != 1 && rsc == 1;
     let choices = [
-        (main, forced),
-        (narrow, forced),
-        (main, csc == 1 || forced),
-        (narrow, csc == 1 || forced),
+        (main, forced, false),
+        (narrow, forced, true),
+        (main, csc == 1 || forced, false),
+        (narrow, csc == 1 || forced, true),
     ];
     // Strided tile stores cost about as much again as the tile's FMAs on
-    // small problems: a transposed row-major C counts double.
+    // small problems: a transposed row-major C counts double. Where 512-bit
+    // FMAs run at full rate a 256-bit tile does half the work per
+    // instruction, so its lanes count double too (on cores that split
+    // 512-bit operations in two halves, both cost the same).
     let store_cost = if csc == 1 { 2 } else { 1 };
-    let work = |&(k, t): &(MicroKernel<E>, bool)| {
-        if t {
+    let narrow_cost = if crate::simd::full_rate_avx512() {
+        2
+    } else {
+        1
+    };
+    let cost = |&(k, t, is_narrow): &(MicroKernel<E>, bool, bool)| {
+        let lanes = if t {
             store_cost * padded(&k, p.n, p.m)
         } else {
             padded(&k, p.m, p.n)
+        };
+        if is_narrow {
+            narrow_cost * lanes
+        } else {
+            lanes
         }
     };
-    let first = work(&choices[0]);
-    // Alternatives must save at least a fifth of the padded work to be worth leaving the main kernel.
-    let (kernel, transpose) = choices
+    // The first cheapest wins: ties keep the main kernel and C as it is.
+    let (kernel, transpose, _) = choices
         .iter()
         .copied()
-        .filter(|c| 5 * work(c) <= 4 * first)
-        .min_by_key(work)
+        .min_by_key(cost)
         .unwrap_or(choices[0]);
     if transpose {
         let t = Problem {

@@ -173,6 +173,22 @@ proptest! {
     }
 
     #[test]
+    fn broadcast_binary_ops_equal_their_materialised_form((sa, sb) in broadcast_pair(4, 4), kind in view_kind(), seed in any::<u64>(), op in 0usize..4) {
+        let a = strided_view(&sa, kind, seed);
+        let b = random_tensor(&sb, seed ^ 3);
+        let shape = gradlab::tensor::Shape::broadcast("t", a.shape(), b.shape()).unwrap();
+        let (a_full, b_full) = (a.broadcast_to(shape.clone()).unwrap().contiguous().unwrap(), b.broadcast_to(shape).unwrap().contiguous().unwrap());
+        let apply = |x: &Tensor, y: &Tensor| match op {
+            0 => x.add(y),
+            1 => x.sub(y),
+            2 => x.mul(y),
+            _ => x.div(y),
+        }.unwrap().to_vec::<f64>().unwrap();
+        prop_assert_eq!(apply(&a, &b), apply(&a_full, &b_full));
+        prop_assert_eq!(apply(&b, &a), apply(&b_full, &a_full));
+    }
+
+    #[test]
     fn a_view_equals_its_contiguous_copy(s in shape(4, 4), kind in view_kind(), seed in any::<u64>()) {
         let view = strided_view(&s, kind, seed);
         let copy = view.contiguous().unwrap();

@@ -1,6 +1,6 @@
 //! Elementwise ops: unary maps and broadcasting binary ops.
 
-use super::iter::for_each_offset_pair;
+use super::iter::{for_each_offset_pair, for_each_run_pair};
 use crate::{with_float, Element, Layout, Result, Shape, Tensor};
 use gradlab_cpu::Float;
 
@@ -143,7 +143,23 @@ fn map_binary<T: Element>(a: &Tensor, b: &Tensor, op: BinaryOp, shape: Shape) ->
             let y = db[lb.offset()];
             out.extend(da[ra].iter().map(|&x| op.eval(x, y)));
         }
-        _ => for_each_offset_pair(&la, &lb, |oa, ob| out.push(op.eval(da[oa], db[ob]))),
+        _ => for_each_run_pair(&la, &lb, |oa, ob, len, ia, ib| match (ia, ib) {
+            (1, 1) => out.extend(
+                da[oa..oa + len]
+                    .iter()
+                    .zip(&db[ob..ob + len])
+                    .map(|(&x, &y)| op.eval(x, y)),
+            ),
+            (1, 0) => {
+                let y = db[ob];
+                out.extend(da[oa..oa + len].iter().map(|&x| op.eval(x, y)));
+            }
+            (0, 1) => {
+                let x = da[oa];
+                out.extend(db[ob..ob + len].iter().map(|&y| op.eval(x, y)));
+            }
+            _ => out.extend((0..len).map(|i| op.eval(da[oa + i * ia], db[ob + i * ib]))),
+        }),
     }
     Tensor::from_vec(out, shape)
 }

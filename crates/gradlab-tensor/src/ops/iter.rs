@@ -46,3 +46,73 @@ pub(crate) fn for_each_offset_pair(a: &Layout, b: &Layout, mut f: impl FnMut(usi
         }
     }
 }
+
+/// Dims and strides of two layouts of one shape, with adjacent dims merged
+/// wherever both layouts keep them contiguous with each other (so that a
+/// `[64, 6, 28, 28]` tensor next to a `[1, 6, 1, 1]` broadcast becomes
+/// `[64, 6, 784]` with inner strides 1 and 0).
+fn coalesce(a: &Layout, b: &Layout) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let mut dims: Vec<usize> = Vec::new();
+    let mut sa: Vec<usize> = Vec::new();
+    let mut sb: Vec<usize> = Vec::new();
+    for ((&d, &x), &y) in a.dims().iter().zip(a.strides()).zip(b.strides()) {
+        if d == 1 {
+            continue;
+        }
+        match (dims.last_mut(), sa.last_mut(), sb.last_mut()) {
+            (Some(pd), Some(px), Some(py)) if *px == x * d && *py == y * d => {
+                *pd *= d;
+                *px = x;
+                *py = y;
+            }
+            _ => {
+                dims.push(d);
+                sa.push(x);
+                sb.push(y);
+            }
+        }
+    }
+    (dims, sa, sb)
+}
+
+/// Calls `f(offset_a, offset_b, len, stride_a, stride_b)` for each innermost
+/// run of two layouts that share a shape, in row-major order, after merging
+/// dims that allow it. Callers specialise their inner loop on the strides.
+pub(crate) fn for_each_run_pair(
+    a: &Layout,
+    b: &Layout,
+    mut f: impl FnMut(usize, usize, usize, usize, usize),
+) {
+    debug_assert_eq!(a.dims(), b.dims());
+    if a.numel() == 0 {
+        return;
+    }
+    let (dims, sa, sb) = coalesce(a, b);
+    let Some((&inner, outer)) = dims.split_last() else {
+        f(a.offset(), b.offset(), 1, 0, 0);
+        return;
+    };
+    let rank = dims.len();
+    let (ia, ib) = (sa[rank - 1], sb[rank - 1]);
+    let mut index = vec![0usize; outer.len()];
+    let (mut oa, mut ob) = (a.offset(), b.offset());
+    loop {
+        f(oa, ob, inner, ia, ib);
+        let mut d = outer.len();
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            index[d] += 1;
+            oa += sa[d];
+            ob += sb[d];
+            if index[d] < outer[d] {
+                break;
+            }
+            oa -= index[d] * sa[d];
+            ob -= index[d] * sb[d];
+            index[d] = 0;
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub use gradlab_data as data;
 pub use gradlab_nn as nn;
 pub use gradlab_tensor as tensor;
 
+pub mod bench;
 pub mod fixtures;
 pub mod introspect;
 pub mod train;

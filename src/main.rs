@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run a directory of PyTorch reference cases (manifest.json + safetensors).
     Fixtures(gradlab::fixtures::FixturesArgs),
+    /// Time every kernel variant side by side against the machine's measured peak.
+    Bench(gradlab::bench::BenchArgs),
     /// Train a classifier on CIFAR-10 or Fashion-MNIST.
     Train(gradlab::train::TrainArgs),
     /// Test accuracy of a checkpoint written by `train`.
@@ -32,6 +34,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Fixtures(args) => gradlab::fixtures::run(args),
+        Command::Bench(args) => gradlab::bench::run(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
         Command::Train(args) => gradlab::train::run_train(args),
         Command::Eval(args) => gradlab::train::run_eval(args),
         Command::Graph(args) => gradlab::introspect::run_graph(args),

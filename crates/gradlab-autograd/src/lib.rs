@@ -33,8 +33,13 @@ pub mod testing;
 pub use dot::{GraphNode, NodeKind, RecordedGraph};
 pub use engine::{grad, topological_order, BackwardOptions};
 pub use error::{AutogradError, Result};
-pub use gradcheck::{gradcheck, gradgradcheck, hvp, GradcheckOptions, GradcheckReport, InputReport};
-pub use graph::{detect_anomaly, is_anomaly_mode, is_grad_enabled, no_grad, set_anomaly_mode, BackwardOp, GradModeGuard, Node};
+pub use gradcheck::{
+    gradcheck, gradgradcheck, hvp, GradcheckOptions, GradcheckReport, InputReport,
+};
+pub use graph::{
+    detect_anomaly, is_anomaly_mode, is_grad_enabled, no_grad, set_anomaly_mode, BackwardOp,
+    GradModeGuard, Node,
+};
 pub use ops::norm::{batch_norm2d, batch_norm2d_train, batch_stats2d};
 pub use trace::{capture_trace, set_trace, TraceEvent};
 pub use var::{GradHook, Var};

@@ -11,6 +11,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod float;
 pub mod gemm;
+pub mod parallel;
 pub mod peak;
 pub mod pool;
 pub mod reference;

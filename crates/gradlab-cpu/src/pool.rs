@@ -73,7 +73,7 @@ pub fn max_pool2d_forward<T: Float>(
         }
     };
     let chunk = per_task * out_plane;
-    if planes > per_task && rayon::current_num_threads() > 1 {
+    if planes > per_task && crate::parallel::worth_parallel_elems(s.input_len()) {
         out.par_chunks_mut(chunk)
             .zip(argmax.par_chunks_mut(chunk))
             .enumerate()
@@ -247,7 +247,7 @@ pub fn max_pool2d_backward<T: Float>(
         }
     };
     let chunk = per_task * plane;
-    if planes > per_task && rayon::current_num_threads() > 1 {
+    if planes > per_task && crate::parallel::worth_parallel_elems(s.input_len()) {
         grad_input.par_chunks_mut(chunk).enumerate().for_each(task);
     } else {
         grad_input.chunks_mut(chunk).enumerate().for_each(task);

@@ -73,7 +73,7 @@ fn taps(s: &Conv2dShape) -> usize {
 /// Splits the batch over threads only when there are enough images.
 fn batch_parallel(s: &Conv2dShape) -> bool {
     let threads = rayon::current_num_threads();
-    threads > 1 && s.batch >= 2 * threads
+    crate::parallel::worth_parallel(s.flops()) && s.batch >= 2 * threads
 }
 
 macro_rules! dispatch_f32_f64 {
@@ -485,7 +485,7 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
         let first = i * per_partial;
         accumulate(first..(first + per_partial).min(s.batch), dw);
     };
-    if rayon::current_num_threads() > 1 {
+    if crate::parallel::worth_parallel(s.flops()) {
         partials
             .par_chunks_mut(weight_len)
             .enumerate()

@@ -15,7 +15,7 @@ struct PoolParams {
 #define NO_ARGMAX 0xffffffffu
 
 // One thread per output element. Ties keep the first maximum in scan order;
-// a NaN wins and ends the scan, so NaNs propagate.
+// a NaN beats every number and the last NaN of a window wins (PyTorch's rule).
 extern "C" __global__ void max_pool2d_forward(PoolParams p, const float* __restrict__ x,
                                               float* __restrict__ y, unsigned* __restrict__ argmax) {
     const i64 total = (i64)p.planes * p.out_h * p.out_w;
@@ -26,8 +26,7 @@ extern "C" __global__ void max_pool2d_forward(PoolParams p, const float* __restr
         const float* xp = x + plane * p.in_h * p.in_w;
         float best = -__int_as_float(0x7f800000);
         unsigned best_idx = NO_ARGMAX;
-        bool done = false;
-        for (int i = 0; i < p.kh && !done; ++i) {
+        for (int i = 0; i < p.kh; ++i) {
             const int ih = oh * p.stride_h - p.pad_h + i * p.dil_h;
             if (ih < 0 || ih >= p.in_h) continue;
             for (int j = 0; j < p.kw; ++j) {
@@ -38,10 +37,6 @@ extern "C" __global__ void max_pool2d_forward(PoolParams p, const float* __restr
                 if (best_idx == NO_ARGMAX || v > best || isnan(v)) {
                     best = v;
                     best_idx = idx;
-                    if (isnan(v)) {
-                        done = true;
-                        break;
-                    }
                 }
             }
         }

@@ -4,7 +4,8 @@
 //!
 //! Ties and NaNs are resolved exactly as in the reference twin
 //! ([`crate::reference::max_pool2d_forward`]): scan order, the first maximum
-//! wins, a NaN wins and ends the scan of its window row.
+//! wins, and a NaN beats everything after it except a later NaN (the last
+//! NaN of a window wins), as PyTorch's CPU kernel does.
 
 use crate::{Float, Pool2dShape};
 use rayon::prelude::*;
@@ -110,11 +111,11 @@ fn pool_plane<T: Float>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [u
                 let (v00, v01, v10, v11) = (r0[i], r0[i + 1], r1[i], r1[i + 1]);
                 // The reference's scan, without branches (random data makes
                 // every comparison unpredictable): `|` and `&` evaluate both sides.
-                let take01 = !v00.is_nan() & ((v01 > v00) | v01.is_nan());
+                let take01 = (v01 > v00) | v01.is_nan();
                 let (best, idx) = select(take01, (v01, top + i + 1), (v00, top + i));
                 let take10 = (v10 > best) | v10.is_nan();
                 let (best, idx) = select(take10, (v10, bottom + i), (best, idx));
-                let take11 = !v10.is_nan() & ((v11 > best) | v11.is_nan());
+                let take11 = (v11 > best) | v11.is_nan();
                 (*o, *a) = select(take11, (v11, bottom + i + 1), (best, idx));
             }
         }
@@ -155,9 +156,6 @@ fn pool_plane<T: Float>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [u
                     if best_idx == usize::MAX || v > best || v.is_nan() {
                         best = v;
                         best_idx = idx;
-                        if v.is_nan() {
-                            break;
-                        }
                     }
                 }
             }

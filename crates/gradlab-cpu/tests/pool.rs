@@ -130,3 +130,36 @@ fn lenet_pools_match_reference_on_several_threads() {
         }
     });
 }
+
+/// PyTorch's CPU rule, pinned on a hand-made window: among numbers the first
+/// maximum wins, any NaN beats them, and the last NaN of the window wins.
+#[test]
+fn nan_and_tie_rules_follow_pytorch() {
+    let s = Pool2dShape {
+        batch: 1,
+        channels: 1,
+        in_h: 2,
+        in_w: 4,
+        kernel: (2, 2),
+        stride: (2, 2),
+        padding: (0, 0),
+        dilation: (1, 1),
+        ceil_mode: false,
+    };
+    let nan = f64::NAN;
+    // Window 0 holds [5, nan; nan, 7], window 1 holds [3, 3; 1, 3].
+    let x = [5.0, nan, 3.0, 3.0, nan, 7.0, 1.0, 3.0];
+    for (name, pool) in [
+        (
+            "reference",
+            gradlab_cpu::reference::max_pool2d_forward::<f64>
+                as fn(&Pool2dShape, &[f64], &mut [f64], &mut [usize]),
+        ),
+        ("fast", gradlab_cpu::max_pool2d_forward::<f64>),
+    ] {
+        let (mut out, mut arg) = ([0.0; 2], [0usize; 2]);
+        pool(&s, &x, &mut out, &mut arg);
+        assert!(out[0].is_nan() && out[1] == 3.0, "{name}: {out:?}");
+        assert_eq!(arg, [4, 2], "{name}");
+    }
+}

@@ -2,7 +2,8 @@ use crate::{Float, Pool2dShape};
 
 /// Max-pool forward. `argmax` receives, for every output element, the index
 /// of the chosen element within its input plane (`ih * in_w + iw`), as PyTorch
-/// records it. Ties keep the first maximum in scan order; NaN wins (propagates).
+/// records it. Ties keep the first maximum in scan order; a NaN beats every
+/// number and the last NaN of a window wins, as in PyTorch's CPU kernel.
 pub fn max_pool2d_forward<T: Float>(
     s: &Pool2dShape,
     input: &[T],
@@ -33,9 +34,6 @@ pub fn max_pool2d_forward<T: Float>(
                         if best_idx == usize::MAX || v > best || v.is_nan() {
                             best = v;
                             best_idx = idx;
-                            if v.is_nan() {
-                                break;
-                            }
                         }
                     }
                 }

@@ -17,6 +17,7 @@ impl BackwardOp for BinaryBackward {
             BinaryOp::Mul => "MulBackward",
             BinaryOp::Div => "DivBackward",
             BinaryOp::Maximum => "MaximumBackward",
+            BinaryOp::ReluBackward => "ReluBackwardBackward",
         }
     }
 
@@ -33,6 +34,11 @@ impl BackwardOp for BinaryBackward {
                 let a_wins = b_wins.neg()?.add_scalar(1.0)?;
                 (g.mul(&a_wins)?, g.mul(&b_wins)?)
             }
+            // Linear in the gradient `a`; the mask is piecewise constant in `b`.
+            BinaryOp::ReluBackward => (
+                g.binary(b, BinaryOp::ReluBackward)?,
+                Var::constant(b.data().zeros_like()),
+            ),
         };
         let ga = if a.requires_grad() {
             Some(ga.sum_to(&a.shape())?)
@@ -78,7 +84,7 @@ impl BackwardOp for UnaryBackward {
             UnaryOp::Log => g.div(x)?,
             UnaryOp::Sqrt => g.div(&x.sqrt()?)?.mul_scalar(0.5)?,
             // The mask is piecewise constant: its own derivative is zero.
-            UnaryOp::Relu => g.mul(&Var::constant(x.data().gt_mask(0.0)?))?,
+            UnaryOp::Relu => g.binary(x, BinaryOp::ReluBackward)?,
             UnaryOp::Sigmoid => {
                 let s = x.sigmoid()?;
                 g.mul(&s)?.mul(&s.neg()?.add_scalar(1.0)?)?
@@ -101,8 +107,9 @@ impl BackwardOp for UnaryBackward {
 }
 
 impl Var {
+    /// Applies a broadcasting binary op, recording its backward rule.
     #[track_caller]
-    fn binary(&self, other: &Var, op: BinaryOp) -> Result<Var> {
+    pub fn binary(&self, other: &Var, op: BinaryOp) -> Result<Var> {
         let loc = Location::caller();
         let out = self.data().binary(&other.data(), op)?;
         record(out, &[self, other], BinaryBackward(op), loc)

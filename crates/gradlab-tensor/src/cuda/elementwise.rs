@@ -59,6 +59,7 @@ pub(crate) fn binary(a: &Tensor, b: &Tensor, op: BinaryOp, shape: &Shape) -> Res
         BinaryOp::Mul => cu::BinaryOp::Mul,
         BinaryOp::Div => cu::BinaryOp::Div,
         BinaryOp::Maximum => cu::BinaryOp::Maximum,
+        BinaryOp::ReluBackward => cu::BinaryOp::ReluBackward,
     };
     binary_kernel(op.name(), kernel_op, a, b, shape)
 }

@@ -81,6 +81,9 @@ pub enum BinaryOp {
     Mul,
     Div,
     Maximum,
+    /// `a` where `b > 0`, else 0: ReLU's backward, the gradient `a` masked
+    /// by the ReLU input `b`, in one pass.
+    ReluBackward,
 }
 
 impl BinaryOp {
@@ -91,6 +94,7 @@ impl BinaryOp {
             BinaryOp::Mul => "mul",
             BinaryOp::Div => "div",
             BinaryOp::Maximum => "maximum",
+            BinaryOp::ReluBackward => "relu_backward",
         }
     }
 
@@ -106,6 +110,13 @@ impl BinaryOp {
                     a
                 } else {
                     b
+                }
+            }
+            BinaryOp::ReluBackward => {
+                if b > T::ZERO {
+                    a
+                } else {
+                    T::ZERO
                 }
             }
         }
@@ -201,6 +212,10 @@ impl Tensor {
     }
     pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
         self.binary(other, BinaryOp::Maximum)
+    }
+    /// `self` where `input > 0`, else 0 (ReLU's backward for gradient `self`).
+    pub fn relu_backward(&self, input: &Tensor) -> Result<Tensor> {
+        self.binary(input, BinaryOp::ReluBackward)
     }
     pub fn neg(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Neg)

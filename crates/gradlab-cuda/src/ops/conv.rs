@@ -40,7 +40,10 @@ const BLOCK_K: usize = 8;
 /// Validates the shape and converts it for the kernels.
 fn params(op: &'static str, s: &Conv2dShape) -> Result<ConvParams> {
     let bad = |m: String| Err(CudaError::invalid(op, format!("{m} in {s:?}")));
-    if s.groups == 0 || s.in_channels % s.groups != 0 || s.out_channels % s.groups != 0 {
+    if s.groups == 0
+        || !s.in_channels.is_multiple_of(s.groups)
+        || !s.out_channels.is_multiple_of(s.groups)
+    {
         return bad(format!(
             "groups = {} must divide in_channels = {} and out_channels = {}",
             s.groups, s.in_channels, s.out_channels

@@ -351,7 +351,11 @@ mod tests {
             let flipped: Vec<usize> = dims.iter().map(|d| 3 - d).collect();
             for keepdim in [false, true] {
                 let fast = x.sum(Some(&dims), keepdim).unwrap();
-                let slow = strided.sum(Some(&flipped), true).unwrap().permute(&[3, 2, 1, 0]).unwrap();
+                let slow = strided
+                    .sum(Some(&flipped), true)
+                    .unwrap()
+                    .permute(&[3, 2, 1, 0])
+                    .unwrap();
                 let slow = slow.reshape(fast.shape().clone()).unwrap();
                 let (f, s) = (fast.to_vec::<f64>().unwrap(), slow.to_vec::<f64>().unwrap());
                 assert_eq!(f.len(), s.len());

@@ -23,7 +23,7 @@ fn lenet_and_convnet_train_on_fashion_mnist() {
             "convnet",
             vec![
                 ("conv1.weight", vec![64, 1, 3, 3]),
-                ("fc.weight", vec![10, 256 * 3 * 3]),
+                ("fc.weight", vec![10, 256]),
             ],
         ),
     ] {

@@ -2,7 +2,7 @@
 
 use super::args::ModelKind;
 use gradlab_data::ImageDims;
-use gradlab_nn::layers::{BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU};
+use gradlab_nn::layers::{BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU};
 use gradlab_nn::{Result, Sequential};
 use gradlab_tensor::{DType, Rng};
 
@@ -51,11 +51,17 @@ pub fn lenet(dims: ImageDims, classes: usize, rng: &mut Rng) -> Result<Sequentia
 }
 
 /// Three blocks of 3x3 conv (no bias: batch norm follows) - batchnorm -
-/// relu - maxpool 2 with 64, 128 and 256 channels, then one linear layer.
+/// relu - maxpool 2 with 64, 128 and 256 channels, then the mean of each
+/// channel (global average pooling) and one linear layer on those 256 features.
+///
+/// The head sees one feature per channel rather than the 256 x 4 x 4
+/// flattened activations: thousands of non-negative (post-ReLU) inputs to one
+/// linear layer make its initial logits large and its updates unstable at
+/// ordinary learning rates.
 pub fn convnet(dims: ImageDims, classes: usize, rng: &mut Rng) -> Result<Sequential> {
     let f = DType::F32;
     let mut model = Sequential::new();
-    let (mut channels, mut height, mut width) = (dims.channels, dims.height, dims.width);
+    let mut channels = dims.channels;
     for (i, out) in [64, 128, 256].into_iter().enumerate() {
         let n = i + 1;
         model = model
@@ -66,10 +72,9 @@ pub fn convnet(dims: ImageDims, classes: usize, rng: &mut Rng) -> Result<Sequent
             .push(format!("bn{n}"), BatchNorm2d::new(out, f))?
             .push(format!("relu{n}"), ReLU)?
             .push(format!("pool{n}"), MaxPool2d::new(2))?;
-        (channels, height, width) = (out, height / 2, width / 2);
+        channels = out;
     }
-    model.push("flatten", Flatten::default())?.push(
-        "fc",
-        Linear::new(channels * height * width, classes, true, f, rng),
-    )
+    model
+        .push("avgpool", GlobalAvgPool2d)?
+        .push("fc", Linear::new(channels, classes, true, f, rng))
 }

@@ -13,5 +13,5 @@ pub use batchnorm::BatchNorm2d;
 pub use conv::Conv2d;
 pub use dropout::Dropout;
 pub use linear::Linear;
-pub use pool::MaxPool2d;
+pub use pool::{GlobalAvgPool2d, MaxPool2d};
 pub use sequential::Sequential;

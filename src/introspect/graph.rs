@@ -1,35 +1,40 @@
 //! `gradlab graph`: the graph of one training step, as Graphviz DOT (and SVG
 //! when Graphviz is installed).
 
-use super::lenet::LeNet;
-use gradlab_autograd::{NodeKind, RecordedGraph};
-use gradlab_tensor::{DType, Rng};
+use super::step::step_graph;
+use crate::train::args::value_name;
+use crate::train::ModelKind;
+use gradlab_autograd::NodeKind;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// Models `gradlab graph` can draw.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GraphModel {
-    /// LeNet-5 on a CIFAR-10-shaped batch, with its cross-entropy loss.
-    Lenet,
-}
-
 /// Flags of `gradlab graph`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct GraphArgs {
-    /// The model whose training step is drawn.
+    /// The trainer's model whose training step (forward and cross-entropy
+    /// loss on a CIFAR-10-shaped batch) is drawn.
     #[arg(long, value_enum, default_value = "lenet")]
-    pub model: GraphModel,
-    /// Where the DOT file goes; an SVG is written next to it when `dot` is installed.
-    #[arg(long, default_value = "lenet.dot")]
-    pub out: PathBuf,
+    pub model: ModelKind,
+    /// Where the DOT file goes (default: `<model>.dot`); an SVG is written
+    /// next to it when `dot` is installed.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Images in the (random) batch.
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
     /// Seed of the parameters and the batch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+impl GraphArgs {
+    /// The DOT file's path: `--out`, or `<model>.dot` in the working directory.
+    pub fn dot_path(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.dot", value_name(self.model))))
+    }
 }
 
 /// What `gradlab graph` wrote.
@@ -46,44 +51,17 @@ pub struct GraphOutput {
     pub edges: usize,
 }
 
-/// The graph of one LeNet training step: forward and mean cross-entropy on
-/// a random batch of `batch` images.
-///
-/// ```
-/// use gradlab::autograd::NodeKind;
-/// let graph = gradlab::introspect::lenet_step_graph(2, 0).unwrap();
-/// let root = &graph.nodes[graph.root];
-/// assert_eq!(root.op, Some("CrossEntropyBackward"));
-/// let parameters = graph.nodes.iter().filter(|n| n.kind == NodeKind::Parameter).count();
-/// assert_eq!(parameters, 10);
-/// assert!(graph.to_dot().contains("fc3.bias"));
-/// ```
-pub fn lenet_step_graph(batch: usize, seed: u64) -> Result<RecordedGraph, String> {
-    if batch == 0 {
-        return Err("graph: --batch must be at least 1".into());
-    }
-    let mut rng = Rng::new(seed);
-    let net = LeNet::new(DType::F32, &mut rng);
-    let (x, target) = LeNet::random_batch(batch, DType::F32, &mut rng);
-    x.set_name("images");
-    let loss = net
-        .loss(&x, &target)
-        .map_err(|e| format!("graph: LeNet forward failed: {e}"))?;
-    Ok(loss.graph())
-}
-
 /// Writes the graph and, if possible, its SVG rendering.
 pub fn write_graph(args: &GraphArgs) -> Result<GraphOutput, String> {
-    let graph = match args.model {
-        GraphModel::Lenet => lenet_step_graph(args.batch, args.seed)?,
-    };
-    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+    let graph = step_graph(args.model, args.batch, args.seed)?;
+    let out = args.dot_path();
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("graph: cannot create {}: {e}", parent.display()))?;
     }
-    std::fs::write(&args.out, graph.to_dot())
-        .map_err(|e| format!("graph: cannot write {}: {e}", args.out.display()))?;
-    let (svg_path, svg_note) = match render_svg(&args.out) {
+    std::fs::write(&out, graph.to_dot())
+        .map_err(|e| format!("graph: cannot write {}: {e}", out.display()))?;
+    let (svg_path, svg_note) = match render_svg(&out) {
         Ok(svg) => (Some(svg), None),
         Err(note) => (None, Some(note)),
     };
@@ -97,7 +75,7 @@ pub fn write_graph(args: &GraphArgs) -> Result<GraphOutput, String> {
         *op_counts.entry(kind).or_insert(0) += 1;
     }
     Ok(GraphOutput {
-        dot_path: args.out.clone(),
+        dot_path: out,
         svg_path,
         svg_note,
         op_counts,

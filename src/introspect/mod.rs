@@ -1,9 +1,11 @@
-//! Seeing inside backprop from the command line: `gradlab graph` draws a
-//! training step's graph, `gradlab gradcheck` checks one op's derivatives
-//! against finite differences.
+//! Seeing inside backprop from the command line: `gradlab graph` draws the
+//! graph of one training step of the trainer's models, `gradlab gradcheck`
+//! checks one op's derivatives against finite differences (running the op
+//! through the fixture runner's dispatch).
 //!
 //! ```text
 //! gradlab graph --model lenet --out lenet.dot --batch 4
+//! gradlab graph --model convnet
 //! gradlab gradcheck --op max_pool2d --shape 2,3,9,9 --kernel 3 --stride 2 --padding 1
 //! gradlab gradcheck --op conv2d --shape 1,4,7,7 --groups 2 --dilation 2 --second-order
 //! ```
@@ -11,16 +13,14 @@
 mod cases;
 mod gradcheck;
 mod graph;
-mod lenet;
+mod step;
 
 pub use cases::{GradcheckCase, GRADCHECK_OPS};
 pub use gradcheck::{
     check_case, parse_dims, parse_pair, render, run as run_gradcheck, GradcheckArgs,
 };
-pub use graph::{
-    lenet_step_graph, run as run_graph, write_graph, GraphArgs, GraphModel, GraphOutput,
-};
-pub use lenet::LeNet;
+pub use graph::{run as run_graph, write_graph, GraphArgs, GraphOutput};
+pub use step::{name_parameters, named_model, random_batch, step_graph, step_loss};
 
 #[cfg(test)]
 mod tests;

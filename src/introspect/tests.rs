@@ -1,8 +1,11 @@
 //! The `graph` and `gradcheck` subcommands, driven as the binary drives them.
 
 use super::*;
+use crate::train::{build_model, ModelKind};
 use clap::Parser;
 use gradlab_autograd::{BackwardOp, GradcheckOptions, NodeKind, Var};
+use gradlab_data::CIFAR10_DIMS;
+use gradlab_nn::Module;
 use gradlab_tensor::Tensor;
 use std::process::ExitCode;
 
@@ -258,7 +261,7 @@ fn graph_writes_lenet_dot_with_named_parameters() {
 
 #[test]
 fn lenet_graph_structure() {
-    let graph = lenet_step_graph(1, 3).unwrap();
+    let graph = step_graph(ModelKind::Lenet, 1, 3).unwrap();
     let titles: Vec<String> = graph.nodes.iter().map(|n| n.title()).collect();
     let root = &graph.nodes[graph.root];
     assert_eq!(root.op, Some("CrossEntropyBackward"));
@@ -289,5 +292,88 @@ fn lenet_graph_structure() {
             "images"
         ]
     );
-    assert!(lenet_step_graph(0, 0).unwrap_err().contains("--batch"));
+    assert!(step_graph(ModelKind::Lenet, 0, 0)
+        .unwrap_err()
+        .contains("--batch"));
+}
+
+/// Every parameter of the trainer's model (as `gradlab train` builds it)
+/// appears in the graph under its `state_dict` name and with its shape.
+fn assert_graph_holds_the_trainer_parameters(
+    kind: ModelKind,
+    graph: &gradlab_autograd::RecordedGraph,
+) {
+    let trainer_model =
+        build_model(kind, CIFAR10_DIMS, 10, &mut gradlab_tensor::Rng::new(0)).unwrap();
+    let mut expected: Vec<(String, Vec<usize>)> = trainer_model
+        .parameters()
+        .into_iter()
+        .map(|(name, p)| (name, p.dims()))
+        .collect();
+    let mut drawn: Vec<(String, Vec<usize>)> = graph
+        .nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Parameter)
+        .map(|n| (n.name.clone().expect("named parameter"), n.shape.clone()))
+        .collect();
+    expected.sort();
+    drawn.sort();
+    assert_eq!(drawn, expected, "{kind:?}");
+}
+
+#[test]
+fn graphs_are_of_the_trainer_models() {
+    let lenet = step_graph(ModelKind::Lenet, 2, 0).unwrap();
+    assert_graph_holds_the_trainer_parameters(ModelKind::Lenet, &lenet);
+
+    let convnet = step_graph(ModelKind::Convnet, 2, 0).unwrap();
+    assert_graph_holds_the_trainer_parameters(ModelKind::Convnet, &convnet);
+    let node = |i: usize| &convnet.nodes[i];
+    let loss = node(convnet.root);
+    assert_eq!(loss.op, Some("CrossEntropyBackward"));
+    // The head: global average pooling of the last block's [2, 256, 4, 4]
+    // maps to 256 features per image, then one linear layer.
+    let head = node(loss.inputs[0]);
+    assert_eq!(
+        (head.op, head.shape.as_slice()),
+        (Some("LinearBackward"), &[2, 10][..])
+    );
+    let titles: Vec<String> = head.inputs.iter().map(|&i| node(i).title()).collect();
+    assert_eq!(titles, ["MeanBackward", "fc.weight", "fc.bias"]);
+    let pooled = node(head.inputs[0]);
+    assert_eq!(pooled.shape, [2, 256]);
+    let last_block = node(pooled.inputs[0]);
+    assert_eq!(
+        (last_block.op, last_block.shape.as_slice()),
+        (Some("MaxPool2dBackward"), &[2, 256, 4, 4][..])
+    );
+    let count = |op: &str| convnet.nodes.iter().filter(|n| n.op == Some(op)).count();
+    assert_eq!(
+        (
+            count("Conv2dBackward"),
+            count("MaxPool2dBackward"),
+            count("ReluBackward")
+        ),
+        (3, 3, 3)
+    );
+}
+
+#[test]
+fn the_dot_file_is_named_after_the_model_unless_out_is_given() {
+    let args = |line: &str| {
+        let argv = std::iter::once("gradlab").chain(line.split_whitespace());
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Graph(args) => args,
+            Command::Gradcheck(_) => unreachable!(),
+        }
+    };
+    assert_eq!(args("graph").dot_path(), std::path::Path::new("lenet.dot"));
+    assert_eq!(
+        args("graph --model convnet").dot_path(),
+        std::path::Path::new("convnet.dot")
+    );
+    assert_eq!(
+        args("graph --model convnet --out g/c.dot").dot_path(),
+        std::path::Path::new("g/c.dot")
+    );
 }

@@ -1,43 +1,20 @@
-//! Gradient-check cases: an op of the fixture format with random f64 inputs
-//! drawn so that its derivatives are well defined at them.
+//! Gradient-check cases: an op of the fixture format, run by the fixture
+//! runner's dispatch, with random f64 inputs drawn so that its derivatives
+//! are well defined at them.
 
 use super::gradcheck::GradcheckArgs;
-use gradlab_autograd::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport, Var};
-use gradlab_tensor::{Conv2dParams, DType, MaxPool2dParams, Reduction, Rng, Shape, Tensor};
+use crate::fixtures::attrs::Attrs;
+use crate::fixtures::{ops, KNOWN_OPS};
+use gradlab_autograd::{
+    gradcheck, gradgradcheck, AutogradError, GradcheckOptions, GradcheckReport, Var,
+};
+use gradlab_tensor::{DType, Rng, Shape, Tensor, TensorError};
+use serde_json::{Map, Value};
 
-/// The ops `gradlab gradcheck --op` knows.
-pub const GRADCHECK_OPS: &[&str] = &[
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "neg",
-    "exp",
-    "log",
-    "sqrt",
-    "relu",
-    "sigmoid",
-    "tanh",
-    "pow",
-    "sum",
-    "mean",
-    "max_dim",
-    "matmul",
-    "matmul_bt",
-    "linear",
-    "conv2d",
-    "max_pool2d",
-    "softmax",
-    "log_softmax",
-    "cross_entropy",
-    "reshape",
-    "permute",
-    "transpose",
-    "flatten",
-    "narrow",
-    "cat",
-    "batch_norm2d",
-];
+/// The ops `gradlab gradcheck --op` knows: every op of the fixture format
+/// except the last two of [`KNOWN_OPS`], `lenet_loss` and `sgd_steps`, whose
+/// cases are whole programs (a model's loss, optimizer steps) rather than one op.
+pub const GRADCHECK_OPS: &[&str] = KNOWN_OPS.split_at(KNOWN_OPS.len() - 2).0;
 
 type CaseFn = dyn Fn(&[Var]) -> gradlab_autograd::Result<Var> + Send + Sync;
 
@@ -93,6 +70,12 @@ impl GradcheckCase {
     }
 
     /// Builds the case `args` describe (see `gradlab gradcheck --help`).
+    ///
+    /// The op runs through the fixture runner's dispatch
+    /// ([`crate::fixtures::KNOWN_OPS`]): the flags become the fixture
+    /// format's attributes (PyTorch names) and the inputs are drawn where
+    /// the op is differentiable. One forward pass up front turns bad shapes
+    /// or attributes into an error here rather than in the middle of a check.
     pub fn from_args(args: &GradcheckArgs) -> Result<GradcheckCase, String> {
         let op = args.op.as_str();
         if !GRADCHECK_OPS.contains(&op) {
@@ -101,20 +84,81 @@ impl GradcheckCase {
                 GRADCHECK_OPS.join(" ")
             ));
         }
+        let CaseSpec {
+            inputs,
+            constants,
+            attrs,
+        } = CaseSpec::from_args(op, args)?;
+        let name = op.to_string();
+        let run = move |v: &[Var]| -> Result<Var, String> {
+            // The fixture runner's view of a case: every input as a tensor,
+            // the float ones (here: the checked vars) first, then the integer
+            // ones (cross_entropy's target).
+            let raw: Vec<Tensor> = v
+                .iter()
+                .map(Var::data)
+                .chain(constants.iter().cloned())
+                .collect();
+            ops::forward(&name, &Attrs(&attrs), v, &raw)
+        };
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|(_, t)| Var::constant(t.clone()))
+            .collect();
+        run(&vars).map_err(|e| format!("gradcheck {op}: {e}"))?;
+        Ok(GradcheckCase::new(op, inputs, move |v: &[Var]| {
+            run(v).map_err(|msg| {
+                AutogradError::Tensor(TensorError::Invalid {
+                    op: "gradcheck",
+                    msg,
+                })
+            })
+        }))
+    }
+}
+
+/// A gradcheck case in the fixture format: float inputs (the checked
+/// variables), integer inputs, and the op's attributes under PyTorch's names.
+struct CaseSpec {
+    inputs: Vec<(String, Tensor)>,
+    constants: Vec<Tensor>,
+    attrs: Map<String, Value>,
+}
+
+impl CaseSpec {
+    fn new() -> CaseSpec {
+        CaseSpec {
+            inputs: Vec::new(),
+            constants: Vec::new(),
+            attrs: Map::new(),
+        }
+    }
+
+    fn input(mut self, name: &str, dims: Vec<usize>, values: Values, rng: &mut Rng) -> CaseSpec {
+        self.inputs
+            .push((name.to_string(), values.draw(&dims, rng)));
+        self
+    }
+
+    fn attr(mut self, key: &str, value: impl Into<Value>) -> CaseSpec {
+        self.attrs.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// A PyTorch `_pair` attribute (`stride=(2, 1)`) as the fixtures write it.
+    fn pair(self, key: &str, (a, b): (usize, usize)) -> CaseSpec {
+        self.attr(key, vec![a, b])
+    }
+
+    /// The inputs and attributes `args` give `op`, with defaults for what they leave out.
+    fn from_args(op: &str, args: &GradcheckArgs) -> Result<CaseSpec, String> {
         let mut rng = Rng::new(args.seed);
+        let rng = &mut rng;
         let shape = |i: usize| args.shapes.get(i).cloned();
         let first = shape(0).unwrap_or_else(|| default_shape(op));
-        let mut draw = |name: &str, dims: Vec<usize>, values: Values| {
-            (name.to_string(), values.draw(&dims, &mut rng))
-        };
-        let case = |inputs: Vec<(String, Tensor)>, function: Box<CaseFn>| {
-            Ok(GradcheckCase {
-                op: op.to_string(),
-                inputs,
-                function,
-            })
-        };
-        match op {
+        let last_dim = first.len().saturating_sub(1);
+        let spec = CaseSpec::new();
+        Ok(match op {
             "add" | "sub" | "mul" | "div" => {
                 let second = shape(1).unwrap_or_else(|| first.clone());
                 let divisor = if op == "div" {
@@ -122,63 +166,35 @@ impl GradcheckCase {
                 } else {
                     Values::Normal
                 };
-                let inputs = vec![draw("a", first, Values::Normal), draw("b", second, divisor)];
-                let f: fn(&Var, &Var) -> gradlab_autograd::Result<Var> = match op {
-                    "add" => |a, b| a.add(b),
-                    "sub" => |a, b| a.sub(b),
-                    "mul" => |a, b| a.mul(b),
-                    _ => |a, b| a.div(b),
-                };
-                case(inputs, Box::new(move |v: &[Var]| f(&v[0], &v[1])))
+                spec.input("a", first, Values::Normal, rng)
+                    .input("b", second, divisor, rng)
             }
-            "neg" | "exp" | "log" | "sqrt" | "relu" | "sigmoid" | "tanh" | "pow" => {
+            "neg" | "exp" | "log" | "sqrt" | "relu" | "sigmoid" | "tanh" => {
                 let values = match op {
-                    "log" | "sqrt" | "pow" => Values::Positive,
+                    "log" | "sqrt" => Values::Positive,
                     "relu" => Values::AwayFromZero,
                     _ => Values::Normal,
                 };
+                spec.input("x", first, values, rng)
+            }
+            "pow" => {
                 let exponent = args.exponent.unwrap_or(2.0);
-                let f: fn(&Var, f64) -> gradlab_autograd::Result<Var> = match op {
-                    "neg" => |x, _| x.neg(),
-                    "exp" => |x, _| x.exp(),
-                    "log" => |x, _| x.log(),
-                    "sqrt" => |x, _| x.sqrt(),
-                    "relu" => |x, _| x.relu(),
-                    "sigmoid" => |x, _| x.sigmoid(),
-                    "tanh" => |x, _| x.tanh(),
-                    _ => |x, e| x.powf(e),
-                };
-                case(
-                    vec![draw("x", first, values)],
-                    Box::new(move |v: &[Var]| f(&v[0], exponent)),
-                )
+                if !exponent.is_finite() {
+                    return Err(format!(
+                        "gradcheck pow: --exponent must be finite, got {exponent}"
+                    ));
+                }
+                spec.input("x", first, Values::Positive, rng)
+                    .attr("exponent", exponent)
             }
-            "sum" | "mean" => {
-                let (dims, keepdim) = (args.dims.clone(), args.keepdim);
-                let is_sum = op == "sum";
-                let inputs = vec![draw("x", first, Values::Normal)];
-                case(
-                    inputs,
-                    Box::new(move |v: &[Var]| {
-                        if is_sum {
-                            v[0].sum(dims.as_deref(), keepdim)
-                        } else {
-                            v[0].mean(dims.as_deref(), keepdim)
-                        }
-                    }),
-                )
-            }
-            "max_dim" => {
-                let (dim, keepdim) = (
-                    args.dim.unwrap_or(first.len().saturating_sub(1)),
-                    args.keepdim,
-                );
-                let inputs = vec![draw("x", first, Values::Distinct)];
-                case(
-                    inputs,
-                    Box::new(move |v: &[Var]| Ok(v[0].max_dim(dim, keepdim)?.0)),
-                )
-            }
+            "sum" | "mean" => spec
+                .input("x", first, Values::Normal, rng)
+                .attr("dims", args.dims.clone())
+                .attr("keepdim", args.keepdim),
+            "max_dim" => spec
+                .input("x", first, Values::Distinct, rng)
+                .attr("dim", args.dim.unwrap_or(last_dim))
+                .attr("keepdim", args.keepdim),
             "matmul" | "matmul_bt" => {
                 let inner = first.last().copied().unwrap_or(1);
                 let second = shape(1).unwrap_or_else(|| {
@@ -188,46 +204,33 @@ impl GradcheckCase {
                         vec![2, inner]
                     }
                 });
-                let inputs = vec![
-                    draw("a", first, Values::Normal),
-                    draw("b", second, Values::Normal),
-                ];
-                let transpose_b = op == "matmul_bt";
-                case(
-                    inputs,
-                    Box::new(move |v: &[Var]| {
-                        if transpose_b {
-                            v[0].matmul(&v[1].t()?)
-                        } else {
-                            v[0].matmul(&v[1])
-                        }
-                    }),
-                )
+                spec.input("a", first, Values::Normal, rng)
+                    .input("b", second, Values::Normal, rng)
             }
             "linear" => {
                 let in_features = first.last().copied().unwrap_or(1);
                 let weight =
                     shape(1).unwrap_or_else(|| vec![args.out_features.unwrap_or(3), in_features]);
                 let out_features = weight.first().copied().unwrap_or(1);
-                let mut inputs = vec![
-                    draw("x", first, Values::Normal),
-                    draw("weight", weight, Values::Normal),
-                ];
-                if !args.no_bias {
-                    inputs.push(draw(
-                        "bias",
-                        shape(2).unwrap_or(vec![out_features]),
-                        Values::Normal,
-                    ));
+                let spec = spec.input("x", first, Values::Normal, rng).input(
+                    "weight",
+                    weight,
+                    Values::Normal,
+                    rng,
+                );
+                if args.no_bias {
+                    spec
+                } else {
+                    let bias = shape(2).unwrap_or(vec![out_features]);
+                    spec.input("bias", bias, Values::Normal, rng)
                 }
-                case(inputs, Box::new(|v: &[Var]| v[0].linear(&v[1], v.get(2))))
             }
             "conv2d" => {
-                let params = conv_params(args);
                 let channels = dim_of(op, &first, 1, 4)?;
+                let groups = args.groups.unwrap_or(1);
                 let (kh, kw) = args.kernel.unwrap_or((3, 3));
                 let weight = shape(1).unwrap_or_else(|| {
-                    let groups = params.groups.max(1);
+                    let groups = groups.max(1);
                     vec![
                         args.out_channels.unwrap_or(2 * groups),
                         channels / groups,
@@ -236,43 +239,36 @@ impl GradcheckCase {
                     ]
                 });
                 let out_channels = weight.first().copied().unwrap_or(1);
-                let mut inputs = vec![
-                    draw("input", first, Values::Normal),
-                    draw("weight", weight, Values::Normal),
-                ];
-                if !args.no_bias {
-                    inputs.push(draw(
-                        "bias",
-                        shape(2).unwrap_or(vec![out_channels]),
-                        Values::Normal,
-                    ));
-                }
-                case(
-                    inputs,
-                    Box::new(move |v: &[Var]| v[0].conv2d(&v[1], v.get(2), params)),
-                )
+                let spec = spec.input("input", first, Values::Normal, rng).input(
+                    "weight",
+                    weight,
+                    Values::Normal,
+                    rng,
+                );
+                let spec = if args.no_bias {
+                    spec
+                } else {
+                    let bias = shape(2).unwrap_or(vec![out_channels]);
+                    spec.input("bias", bias, Values::Normal, rng)
+                };
+                spec.pair("stride", args.stride.unwrap_or((1, 1)))
+                    .pair("padding", args.padding.unwrap_or((0, 0)))
+                    .pair("dilation", args.dilation.unwrap_or((1, 1)))
+                    .attr("groups", groups)
             }
             "max_pool2d" => {
-                let params = pool_params(args);
-                case(
-                    vec![draw("x", first, Values::Distinct)],
-                    Box::new(move |v: &[Var]| v[0].max_pool2d(params)),
-                )
+                let kernel = args.kernel.unwrap_or((2, 2));
+                spec.input("x", first, Values::Distinct, rng)
+                    .pair("kernel_size", kernel)
+                    // PyTorch's default stride is the kernel size.
+                    .pair("stride", args.stride.unwrap_or(kernel))
+                    .pair("padding", args.padding.unwrap_or((0, 0)))
+                    .pair("dilation", args.dilation.unwrap_or((1, 1)))
+                    .attr("ceil_mode", args.ceil_mode)
             }
-            "softmax" | "log_softmax" => {
-                let dim = args.dim.unwrap_or(first.len().saturating_sub(1));
-                let log = op == "log_softmax";
-                case(
-                    vec![draw("x", first, Values::Normal)],
-                    Box::new(move |v: &[Var]| {
-                        if log {
-                            v[0].log_softmax(dim)
-                        } else {
-                            v[0].softmax(dim)
-                        }
-                    }),
-                )
-            }
+            "softmax" | "log_softmax" => spec
+                .input("x", first, Values::Normal, rng)
+                .attr("dim", args.dim.unwrap_or(last_dim)),
             "cross_entropy" => {
                 let (n, classes) = (dim_of(op, &first, 0, 2)?, dim_of(op, &first, 1, 2)?);
                 if classes == 0 {
@@ -280,63 +276,43 @@ impl GradcheckCase {
                         "gradcheck cross_entropy: the logits need at least one class".into(),
                     );
                 }
-                let reduction: Reduction = args
-                    .reduction
-                    .parse()
-                    .map_err(|e| format!("gradcheck cross_entropy: {e}"))?;
-                let smoothing = args.label_smoothing;
-                let logits = draw("logits", first, Values::Normal);
+                let mut spec = spec.input("logits", first, Values::Normal, rng);
                 let labels: Vec<i64> = (0..n).map(|_| rng.below(classes) as i64).collect();
-                let target = Tensor::from_vec(labels, [n]).map_err(|e| e.to_string())?;
-                case(
-                    vec![logits],
-                    Box::new(move |v: &[Var]| v[0].cross_entropy(&target, reduction, smoothing)),
-                )
+                spec.constants
+                    .push(Tensor::from_vec(labels, [n]).map_err(|e| e.to_string())?);
+                spec.attr("reduction", args.reduction.clone())
+                    .attr("label_smoothing", args.label_smoothing)
             }
             "reshape" => {
                 let numel: usize = first.iter().product();
                 let to = resolve_reshape(args.to.as_deref().unwrap_or(&[-1]), numel)?;
-                case(
-                    vec![draw("x", first, Values::Normal)],
-                    Box::new(move |v: &[Var]| v[0].reshape(to.clone())),
-                )
+                spec.input("x", first, Values::Normal, rng)
+                    .attr("shape", to)
             }
             "permute" => {
                 let perm = args
                     .perm
                     .clone()
                     .unwrap_or_else(|| (0..first.len()).rev().collect());
-                case(
-                    vec![draw("x", first, Values::Normal)],
-                    Box::new(move |v: &[Var]| v[0].permute(&perm)),
-                )
+                spec.input("x", first, Values::Normal, rng)
+                    .attr("dims", perm)
             }
-            "transpose" => {
-                let (d0, d1) = (
-                    args.dim0.unwrap_or(0),
-                    args.dim1.unwrap_or(first.len().saturating_sub(1)),
-                );
-                case(
-                    vec![draw("x", first, Values::Normal)],
-                    Box::new(move |v: &[Var]| v[0].transpose(d0, d1)),
-                )
-            }
-            "flatten" => {
-                let start_dim = args.start_dim.unwrap_or(0);
-                case(
-                    vec![draw("x", first, Values::Normal)],
-                    Box::new(move |v: &[Var]| v[0].flatten(start_dim)),
-                )
-            }
+            "transpose" => spec
+                .input("x", first, Values::Normal, rng)
+                .attr("dim0", args.dim0.unwrap_or(0))
+                .attr("dim1", args.dim1.unwrap_or(last_dim)),
+            "flatten" => spec
+                .input("x", first, Values::Normal, rng)
+                .attr("start_dim", args.start_dim.unwrap_or(0)),
             "narrow" => {
                 let dim = args.dim.unwrap_or(0);
                 let size = first.get(dim).copied().unwrap_or(1);
                 let start = args.start.unwrap_or(0);
                 let length = args.length.unwrap_or(size.saturating_sub(start + 1).max(1));
-                case(
-                    vec![draw("x", first, Values::Normal)],
-                    Box::new(move |v: &[Var]| v[0].narrow(dim, start, length)),
-                )
+                spec.input("x", first, Values::Normal, rng)
+                    .attr("dim", dim)
+                    .attr("start", start)
+                    .attr("length", length)
             }
             "cat" => {
                 let shapes = if args.shapes.len() > 1 {
@@ -345,34 +321,23 @@ impl GradcheckCase {
                     vec![first; 3]
                 };
                 let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
-                let inputs = shapes
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, s)| draw(names.get(i).copied().unwrap_or("x"), s, Values::Normal))
-                    .collect();
-                let dim = args.dim.unwrap_or(0);
-                case(
-                    inputs,
-                    Box::new(move |v: &[Var]| Var::cat(&v.iter().collect::<Vec<_>>(), dim)),
-                )
+                let mut spec = spec.attr("dim", args.dim.unwrap_or(0));
+                for (i, s) in shapes.into_iter().enumerate() {
+                    let name = names.get(i).copied().unwrap_or("x");
+                    spec = spec.input(name, s, Values::Normal, rng);
+                }
+                spec
             }
             "batch_norm2d" => {
                 let channels = dim_of(op, &first, 1, 4)?;
-                let eps = 1e-5;
-                let inputs = vec![
-                    draw("x", first, Values::Normal),
-                    draw("weight", vec![channels], Values::Normal),
-                    draw("bias", vec![channels], Values::Normal),
-                ];
-                case(
-                    inputs,
-                    Box::new(move |v: &[Var]| {
-                        gradlab_autograd::batch_norm2d_train(&v[0], Some(&v[1]), Some(&v[2]), eps)
-                    }),
-                )
+                spec.input("x", first, Values::Normal, rng)
+                    .input("weight", vec![channels], Values::Normal, rng)
+                    .input("bias", vec![channels], Values::Normal, rng)
+                    .attr("training", true)
+                    .attr("eps", 1e-5)
             }
-            other => Err(format!("gradcheck: unknown op '{other}'")),
-        }
+            other => return Err(format!("gradcheck: unknown op '{other}'")),
+        })
     }
 }
 
@@ -441,27 +406,6 @@ fn dim_of(op: &str, dims: &[usize], i: usize, rank: usize) -> Result<usize, Stri
         ));
     }
     Ok(dims[i])
-}
-
-fn conv_params(args: &GradcheckArgs) -> Conv2dParams {
-    Conv2dParams {
-        stride: args.stride.unwrap_or((1, 1)),
-        padding: args.padding.unwrap_or((0, 0)),
-        dilation: args.dilation.unwrap_or((1, 1)),
-        groups: args.groups.unwrap_or(1),
-    }
-}
-
-fn pool_params(args: &GradcheckArgs) -> MaxPool2dParams {
-    let kernel = args.kernel.unwrap_or((2, 2));
-    MaxPool2dParams {
-        kernel,
-        // PyTorch's default stride is the kernel size.
-        stride: args.stride.unwrap_or(kernel),
-        padding: args.padding.unwrap_or((0, 0)),
-        dilation: args.dilation.unwrap_or((1, 1)),
-        ceil_mode: args.ceil_mode,
-    }
 }
 
 /// A target shape with at most one `-1`, inferred from `numel`.

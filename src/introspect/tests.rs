@@ -134,6 +134,7 @@ fn bad_arguments_are_errors_not_panics() {
             "gradcheck --op max_pool2d --shape 1,1,2,2 --kernel 5",
             "max_pool2d",
         ),
+        ("gradcheck --op pow --exponent inf", "must be finite"),
     ] {
         let args = gradcheck_args(line);
         let err = match GradcheckCase::from_args(&args) {
@@ -376,4 +377,15 @@ fn the_dot_file_is_named_after_the_model_unless_out_is_given() {
         args("graph --model convnet --out g/c.dot").dot_path(),
         std::path::Path::new("g/c.dot")
     );
+}
+
+#[test]
+fn gradcheck_knows_every_single_op_of_the_fixture_format() {
+    let programs: Vec<&str> = crate::fixtures::KNOWN_OPS
+        .iter()
+        .copied()
+        .filter(|op| !GRADCHECK_OPS.contains(op))
+        .collect();
+    assert_eq!(programs, ["lenet_loss", "sgd_steps"]);
+    assert_eq!(GRADCHECK_OPS.len() + 2, crate::fixtures::KNOWN_OPS.len());
 }

@@ -425,7 +425,7 @@ fn resolve_reshape(to: &[i64], numel: usize) -> Result<Vec<usize>, String> {
         .map(|&d| {
             if d >= 0 {
                 Ok(d as usize)
-            } else if known > 0 && numel % known == 0 {
+            } else if known > 0 && numel.is_multiple_of(known) {
                 Ok(numel / known)
             } else {
                 Err(format!(

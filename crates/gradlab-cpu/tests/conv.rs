@@ -67,6 +67,38 @@ fn wide_shape() -> impl Strategy<Value = Conv2dShape> {
         )
 }
 
+/// Unpadded stride-1 shapes with the kernel widths and channel counts the
+/// direct weight-gradient path takes (kernel heights that leave a remainder
+/// after its blocks of kernel rows; channel counts across vector widths).
+fn unpadded_shape() -> impl Strategy<Value = Conv2dShape> {
+    (
+        (1usize..=3, 1usize..=4, 1usize..=40),
+        (
+            0usize..=6,
+            0usize..=12,
+            1usize..=7,
+            prop_oneof![Just(3usize), Just(5), Just(7)],
+        ),
+    )
+        .prop_map(
+            |((batch, in_channels, out_channels), (extra_h, extra_w, kernel_h, kernel_w))| {
+                Conv2dShape {
+                    batch,
+                    in_channels,
+                    in_h: kernel_h + extra_h,
+                    in_w: kernel_w + extra_w,
+                    out_channels,
+                    kernel_h,
+                    kernel_w,
+                    stride: (1, 1),
+                    padding: (0, 0),
+                    dilation: (1, 1),
+                    groups: 1,
+                }
+            },
+        )
+}
+
 fn abs<T: Float>(v: &[T]) -> Vec<T> {
     v.iter().map(|x| x.abs()).collect()
 }
@@ -150,6 +182,12 @@ proptest! {
     }
 
     #[test]
+    fn unpadded_conv_matches_reference(s in unpadded_shape(), seed in any::<u64>()) {
+        check::<f32>(&s, false, seed);
+        check::<f64>(&s, false, seed);
+    }
+
+    #[test]
     fn fast_conv_matches_reference_f64(s in shape(), with_bias in any::<bool>(), seed in any::<u64>()) {
         check::<f64>(&s, with_bias, seed);
     }
@@ -229,7 +267,15 @@ fn infinite_input_reaches_the_same_weight_gradients() {
 /// Same inputs on 1, 2 and 3 threads: bit-identical outputs and gradients.
 #[test]
 fn results_do_not_depend_on_thread_count() {
-    let s = lenet_like(11, 4, 8, 12, 3, 1);
+    for s in [
+        lenet_like(11, 4, 8, 12, 3, 1),
+        lenet_like(19, 6, 16, 14, 5, 0),
+    ] {
+        same_on_one_two_and_three_threads(&s);
+    }
+}
+
+fn same_on_one_two_and_three_threads(s: &Conv2dShape) {
     let mut rng = Rng::new(9);
     let x: Vec<f32> = random_vec(&mut rng, s.input_len());
     let w: Vec<f32> = random_vec(&mut rng, s.weight_len());
@@ -243,9 +289,9 @@ fn results_do_not_depend_on_thread_count() {
             let mut y = vec![0f32; s.output_len()];
             let mut dx = vec![0f32; s.input_len()];
             let mut dw = vec![0f32; s.weight_len()];
-            gradlab_cpu::conv2d_forward(&s, &x, &w, None, &mut y);
-            gradlab_cpu::conv2d_backward_data(&s, &dy, &w, &mut dx);
-            gradlab_cpu::conv2d_backward_weight(&s, &x, &dy, &mut dw);
+            gradlab_cpu::conv2d_forward(s, &x, &w, None, &mut y);
+            gradlab_cpu::conv2d_backward_data(s, &dy, &w, &mut dx);
+            gradlab_cpu::conv2d_backward_weight(s, &x, &dy, &mut dw);
             (y, dx, dw)
         })
     };

@@ -14,6 +14,7 @@
 //! depend on the thread count. Reference twins: [`crate::reference`].
 
 mod direct;
+mod direct_weight;
 mod im2col;
 
 use crate::gemm::{
@@ -414,7 +415,8 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
             }
         }
     };
-    let grid = padded_grid_weight_grad(s) && input.iter().all(|v| v.is_finite());
+    let direct = direct_weight::suits::<E>(s, level);
+    let grid = !direct && padded_grid_weight_grad(s) && input.iter().all(|v| v.is_finite());
     // Sums images `range` into `dw` on the padded grid (see `padded_grid_weight_grad`).
     let accumulate_on_grid = |range: std::ops::Range<usize>, dw: &mut [E]| {
         let (pad_h, pad_w) = (s.in_h + 2 * s.padding.0, s.in_w + 2 * s.padding.1);
@@ -468,7 +470,9 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
         }
     };
     let accumulate = |range: std::ops::Range<usize>, dw: &mut [E]| {
-        if grid {
+        if direct {
+            direct_weight::accumulate(level, s, input, grad_out, range, dw)
+        } else if grid {
             accumulate_on_grid(range, dw)
         } else {
             accumulate(range, dw)

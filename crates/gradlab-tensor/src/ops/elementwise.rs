@@ -138,40 +138,62 @@ fn map_unary<T: Element>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
 }
 
 fn map_binary<T: Element>(a: &Tensor, b: &Tensor, op: BinaryOp, shape: Shape) -> Result<Tensor> {
+    // One monomorphic copy of the loops per op, so that each vectorises
+    // without re-dispatching on the op for every element.
+    match op {
+        BinaryOp::Add => zip_map(a, b, op, shape, |x: T, y| BinaryOp::Add.eval(x, y)),
+        BinaryOp::Sub => zip_map(a, b, op, shape, |x: T, y| BinaryOp::Sub.eval(x, y)),
+        BinaryOp::Mul => zip_map(a, b, op, shape, |x: T, y| BinaryOp::Mul.eval(x, y)),
+        BinaryOp::Div => zip_map(a, b, op, shape, |x: T, y| BinaryOp::Div.eval(x, y)),
+        BinaryOp::Maximum => zip_map(a, b, op, shape, |x: T, y| BinaryOp::Maximum.eval(x, y)),
+        BinaryOp::ReluBackward => {
+            zip_map(a, b, op, shape, |x: T, y| BinaryOp::ReluBackward.eval(x, y))
+        }
+    }
+}
+
+/// `f` over two operands broadcast to `shape`, into a new contiguous tensor.
+fn zip_map<T: Element>(
+    a: &Tensor,
+    b: &Tensor,
+    op: BinaryOp,
+    shape: Shape,
+    f: impl Fn(T, T) -> T,
+) -> Result<Tensor> {
     let (da, db) = (
         a.storage_slice::<T>(op.name())?,
         b.storage_slice::<T>(op.name())?,
     );
     let la = a.layout().broadcast_to(&shape)?;
     let lb = b.layout().broadcast_to(&shape)?;
-    let n = shape.numel();
-    let mut out = Vec::with_capacity(n);
-    match (la.contiguous_range(), lb.contiguous_range()) {
-        (Some(ra), Some(rb)) => {
-            out.extend(da[ra].iter().zip(&db[rb]).map(|(&x, &y)| op.eval(x, y)));
-        }
+    let out: Vec<T> = match (la.contiguous_range(), lb.contiguous_range()) {
+        (Some(ra), Some(rb)) => da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)).collect(),
         (Some(ra), None) if lb.strides().iter().all(|&s| s == 0) => {
             let y = db[lb.offset()];
-            out.extend(da[ra].iter().map(|&x| op.eval(x, y)));
+            da[ra].iter().map(|&x| f(x, y)).collect()
         }
-        _ => for_each_run_pair(&la, &lb, |oa, ob, len, ia, ib| match (ia, ib) {
-            (1, 1) => out.extend(
-                da[oa..oa + len]
-                    .iter()
-                    .zip(&db[ob..ob + len])
-                    .map(|(&x, &y)| op.eval(x, y)),
-            ),
-            (1, 0) => {
-                let y = db[ob];
-                out.extend(da[oa..oa + len].iter().map(|&x| op.eval(x, y)));
-            }
-            (0, 1) => {
-                let x = da[oa];
-                out.extend(db[ob..ob + len].iter().map(|&y| op.eval(x, y)));
-            }
-            _ => out.extend((0..len).map(|i| op.eval(da[oa + i * ia], db[ob + i * ib]))),
-        }),
-    }
+        _ => {
+            let mut out = Vec::with_capacity(shape.numel());
+            for_each_run_pair(&la, &lb, |oa, ob, len, ia, ib| match (ia, ib) {
+                (1, 1) => out.extend(
+                    da[oa..oa + len]
+                        .iter()
+                        .zip(&db[ob..ob + len])
+                        .map(|(&x, &y)| f(x, y)),
+                ),
+                (1, 0) => {
+                    let y = db[ob];
+                    out.extend(da[oa..oa + len].iter().map(|&x| f(x, y)));
+                }
+                (0, 1) => {
+                    let x = da[oa];
+                    out.extend(db[ob..ob + len].iter().map(|&y| f(x, y)));
+                }
+                _ => out.extend((0..len).map(|i| f(da[oa + i * ia], db[ob + i * ib]))),
+            });
+            out
+        }
+    };
     Tensor::from_vec(out, shape)
 }
 

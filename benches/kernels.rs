@@ -77,34 +77,12 @@ fn gemm(c: &mut Criterion) {
     group.finish();
 }
 
-fn conv_shape(
-    in_channels: usize,
-    out_channels: usize,
-    side: usize,
-    kernel: usize,
-    padding: usize,
-) -> Conv2dShape {
-    Conv2dShape {
-        batch: 64,
-        in_channels,
-        in_h: side,
-        in_w: side,
-        out_channels,
-        kernel_h: kernel,
-        kernel_w: kernel,
-        stride: (1, 1),
-        padding: (padding, padding),
-        dilation: (1, 1),
-        groups: 1,
-    }
-}
-
 fn conv2d(c: &mut Criterion) {
     let mut group = configure(c, "conv2d_f32");
     for (name, s) in [
-        ("lenet_conv1", conv_shape(3, 6, 32, 5, 0)),
-        ("lenet_conv2", conv_shape(6, 16, 14, 5, 0)),
-        ("3x3_64x64_32x32", conv_shape(64, 64, 32, 3, 1)),
+        ("lenet_conv1", Conv2dShape::square(64, 3, 6, 32, 5, 0)),
+        ("lenet_conv2", Conv2dShape::square(64, 6, 16, 14, 5, 0)),
+        ("3x3_64x64_32x32", Conv2dShape::square(64, 64, 64, 32, 3, 1)),
     ] {
         let x = random(s.input_len(), 3);
         let w = random(s.weight_len(), 4);

@@ -129,33 +129,20 @@ pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMu
     }
 }
 
-fn conv_shape(
-    in_channels: usize,
-    out_channels: usize,
-    side: usize,
-    kernel: usize,
-    padding: usize,
-) -> Conv2dShape {
-    Conv2dShape {
-        batch: 64,
-        in_channels,
-        in_h: side,
-        in_w: side,
-        out_channels,
-        kernel_h: kernel,
-        kernel_w: kernel,
-        stride: (1, 1),
-        padding: (padding, padding),
-        dilation: (1, 1),
-        groups: 1,
-    }
-}
-
 pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMut(Row)) {
     for (name, s) in [
-        ("lenet conv1 64x3x32x32 k5", conv_shape(3, 6, 32, 5, 0)),
-        ("lenet conv2 64x6x14x14 k5", conv_shape(6, 16, 14, 5, 0)),
-        ("64x64x32x32 k3 p1", conv_shape(64, 64, 32, 3, 1)),
+        (
+            "lenet conv1 64x3x32x32 k5",
+            Conv2dShape::square(64, 3, 6, 32, 5, 0),
+        ),
+        (
+            "lenet conv2 64x6x14x14 k5",
+            Conv2dShape::square(64, 6, 16, 14, 5, 0),
+        ),
+        (
+            "64x64x32x32 k3 p1",
+            Conv2dShape::square(64, 64, 64, 32, 3, 1),
+        ),
     ] {
         let x = random(s.input_len(), 3);
         let w = random(s.weight_len(), 4);

@@ -19,6 +19,32 @@ pub struct Conv2dShape {
 }
 
 impl Conv2dShape {
+    /// A square `side x side` input and `kernel x kernel` window with stride
+    /// 1, the given zero padding, no dilation and one group: the shape of
+    /// most layers in small CNNs (LeNet's, or a 3x3 same-padding block).
+    pub fn square(
+        batch: usize,
+        in_channels: usize,
+        out_channels: usize,
+        side: usize,
+        kernel: usize,
+        padding: usize,
+    ) -> Self {
+        Conv2dShape {
+            batch,
+            in_channels,
+            in_h: side,
+            in_w: side,
+            out_channels,
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride: (1, 1),
+            padding: (padding, padding),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+
     pub fn out_h(&self) -> usize {
         conv_out_len(
             self.in_h,

@@ -193,29 +193,6 @@ proptest! {
     }
 }
 
-fn lenet_like(
-    batch: usize,
-    in_channels: usize,
-    out_channels: usize,
-    side: usize,
-    kernel: usize,
-    padding: usize,
-) -> Conv2dShape {
-    Conv2dShape {
-        batch,
-        in_channels,
-        in_h: side,
-        in_w: side,
-        out_channels,
-        kernel_h: kernel,
-        kernel_w: kernel,
-        stride: (1, 1),
-        padding: (padding, padding),
-        dilation: (1, 1),
-        groups: 1,
-    }
-}
-
 /// Batches large enough to split over threads and weight-gradient chunks,
 /// plus a pointwise convolution (the path without a column matrix).
 #[test]
@@ -225,12 +202,12 @@ fn batched_shapes_match_reference_on_several_threads() {
         .build()
         .unwrap();
     pool.install(|| {
-        check::<f32>(&lenet_like(9, 3, 6, 16, 5, 0), true, 1);
-        check::<f32>(&lenet_like(2, 6, 16, 14, 5, 0), true, 2);
-        check::<f64>(&lenet_like(7, 8, 8, 9, 3, 1), false, 3);
-        check::<f32>(&lenet_like(7, 8, 12, 9, 1, 0), true, 4);
+        check::<f32>(&Conv2dShape::square(9, 3, 6, 16, 5, 0), true, 1);
+        check::<f32>(&Conv2dShape::square(2, 6, 16, 14, 5, 0), true, 2);
+        check::<f64>(&Conv2dShape::square(7, 8, 8, 9, 3, 1), false, 3);
+        check::<f32>(&Conv2dShape::square(7, 8, 12, 9, 1, 0), true, 4);
         // Long rows: the weight gradient runs on the padded input grid.
-        check::<f32>(&lenet_like(5, 3, 6, 32, 5, 0), true, 5);
+        check::<f32>(&Conv2dShape::square(5, 3, 6, 32, 5, 0), true, 5);
         let grouped = Conv2dShape {
             groups: 2,
             in_channels: 4,
@@ -239,7 +216,7 @@ fn batched_shapes_match_reference_on_several_threads() {
             in_w: 30,
             dilation: (2, 1),
             padding: (1, 2),
-            ..lenet_like(3, 4, 6, 20, 3, 1)
+            ..Conv2dShape::square(3, 4, 6, 20, 3, 1)
         };
         check::<f64>(&grouped, false, 6);
     });
@@ -249,7 +226,7 @@ fn batched_shapes_match_reference_on_several_threads() {
 /// reference (the padded-grid path would multiply it by zeros elsewhere).
 #[test]
 fn infinite_input_reaches_the_same_weight_gradients() {
-    let s = lenet_like(2, 3, 4, 32, 5, 0);
+    let s = Conv2dShape::square(2, 3, 4, 32, 5, 0);
     let mut rng = Rng::new(11);
     let mut x: Vec<f32> = random_vec(&mut rng, s.input_len());
     // Column 0 of a row: read by the dropped lanes past the previous row.
@@ -268,8 +245,8 @@ fn infinite_input_reaches_the_same_weight_gradients() {
 #[test]
 fn results_do_not_depend_on_thread_count() {
     for s in [
-        lenet_like(11, 4, 8, 12, 3, 1),
-        lenet_like(19, 6, 16, 14, 5, 0),
+        Conv2dShape::square(11, 4, 8, 12, 3, 1),
+        Conv2dShape::square(19, 6, 16, 14, 5, 0),
     ] {
         same_on_one_two_and_three_threads(&s);
     }
@@ -302,7 +279,7 @@ fn same_on_one_two_and_three_threads(s: &Conv2dShape) {
 #[test]
 #[should_panic(expected = "conv2d_forward: invalid shape")]
 fn groups_that_do_not_divide_channels_are_rejected() {
-    let mut s = lenet_like(1, 3, 6, 8, 3, 0);
+    let mut s = Conv2dShape::square(1, 3, 6, 8, 3, 0);
     s.groups = 2;
     let mut y = vec![0f32; 1000];
     gradlab_cpu::conv2d_forward(&s, &[0.0; 1000], &[0.0; 1000], None, &mut y);

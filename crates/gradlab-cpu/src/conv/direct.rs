@@ -63,12 +63,6 @@ pub(crate) fn forward<E: Float + PlainData>(
     // many channel rows, twice as many lanes, the same accumulator count.
     let few = s.out_channels <= 3;
     match (level, wide, few) {
-        // Many output channels on short rows (LeNet's second layer) waste
-        // fewer lanes with blocks of eight channels.
-        #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, true, false) if computed_lanes(s, 8, 32) < computed_lanes(s, 6, 32) => {
-            run::<E, 8, 32>(level, s, input, weight, bias, out, parallel)
-        }
         #[cfg(target_arch = "x86_64")]
         (SimdLevel::Avx512, true, false) => {
             run::<E, 6, 32>(level, s, input, weight, bias, out, parallel)
@@ -95,13 +89,6 @@ pub(crate) fn forward<E: Float + PlainData>(
         }
         _ => run::<E, 4, 8>(SimdLevel::Scalar, s, input, weight, bias, out, parallel),
     }
-}
-
-/// Output lanes computed (useful or dropped) per image with blocks of `ob`
-/// channels × `cw` positions of the padded grid.
-fn computed_lanes(s: &Conv2dShape, ob: usize, cw: usize) -> usize {
-    let span = s.out_h() * (s.in_w + 2 * s.padding.1);
-    span.div_ceil(cw) * cw * s.out_channels.div_ceil(ob) * ob
 }
 
 /// Geometry shared by every row of one problem.
@@ -156,17 +143,13 @@ fn run<E: Float + PlainData, const OB: usize, const CW: usize>(
     let out_image = s.out_channels * out_h * out_w;
     let image = |(n, out_n): (usize, &mut [E])| {
         let mut scratch = Scratch::take();
-        let start = n * in_image;
-        // Unpadded, the image already has the padded layout; only the last
-        // block's overhanging reads need slack past it, which the following
-        // images provide (those lanes are dropped, whatever they read).
-        let padded: &[E] = if s.padding == (0, 0) && start + plan.padded_len <= input.len() {
-            &input[start..start + plan.padded_len]
-        } else {
-            let padded = scratch.slice::<E>(plan.padded_len);
-            pad_image(s, &input[start..start + in_image], padded, plan.padded_w);
-            padded
-        };
+        let padded = scratch.slice::<E>(plan.padded_len);
+        pad_image(
+            s,
+            &input[n * in_image..(n + 1) * in_image],
+            padded,
+            plan.padded_w,
+        );
         for ob in (0..s.out_channels).step_by(OB) {
             for q0 in (0..span).step_by(CW) {
                 let mut acc = [[E::ZERO; CW]; OB];
@@ -203,24 +186,16 @@ fn run<E: Float + PlainData, const OB: usize, const CW: usize>(
 }
 
 /// Copies one image into a zero-bordered buffer with rows `padded_w` long.
-/// Only the border and the trailing slack are zeroed: the rest is overwritten.
 fn pad_image<E: Float>(s: &Conv2dShape, image: &[E], padded: &mut [E], padded_w: usize) {
-    let (pad_h, pad_w) = s.padding;
-    let padded_h = s.in_h + 2 * pad_h;
-    let plane = padded_h * padded_w;
+    padded.fill(E::ZERO);
+    let padded_h = s.in_h + 2 * s.padding.0;
     for c in 0..s.in_channels {
-        let dst = &mut padded[c * plane..(c + 1) * plane];
-        dst[..pad_h * padded_w].fill(E::ZERO);
-        dst[(pad_h + s.in_h) * padded_w..].fill(E::ZERO);
         for h in 0..s.in_h {
             let src = &image[(c * s.in_h + h) * s.in_w..][..s.in_w];
-            let row = &mut dst[(h + pad_h) * padded_w..][..padded_w];
-            row[..pad_w].fill(E::ZERO);
-            row[pad_w..pad_w + s.in_w].copy_from_slice(src);
-            row[pad_w + s.in_w..].fill(E::ZERO);
+            let at = (c * padded_h + h + s.padding.0) * padded_w + s.padding.1;
+            padded[at..at + s.in_w].copy_from_slice(src);
         }
     }
-    padded[s.in_channels * plane..].fill(E::ZERO);
 }
 
 /// Sums all taps into `acc` for output block starting at padded offset `origin`.

@@ -30,7 +30,29 @@ enum Command {
     Gradcheck(Box<gradlab::introspect::GradcheckArgs>),
 }
 
+/// Training allocates and frees the same large activations every step.
+/// glibc would serve each with a fresh mmap and zero its pages again on first
+/// touch; keeping them in the heap lets the next step reuse warm memory.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_large_allocations_in_the_heap() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: mallopt only tunes glibc's allocator; it is called before any
+    // other thread exists, and both values are within glibc's documented limits.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_large_allocations_in_the_heap() {}
+
 fn main() -> ExitCode {
+    keep_large_allocations_in_the_heap();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Fixtures(args) => gradlab::fixtures::run(args),

@@ -287,9 +287,7 @@ impl Tensor {
         let data = self.storage_slice::<T>(op)?;
         Ok(match self.layout.contiguous_range() {
             Some(r) => std::borrow::Cow::Borrowed(&data[r]),
-            None => std::borrow::Cow::Owned(
-                self.layout.offsets().into_iter().map(|o| data[o]).collect(),
-            ),
+            None => std::borrow::Cow::Owned(gather(data, &self.layout)),
         })
     }
 
@@ -623,8 +621,18 @@ fn gather<T: Copy>(data: &[T], layout: &Layout) -> Vec<T> {
     match layout.contiguous_range() {
         Some(r) => data[r].to_vec(),
         None => {
+            // Whole runs at a time: contiguous runs are copied, broadcast
+            // (stride-0) runs repeat one value.
             let mut out = Vec::with_capacity(layout.numel());
-            layout.for_each_offset(|o| out.push(data[o]));
+            crate::ops::iter::for_each_run_pair(
+                layout,
+                layout,
+                |o, _, len, stride, _| match stride {
+                    1 => out.extend_from_slice(&data[o..o + len]),
+                    0 => out.extend(std::iter::repeat_n(data[o], len)),
+                    _ => out.extend((0..len).map(|i| data[o + i * stride])),
+                },
+            );
             out
         }
     }

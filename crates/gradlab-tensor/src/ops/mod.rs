@@ -3,7 +3,7 @@
 mod cat;
 mod conv;
 pub mod elementwise;
-mod iter;
+pub(crate) mod iter;
 mod matmul;
 mod pool;
 pub mod reduce;

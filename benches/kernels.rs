@@ -53,25 +53,7 @@ fn gemm(c: &mut Criterion) {
             bench.iter(|| cpu::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut out, n, 1))
         });
         group.bench_function(BenchmarkId::new("matrixmultiply", &name), |bench| {
-            bench.iter(|| unsafe {
-                // SAFETY: the slices hold m×k, k×n and m×n row-major values.
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    k as isize,
-                    1,
-                    b.as_ptr(),
-                    n as isize,
-                    1,
-                    0.0,
-                    out.as_mut_ptr(),
-                    n as isize,
-                    1,
-                )
-            })
+            bench.iter(|| gradlab::bench::baseline_sgemm(m, k, n, &a, &b, &mut out))
         });
     }
     group.finish();

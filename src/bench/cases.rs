@@ -74,27 +74,7 @@ pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMu
         let b = random(k * n, 2);
         let mut c = vec![0f32; m * n];
         let flops = 2.0 * (m * k * n) as f64;
-        let base = plan.median_s(|| {
-            // SAFETY: the slices hold m×k, k×n and m×n row-major values.
-            unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    k as isize,
-                    1,
-                    b.as_ptr(),
-                    n as isize,
-                    1,
-                    0.0,
-                    c.as_mut_ptr(),
-                    n as isize,
-                    1,
-                )
-            }
-        });
+        let base = plan.median_s(|| super::baseline_sgemm(m, k, n, &a, &b, &mut c));
         let row = |variant: &str, t: f64| {
             compute_row(
                 "gemm f32",

@@ -139,3 +139,39 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     }
     Ok(())
 }
+
+/// The baseline GEMM: `c = a · b` for row-major `m×k` and `k×n` f32
+/// matrices, through the matrixmultiply crate (single-threaded, as the
+/// workspace builds it).
+///
+/// # Panics
+/// If a slice is shorter than its matrix.
+pub fn baseline_sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "baseline_sgemm: slices of {}, {} and {} elements cannot hold {m}x{k}, {k}x{n} and {m}x{n} matrices",
+        a.len(),
+        b.len(),
+        c.len()
+    );
+    // SAFETY: the lengths were checked above and the strides describe
+    // row-major matrices inside them.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        )
+    }
+}

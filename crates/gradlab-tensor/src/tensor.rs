@@ -306,18 +306,11 @@ impl Tensor {
             return self.to_cpu()?.to_vec_f64();
         }
         Ok(match self.cpu_storage("to_vec_f64")? {
-            CpuStorage::F32(v) => self
-                .layout
-                .offsets()
+            CpuStorage::F32(v) => gather(v, &self.layout).into_iter().map(f64::from).collect(),
+            CpuStorage::F64(v) => gather(v, &self.layout),
+            CpuStorage::I64(v) => gather(v, &self.layout)
                 .into_iter()
-                .map(|o| v[o] as f64)
-                .collect(),
-            CpuStorage::F64(v) => self.layout.offsets().into_iter().map(|o| v[o]).collect(),
-            CpuStorage::I64(v) => self
-                .layout
-                .offsets()
-                .into_iter()
-                .map(|o| v[o] as f64)
+                .map(|x| x as f64)
                 .collect(),
         })
     }

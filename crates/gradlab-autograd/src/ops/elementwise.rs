@@ -2,7 +2,7 @@
 
 use crate::graph::{record, BackwardOp};
 use crate::{Result, Var};
-use gradlab_tensor::{BinaryOp, Tensor, UnaryOp};
+use gradlab_tensor::{BinaryOp, UnaryOp};
 use std::panic::Location;
 
 /// Backward of a broadcasting binary op; gradients are summed back to each
@@ -188,10 +188,5 @@ impl Var {
     #[track_caller]
     pub fn mul_scalar(&self, s: f64) -> Result<Var> {
         self.unary(UnaryOp::MulScalar(s))
-    }
-
-    /// A constant of the same dtype holding `value` (for mixing scalars into expressions).
-    pub fn scalar_like(&self, value: f64) -> Var {
-        Var::constant(Tensor::full([], value, self.dtype()))
     }
 }

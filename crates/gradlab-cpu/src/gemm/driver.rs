@@ -3,8 +3,9 @@
 //! ```text
 //! for jc in columns of C, NC at a time        B panel (KC×NC) packed once, shared
 //!   for pc in k, KC at a time                 fixed order: each C element sums k the same way
-//!     pack A[:, pc] and B[pc, jc]             (in parallel, panel by panel)
+//!     pack B[pc, jc]                          (in parallel, panel by panel)
 //!     for (ic, jr-group) in parallel          items own disjoint C tiles
+//!       pack A[ic, pc]                        by the core that uses it: stays in its L2
 //!       for jr in group: for ir in ic block   B micro-panel stays in L1/L2 across ir
 //!         micro-kernel(MR×NR tile)
 //! ```
@@ -220,11 +221,8 @@ fn blocked<E: GemmElement + PlainData>(kernel: MicroKernel<E>, p: Problem<'_, E>
     // panels would cost about as much as using it: read B in place instead.
     let direct_b = p.b.cs == 1 && p.m <= 12 * mr;
     let nc = if direct_b { p.n } else { NC.div_ceil(nr) * nr };
-    let mp = p.m.div_ceil(mr);
 
-    let mut a_scratch = Scratch::take();
     let mut b_scratch = Scratch::take();
-    let a_buf = a_scratch.slice::<E>(mp * mr * KC.min(p.k));
     let b_len = if direct_b {
         nr * KC.min(p.k)
     } else {
@@ -237,15 +235,6 @@ fn blocked<E: GemmElement + PlainData>(kernel: MicroKernel<E>, p: Problem<'_, E>
         for pc in (0..p.k).step_by(KC) {
             let kc = KC.min(p.k - pc);
             let last = pc + kc == p.k;
-            pack_a(
-                a_buf,
-                mr,
-                p.a,
-                (0, p.m),
-                pc,
-                kc,
-                parallel && p.m * kc >= PARALLEL_PACK_MIN,
-            );
             let tail_cols = nc_here % nr;
             let b_panels = if direct_b {
                 if tail_cols != 0 {
@@ -266,7 +255,8 @@ fn blocked<E: GemmElement + PlainData>(kernel: MicroKernel<E>, p: Problem<'_, E>
             let block = Block {
                 kernel,
                 kc,
-                a_panels: a_buf.as_ptr(),
+                a: p.a,
+                pc,
                 b_panels,
                 row0: 0,
                 rows: p.m,
@@ -303,7 +293,9 @@ enum BPanels<E> {
 struct Block<'a, E> {
     kernel: MicroKernel<E>,
     kc: usize,
-    a_panels: *const E,
+    /// A itself: each item packs the rows it computes, columns `pc..pc+kc`.
+    a: MatRef<'a, E>,
+    pc: usize,
     b_panels: BPanels<E>,
     row0: usize,
     rows: usize,
@@ -315,25 +307,38 @@ struct Block<'a, E> {
 // SAFETY: the pointers are read-only views of buffers that outlive the parallel section.
 unsafe impl<E: Sync> Sync for Block<'_, E> {}
 
-fn run_items<E: GemmElement>(block: &Block<'_, E>, c: CPtr<E>, threads: usize) {
+fn run_items<E: GemmElement + PlainData>(block: &Block<'_, E>, c: CPtr<E>, threads: usize) {
     let (mr, nr) = (block.kernel.mr, block.kernel.nr);
-    let mc = MC_PANELS * mr;
-    let row_blocks = block.rows.div_ceil(mc);
+    // Row blocks of at most MC_PANELS panels, all about the same size so
+    // that no worker is left with one long item at the end.
+    let row_panels = block.rows.div_ceil(mr);
+    let row_blocks = row_panels.div_ceil(MC_PANELS);
+    let block_panels = row_panels.div_ceil(row_blocks);
+    let row_blocks = row_panels.div_ceil(block_panels);
     let col_panels = block.cols.div_ceil(nr);
-    // Enough items for load balance, few enough that each sweeps many panels.
-    let want = if threads > 1 { 4 * threads } else { 1 };
+    // Enough items for load balance on a machine shared with other work,
+    // few enough that each sweeps many panels (an item repacks its A block).
+    let want = if threads > 1 { 8 * threads } else { 1 };
     let col_groups = want.div_ceil(row_blocks).clamp(1, col_panels);
     let group = col_panels.div_ceil(col_groups);
     let col_groups = col_panels.div_ceil(group);
     let item = |idx: usize| {
         let (rb, cg) = (idx / col_groups, idx % col_groups);
         let panels = (cg * group)..((cg + 1) * group).min(col_panels);
-        let ir_range = (rb * mc / mr)..((rb + 1) * mc).min(block.rows).div_ceil(mr);
+        let ir_range = (rb * block_panels)..((rb + 1) * block_panels).min(row_panels);
+        let rows = (
+            block.row0 + ir_range.start * mr,
+            (block.row0 + ir_range.end * mr).min(block.row0 + block.rows),
+        );
+        let mut a_scratch = Scratch::take();
+        let a_panels = a_scratch.slice::<E>(ir_range.len() * mr * block.kc);
+        pack_a(a_panels, mr, block.a, rows, block.pc, block.kc, false);
         for jr in panels {
             for ir in ir_range.clone() {
+                let a = a_panels[(ir - ir_range.start) * mr * block.kc..].as_ptr();
                 // SAFETY: tiles (ir, jr) are disjoint across items; the
                 // operand panels hold `kc` steps each.
-                unsafe { tile(block, c, ir, jr) };
+                unsafe { tile(block, c, a, ir, jr) };
             }
         }
     };
@@ -345,15 +350,20 @@ fn run_items<E: GemmElement>(block: &Block<'_, E>, c: CPtr<E>, threads: usize) {
     }
 }
 
-/// Computes tile `(ir, jr)` of the block into C.
+/// Computes tile `(ir, jr)` of the block into C from the packed A panel `a`.
 ///
 /// # Safety
-/// `c` must be valid for the block's rows and columns, and no other thread
-/// may touch this tile meanwhile.
-unsafe fn tile<E: GemmElement>(block: &Block<'_, E>, c: CPtr<E>, ir: usize, jr: usize) {
+/// `c` must be valid for the block's rows and columns, `a` must hold `kc`
+/// steps of `MR` values, and no other thread may touch this tile meanwhile.
+unsafe fn tile<E: GemmElement>(
+    block: &Block<'_, E>,
+    c: CPtr<E>,
+    a: *const E,
+    ir: usize,
+    jr: usize,
+) {
     let MicroKernel { mr, nr, run } = block.kernel;
     let kc = block.kc;
-    let a = block.a_panels.add(ir * mr * kc);
     let (b, rsb) = match block.b_panels {
         BPanels::Packed(base) => (base.add(jr * nr * kc), nr),
         BPanels::Direct {

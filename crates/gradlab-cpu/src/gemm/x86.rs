@@ -30,6 +30,13 @@ macro_rules! x86_micro_kernel {
             const MR: usize = $mr;
             const NV: usize = $nv;
             const L: usize = $lanes;
+            // C is read (or written) only after the k loop: start pulling
+            // its lines in now so that the misses overlap the FMAs.
+            for i in 0..MR {
+                for v in 0..NV {
+                    _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + v * L) as *const i8);
+                }
+            }
             let mut acc = [[$zero(); NV]; MR];
             let (mut a, mut b) = (a, b);
             for _ in 0..kc {

@@ -34,4 +34,4 @@ pub use elementwise::{
     softmax_cross_entropy_backward, LabelOutOfRange,
 };
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
-pub use pool::{max_pool2d_backward, max_pool2d_forward};
+pub use pool::{max_pool2d_backward, max_pool2d_backward_add, max_pool2d_forward, PoolIndex};

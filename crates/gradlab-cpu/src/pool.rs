@@ -10,6 +10,44 @@
 use crate::{Float, Pool2dShape};
 use rayon::prelude::*;
 
+/// The element type of an argmax buffer: `usize` (the reference twin's) or
+/// `i64` (what tensors store, as PyTorch does), so that callers holding
+/// either need no conversion pass. A window without a winner (all of it in
+/// the padding, impossible with PyTorch's padding limits) gets `NONE`.
+pub trait PoolIndex: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    /// The marker of a window without a winner (`usize::MAX`, `-1`).
+    const NONE: Self;
+    /// The index of an element within its plane.
+    fn from_index(i: usize) -> Self;
+    /// The plane index, or `None` for [`PoolIndex::NONE`] (and any other
+    /// value that is not an index, such as a negative `i64`).
+    fn index(self) -> Option<usize>;
+}
+
+impl PoolIndex for usize {
+    const NONE: Self = usize::MAX;
+    #[inline(always)]
+    fn from_index(i: usize) -> Self {
+        i
+    }
+    #[inline(always)]
+    fn index(self) -> Option<usize> {
+        (self != usize::MAX).then_some(self)
+    }
+}
+
+impl PoolIndex for i64 {
+    const NONE: Self = -1;
+    #[inline(always)]
+    fn from_index(i: usize) -> Self {
+        i as i64
+    }
+    #[inline(always)]
+    fn index(self) -> Option<usize> {
+        usize::try_from(self).ok()
+    }
+}
+
 /// Elements per parallel task: below this a task costs more to schedule than to run.
 const TASK_ELEMS: usize = 1 << 14;
 
@@ -42,11 +80,11 @@ fn planes_per_task(s: &Pool2dShape) -> usize {
 ///
 /// # Panics
 /// On an invalid shape or slices shorter than the shape needs.
-pub fn max_pool2d_forward<T: Float>(
+pub fn max_pool2d_forward<T: Float, I: PoolIndex>(
     s: &Pool2dShape,
     input: &[T],
     out: &mut [T],
-    argmax: &mut [usize],
+    argmax: &mut [I],
 ) {
     let op = "max_pool2d_forward";
     check(op, s);
@@ -62,7 +100,7 @@ pub fn max_pool2d_forward<T: Float>(
     let planes = s.batch * s.channels;
     let out = &mut out[..planes * out_plane];
     let argmax = &mut argmax[..planes * out_plane];
-    let task = |(t, (out, argmax)): (usize, (&mut [T], &mut [usize]))| {
+    let task = |(t, (out, argmax)): (usize, (&mut [T], &mut [I]))| {
         let first = t * per_task;
         for (i, (out, argmax)) in out
             .chunks_exact_mut(out_plane)
@@ -97,7 +135,7 @@ fn is_plain_2x2(s: &Pool2dShape) -> bool {
         && 2 * s.out_w() <= s.in_w
 }
 
-fn pool_plane<T: Float>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [usize]) {
+fn pool_plane<T: Float, I: PoolIndex>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [I]) {
     let (out_h, out_w) = (s.out_h(), s.out_w());
     if is_plain_2x2(s) {
         for oh in 0..out_h {
@@ -116,7 +154,8 @@ fn pool_plane<T: Float>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [u
                 let take10 = (v10 > best) | v10.is_nan();
                 let (best, idx) = select(take10, (v10, bottom + i), (best, idx));
                 let take11 = (v11 > best) | v11.is_nan();
-                (*o, *a) = select(take11, (v11, bottom + i + 1), (best, idx));
+                let (value, idx) = select(take11, (v11, bottom + i + 1), (best, idx));
+                (*o, *a) = (value, I::from_index(idx));
             }
         }
         return;
@@ -160,7 +199,11 @@ fn pool_plane<T: Float>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [u
                 }
             }
             out[oh * out_w + ow] = best;
-            argmax[oh * out_w + ow] = best_idx;
+            argmax[oh * out_w + ow] = if best_idx == usize::MAX {
+                I::NONE
+            } else {
+                I::from_index(best_idx)
+            };
         }
     }
 }
@@ -205,13 +248,45 @@ fn valid_taps(
 /// # Panics
 /// On an invalid shape, slices shorter than the shape needs, or an
 /// `argmax` entry outside its plane.
-pub fn max_pool2d_backward<T: Float>(
+pub fn max_pool2d_backward<T: Float, I: PoolIndex>(
     s: &Pool2dShape,
     grad_out: &[T],
-    argmax: &[usize],
+    argmax: &[I],
     grad_input: &mut [T],
 ) {
-    let op = "max_pool2d_backward";
+    scatter("max_pool2d_backward", s, grad_out, argmax, grad_input, true);
+}
+
+/// [`max_pool2d_backward`] adding into `grad_input` instead of overwriting
+/// it: for a buffer that is already zero (a fresh `vec![0.0; n]`), this
+/// saves clearing it twice.
+///
+/// # Panics
+/// As [`max_pool2d_backward`].
+pub fn max_pool2d_backward_add<T: Float, I: PoolIndex>(
+    s: &Pool2dShape,
+    grad_out: &[T],
+    argmax: &[I],
+    grad_input: &mut [T],
+) {
+    scatter(
+        "max_pool2d_backward_add",
+        s,
+        grad_out,
+        argmax,
+        grad_input,
+        false,
+    );
+}
+
+fn scatter<T: Float, I: PoolIndex>(
+    op: &str,
+    s: &Pool2dShape,
+    grad_out: &[T],
+    argmax: &[I],
+    grad_input: &mut [T],
+    overwrite: bool,
+) {
     check(op, s);
     check_len(op, "grad_out", grad_out.len(), s.output_len(), s);
     check_len(op, "argmax", argmax.len(), s.output_len(), s);
@@ -224,7 +299,9 @@ pub fn max_pool2d_backward<T: Float>(
     }
     let per_task = planes_per_task(s);
     let task = |(t, dx): (usize, &mut [T])| {
-        dx.fill(T::ZERO);
+        if overwrite {
+            dx.fill(T::ZERO);
+        }
         let first = t * per_task;
         for (i, dx) in dx.chunks_exact_mut(plane).enumerate() {
             let at = (first + i) * out_plane;
@@ -232,14 +309,15 @@ pub fn max_pool2d_backward<T: Float>(
                 .iter()
                 .zip(&grad_out[at..at + out_plane])
             {
-                if idx != usize::MAX {
-                    assert!(
-                        idx < plane,
-                        "{op}: argmax entry {idx} is outside its {}x{} plane",
-                        s.in_h,
-                        s.in_w
-                    );
-                    dx[idx] += g;
+                if idx == I::NONE {
+                    continue;
+                }
+                match idx.index() {
+                    Some(idx) if idx < plane => dx[idx] += g,
+                    _ => panic!(
+                        "{op}: argmax entry {idx:?} is outside its {}x{} plane",
+                        s.in_h, s.in_w
+                    ),
                 }
             }
         }

@@ -67,6 +67,45 @@ fn check<T: Float>(s: &Pool2dShape, seed: u64, nan_every: usize) {
     gradlab_cpu::max_pool2d_backward(s, &dy, &got_idx, &mut got_dx);
     // Same additions in the same order: exact.
     assert_eq!(got_dx, want_dx, "backward {s:?}");
+
+    // Tensors keep i64 argmax (-1 for no winner): the same winners, and the
+    // adding backward on a buffer holding `base` gives `base + dx`.
+    let mut got_i64 = vec![7i64; s.output_len()];
+    gradlab_cpu::max_pool2d_forward(s, &x, &mut got, &mut got_i64);
+    let as_i64: Vec<i64> = want_idx
+        .iter()
+        .map(|&i| if i == usize::MAX { -1 } else { i as i64 })
+        .collect();
+    assert_eq!(got_i64, as_i64, "i64 argmax {s:?}");
+    let base: Vec<T> = common::random_vec(&mut rng, s.input_len());
+    let mut added = base.clone();
+    gradlab_cpu::max_pool2d_backward_add(s, &dy, &got_i64, &mut added);
+    let mut want_added = base.clone();
+    let (plane, out_plane) = (s.in_h * s.in_w, s.out_h() * s.out_w());
+    for (o, (&g, &i)) in dy.iter().zip(&want_idx).enumerate() {
+        if i != usize::MAX {
+            want_added[(o / out_plane) * plane + i] += g;
+        }
+    }
+    assert_eq!(added, want_added, "backward_add {s:?}");
+}
+
+#[test]
+#[should_panic(expected = "outside its")]
+fn argmax_outside_the_plane_is_refused() {
+    let s = Pool2dShape {
+        batch: 1,
+        channels: 1,
+        in_h: 2,
+        in_w: 2,
+        kernel: (2, 2),
+        stride: (2, 2),
+        padding: (0, 0),
+        dilation: (1, 1),
+        ceil_mode: false,
+    };
+    let mut dx = [0.0f32; 4];
+    gradlab_cpu::max_pool2d_backward(&s, &[1.0], &[4i64], &mut dx);
 }
 
 proptest! {
@@ -155,7 +194,7 @@ fn nan_and_tie_rules_follow_pytorch() {
             gradlab_cpu::reference::max_pool2d_forward::<f64>
                 as fn(&Pool2dShape, &[f64], &mut [f64], &mut [usize]),
         ),
-        ("fast", gradlab_cpu::max_pool2d_forward::<f64>),
+        ("fast", gradlab_cpu::max_pool2d_forward::<f64, usize>),
     ] {
         let (mut out, mut arg) = ([0.0; 2], [0usize; 2]);
         pool(&s, &x, &mut out, &mut arg);

@@ -95,4 +95,19 @@ fn out_of_range_dims_and_indices() {
         m.contains("target 3 at position 1 is out of range for 3 classes"),
         "{m}"
     );
+    // A hand-made argmax pointing outside its 2x2 plane.
+    let grad = ones(&[1, 1, 1, 1]);
+    let pool = MaxPool2dParams::square(2);
+    for bad in [4i64, -2] {
+        let argmax = Tensor::from_vec(vec![bad], [1, 1, 1, 1]).unwrap();
+        let m = message(grad.max_pool2d_backward(&argmax, &[1, 1, 2, 2].into(), pool));
+        assert!(
+            m.contains(&format!(
+                "max_pool2d_backward: argmax entry {bad} at flat index 0 is outside its plane of 4 elements"
+            )),
+            "{m}"
+        );
+        let m = message(ones(&[1, 1, 2, 2]).max_pool2d_gather(&argmax, pool));
+        assert!(m.contains("max_pool2d_gather: argmax entry"), "{m}");
+    }
 }

@@ -416,7 +416,12 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
         }
     };
     let direct = direct_weight::suits::<E>(s, level);
-    let grid = !direct && padded_grid_weight_grad(s) && input.iter().all(|v| v.is_finite());
+    // The padded grid multiplies zeros by input values: an infinite or NaN
+    // input would leak NaN into the sums, so such inputs take im2col. (A
+    // fold without early exit: the compiler vectorises it.)
+    let grid = !direct
+        && padded_grid_weight_grad(s)
+        && input.iter().fold(true, |ok, v| ok & v.is_finite());
     // Sums images `range` into `dw` on the padded grid (see `padded_grid_weight_grad`).
     let accumulate_on_grid = |range: std::ops::Range<usize>, dw: &mut [E]| {
         let (pad_h, pad_w) = (s.in_h + 2 * s.padding.0, s.in_w + 2 * s.padding.1);

@@ -2,6 +2,7 @@
 
 use crate::{with_float, DType, Element, Result, Shape, Tensor, TensorError};
 use gradlab_cpu::{Float, Pool2dShape};
+use std::borrow::Cow;
 
 /// Max-pool parameters with PyTorch's names and meaning (`stride` defaults
 /// to the kernel size in PyTorch; here it is explicit).
@@ -90,24 +91,39 @@ fn out_shape(s: &Pool2dShape) -> Shape {
 fn forward_impl<T: Element>(s: &Pool2dShape, x: &Tensor) -> Result<(Tensor, Tensor)> {
     let x = x.contiguous_slice::<T>("max_pool2d")?;
     let mut out = vec![T::ZERO; s.output_len()];
-    let mut arg = vec![0usize; s.output_len()];
+    let mut arg = vec![0i64; s.output_len()];
     gradlab_cpu::max_pool2d_forward(s, &x, &mut out, &mut arg);
-    let arg: Vec<i64> = arg
-        .into_iter()
-        .map(|a| if a == usize::MAX { -1 } else { a as i64 })
-        .collect();
     Ok((
         Tensor::from_vec(out, out_shape(s))?,
         Tensor::from_vec(arg, out_shape(s))?,
     ))
 }
 
-fn argmax_usize(argmax: &Tensor) -> Result<Vec<usize>> {
-    Ok(argmax
-        .contiguous_slice::<i64>("max_pool2d_backward")?
+/// The argmax entries as a slice, each checked to be `-1` (no winner) or
+/// an index within a plane of `plane` elements: they may come from a user.
+fn checked_argmax<'a>(
+    op: &'static str,
+    argmax: &'a Tensor,
+    plane: usize,
+) -> Result<Cow<'a, [i64]>> {
+    let arg = argmax.contiguous_slice::<i64>(op)?;
+    // A branch-free pass (the compiler vectorises it); the error path finds the culprit.
+    let valid = arg
         .iter()
-        .map(|&a| if a < 0 { usize::MAX } else { a as usize })
-        .collect())
+        .fold(true, |ok, &a| ok & (a >= -1) & (a < plane as i64));
+    if !valid {
+        let (at, bad) = arg
+            .iter()
+            .enumerate()
+            .find(|(_, &a)| a < -1 || a >= plane as i64)
+            .map(|(i, &a)| (i, a))
+            .unwrap_or((0, 0));
+        return Err(TensorError::shape(
+            op,
+            format!("argmax entry {bad} at flat index {at} is outside its plane of {plane} elements (or -1)"),
+        ));
+    }
+    Ok(arg)
 }
 
 impl Tensor {
@@ -138,11 +154,12 @@ impl Tensor {
             self.check_float(op)?;
             return crate::cuda::max_pool2d_backward(&s, self, argmax, input_shape);
         }
-        let arg = argmax_usize(argmax)?;
+        let arg = checked_argmax(op, argmax, s.in_h * s.in_w)?;
         with_float!(self.dtype(), op, |T| {
             let g = self.contiguous_slice::<T>(op)?;
+            // Already zero: the kernel only adds the winners' gradients.
             let mut out = vec![T::ZERO; s.input_len()];
-            gradlab_cpu::max_pool2d_backward(&s, &g, &arg, &mut out);
+            gradlab_cpu::max_pool2d_backward_add(&s, &g, &arg, &mut out);
             Tensor::from_vec(out, input_shape.clone())
         })
     }
@@ -167,20 +184,17 @@ impl Tensor {
         if self.is_cuda() {
             return Err(crate::cuda::unsupported(op, self.device()));
         }
-        let arg = argmax_usize(argmax)?;
         let plane = s.in_h * s.in_w;
+        let arg = checked_argmax(op, argmax, plane)?;
         let out_plane = s.out_h() * s.out_w();
         with_float!(self.dtype(), op, |T| {
             let x = self.contiguous_slice::<T>(op)?;
             let out: Vec<T> = arg
                 .iter()
                 .enumerate()
-                .map(|(o, &a)| {
-                    if a == usize::MAX {
-                        T::ZERO
-                    } else {
-                        x[(o / out_plane) * plane + a]
-                    }
+                .map(|(o, &a)| match usize::try_from(a) {
+                    Ok(a) => x[(o / out_plane) * plane + a],
+                    Err(_) => T::ZERO,
                 })
                 .collect();
             Tensor::from_vec(out, out_shape(&s))

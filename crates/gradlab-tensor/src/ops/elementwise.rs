@@ -1,6 +1,7 @@
 //! Elementwise ops: unary maps and broadcasting binary ops.
 
 use super::iter::{for_each_offset_pair, for_each_run_pair};
+use super::par_map;
 use crate::{with_float, Element, Layout, Result, Shape, Tensor};
 use gradlab_cpu::Float;
 
@@ -127,12 +128,12 @@ fn map_unary<T: Element>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     let src = x.contiguous_slice::<T>(op.name())?;
     let out: Vec<T> = match op {
         // Monomorphic loops for the hot ops, so each vectorises on its own.
-        UnaryOp::Relu => src.iter().map(|&v| UnaryOp::Relu.eval(v)).collect(),
+        UnaryOp::Relu => par_map::map(&src, |v| UnaryOp::Relu.eval(v)),
         UnaryOp::MulScalar(s) => {
             let s = T::from_f64(s);
-            src.iter().map(|&v| v * s).collect()
+            par_map::map(&src, |v| v * s)
         }
-        _ => src.iter().map(|&v| op.eval(v)).collect(),
+        _ => par_map::map(&src, |v| op.eval(v)),
     };
     Tensor::from_vec(out, x.shape().clone())
 }
@@ -158,7 +159,7 @@ fn zip_map<T: Element>(
     b: &Tensor,
     op: BinaryOp,
     shape: Shape,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Sync,
 ) -> Result<Tensor> {
     let (da, db) = (
         a.storage_slice::<T>(op.name())?,
@@ -167,10 +168,10 @@ fn zip_map<T: Element>(
     let la = a.layout().broadcast_to(&shape)?;
     let lb = b.layout().broadcast_to(&shape)?;
     let out: Vec<T> = match (la.contiguous_range(), lb.contiguous_range()) {
-        (Some(ra), Some(rb)) => da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)).collect(),
+        (Some(ra), Some(rb)) => par_map::zip_map(&da[ra], &db[rb], &f),
         (Some(ra), None) if lb.strides().iter().all(|&s| s == 0) => {
             let y = db[lb.offset()];
-            da[ra].iter().map(|&x| f(x, y)).collect()
+            par_map::map(&da[ra], |x| f(x, y))
         }
         _ => {
             let mut out = Vec::with_capacity(shape.numel());

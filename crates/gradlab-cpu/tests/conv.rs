@@ -222,6 +222,41 @@ fn batched_shapes_match_reference_on_several_threads() {
     });
 }
 
+/// Sixteen or more input channels per group: the weight gradient comes
+/// from a channels-last column matrix. Strides, dilations, padding, groups,
+/// channel counts that are not multiples of the transposition block, and
+/// enough positions for several chunks.
+#[test]
+fn many_channel_weight_gradients_match_reference() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        check::<f32>(&Conv2dShape::square(3, 16, 5, 9, 3, 1), true, 21);
+        check::<f64>(&Conv2dShape::square(2, 19, 7, 8, 3, 0), false, 22);
+        check::<f32>(&Conv2dShape::square(2, 24, 8, 48, 3, 1), false, 23);
+        let strided = Conv2dShape {
+            stride: (2, 3),
+            dilation: (2, 1),
+            padding: (2, 1),
+            in_h: 13,
+            in_w: 11,
+            ..Conv2dShape::square(3, 17, 6, 13, 3, 1)
+        };
+        check::<f64>(&strided, true, 24);
+        let grouped = Conv2dShape {
+            groups: 2,
+            in_channels: 34,
+            out_channels: 6,
+            dilation: (1, 2),
+            padding: (1, 2),
+            ..Conv2dShape::square(2, 34, 6, 10, 3, 1)
+        };
+        check::<f32>(&grouped, false, 25);
+    });
+}
+
 /// A non-finite input must reach exactly the gradients it reaches in the
 /// reference (the padded-grid path would multiply it by zeros elsewhere).
 #[test]

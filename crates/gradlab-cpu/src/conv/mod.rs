@@ -13,6 +13,7 @@
 //! sums images in fixed chunks combined in a fixed order, so results do not
 //! depend on the thread count. Reference twins: [`crate::reference`].
 
+mod channels_last;
 mod direct;
 mod direct_weight;
 mod im2col;
@@ -295,6 +296,13 @@ fn padded_grid_weight_grad(s: &Conv2dShape) -> bool {
     s.stride == (1, 1) && 2 * s.out_w() >= pad_w && s.out_h() * pad_w >= DOT_MIN_LEN
 }
 
+/// Whether the weight gradient is taken from a channels-last column matrix
+/// (see [`channels_last`]): when each tap's channel run is long enough to
+/// copy as a block.
+fn channels_last_weight_grad(s: &Conv2dShape) -> bool {
+    s.in_per_group() >= channels_last::MIN_CHANNELS
+}
+
 /// The shape of the forward convolution that computes a stride-1
 /// convolution's input gradient (None when the stride is not 1 or the
 /// padding exceeds the dilated kernel, where col2im is used instead).
@@ -420,6 +428,7 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
     // input would leak NaN into the sums, so such inputs take im2col. (A
     // fold without early exit: the compiler vectorises it.)
     let grid = !direct
+        && !channels_last_weight_grad(s)
         && padded_grid_weight_grad(s)
         && input.iter().fold(true, |ok, v| ok & v.is_finite());
     // Sums images `range` into `dw` on the padded grid (see `padded_grid_weight_grad`).
@@ -474,9 +483,12 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
             }
         }
     };
+    let channels_last = !direct && channels_last_weight_grad(s);
     let accumulate = |range: std::ops::Range<usize>, dw: &mut [E]| {
         if direct {
             direct_weight::accumulate(level, s, input, grad_out, range, dw)
+        } else if channels_last {
+            channels_last::accumulate(level, s, input, grad_out, range, dw)
         } else if grid {
             accumulate_on_grid(range, dw)
         } else {

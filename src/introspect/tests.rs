@@ -352,10 +352,11 @@ fn graphs_are_of_the_trainer_models() {
     assert_eq!(
         (
             count("Conv2dBackward"),
+            count("NativeBatchNormBackward"),
             count("MaxPool2dBackward"),
             count("ReluBackward")
         ),
-        (3, 3, 3)
+        (3, 3, 3, 3)
     );
 }
 

@@ -40,6 +40,8 @@ pub use graph::{
     detect_anomaly, is_anomaly_mode, is_grad_enabled, no_grad, set_anomaly_mode, BackwardOp,
     GradModeGuard, Node,
 };
-pub use ops::norm::{batch_norm2d, batch_norm2d_train, batch_stats2d};
+pub use ops::norm::{
+    batch_norm2d, batch_norm2d_train, batch_norm2d_train_with_stats, batch_stats2d,
+};
 pub use trace::{capture_trace, set_trace, TraceEvent};
 pub use var::{GradHook, Var};

@@ -11,6 +11,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod float;
 pub mod gemm;
+pub mod norm;
 pub mod parallel;
 pub mod peak;
 pub mod pool;
@@ -34,4 +35,5 @@ pub use elementwise::{
     softmax_cross_entropy_backward, LabelOutOfRange,
 };
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
+pub use norm::{batch_norm2d_backward, batch_norm2d_train_forward, BatchNormShape};
 pub use pool::{max_pool2d_backward, max_pool2d_backward_add, max_pool2d_forward, PoolIndex};

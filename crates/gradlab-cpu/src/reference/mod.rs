@@ -6,6 +6,7 @@
 mod conv;
 mod elementwise;
 mod gemm;
+mod norm;
 mod pool;
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
@@ -14,4 +15,5 @@ pub use elementwise::{
     softmax_cross_entropy_backward,
 };
 pub use gemm::gemm;
+pub use norm::{batch_norm2d_backward, batch_norm2d_train_forward};
 pub use pool::{max_pool2d_backward, max_pool2d_forward};

@@ -1,7 +1,7 @@
 //! `BatchNorm2d`: batch statistics while training, running statistics in eval.
 
 use crate::{Module, NnError, Result};
-use gradlab_autograd::{batch_norm2d, batch_stats2d, no_grad, Var};
+use gradlab_autograd::{batch_norm2d, batch_norm2d_train_with_stats, no_grad, Var};
 use gradlab_tensor::{DType, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -43,12 +43,11 @@ impl BatchNorm2d {
     }
 
     /// Moves the running statistics towards this batch's, outside the graph.
-    fn track(&self, batch_mean: &Var, batch_var: &Var, count: usize) -> Result<()> {
+    fn track(&self, batch_mean: &Tensor, batch_var: &Tensor, count: usize) -> Result<()> {
         let c = self.channels();
         let m = self.momentum;
-        let mean = batch_mean.data().reshape([c])?;
+        let mean = batch_mean.reshape([c])?;
         let unbiased = batch_var
-            .data()
             .reshape([c])?
             .mul_scalar(count as f64 / (count - 1) as f64)?;
         let blend = |running: &Var, batch: &Tensor| -> Result<()> {
@@ -104,16 +103,10 @@ impl Module for BatchNorm2d {
                 ),
             ));
         }
-        let (mean, var) = batch_stats2d(x)?;
+        let (y, mean, var) =
+            batch_norm2d_train_with_stats(x, Some(&self.weight), Some(&self.bias), self.eps)?;
         no_grad(|| self.track(&mean, &var, count))?;
-        Ok(batch_norm2d(
-            x,
-            &mean,
-            &var,
-            Some(&self.weight),
-            Some(&self.bias),
-            self.eps,
-        )?)
+        Ok(y)
     }
 
     fn parameters(&self) -> Vec<(String, Var)> {

@@ -5,6 +5,7 @@ mod conv;
 pub mod elementwise;
 pub(crate) mod iter;
 mod matmul;
+mod norm;
 mod par_map;
 mod pool;
 pub mod reduce;

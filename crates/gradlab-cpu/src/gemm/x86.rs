@@ -37,9 +37,26 @@ macro_rules! x86_micro_kernel {
                     _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + v * L) as *const i8);
                 }
             }
+            // The first step writes the accumulators instead of adding to
+            // zeros: the zero-filled array would otherwise be kept in memory
+            // (for a k loop that might not run) and cleared on every call.
+            // The driver never calls with kc = 0.
+            debug_assert!(kc > 0);
             let mut acc = [[$zero(); NV]; MR];
-            let (mut a, mut b) = (a, b);
-            for _ in 0..kc {
+            {
+                let mut bv = [$zero(); NV];
+                for (v, bv) in bv.iter_mut().enumerate() {
+                    *bv = $load(b.add(v * L));
+                }
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let av = $splat(*a.add(i));
+                    for (v, acc) in row.iter_mut().enumerate() {
+                        *acc = $mul(av, bv[v]);
+                    }
+                }
+            }
+            let (mut a, mut b) = (a.add(MR), b.add(rsb));
+            for _ in 1..kc {
                 let mut bv = [$zero(); NV];
                 for (v, bv) in bv.iter_mut().enumerate() {
                     *bv = $load(b.add(v * L));

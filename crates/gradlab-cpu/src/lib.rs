@@ -35,5 +35,7 @@ pub use elementwise::{
     softmax_cross_entropy_backward, LabelOutOfRange,
 };
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
-pub use norm::{batch_norm2d_backward, batch_norm2d_train_forward, BatchNormShape};
+pub use norm::{
+    batch_norm2d_backward, batch_norm2d_inference, batch_norm2d_train_forward, BatchNormShape,
+};
 pub use pool::{max_pool2d_backward, max_pool2d_backward_add, max_pool2d_forward, PoolIndex};

@@ -9,8 +9,12 @@
 //! in a fixed order (image by image, position by position), so results do
 //! not depend on the thread count.
 //!
-//! Reference twins: [`crate::reference::batch_norm2d_train_forward`] and
-//! [`crate::reference::batch_norm2d_backward`].
+//! In evaluation mode (running statistics) batch norm is one affine map per
+//! channel, [`batch_norm2d_inference`]: one pass.
+//!
+//! Reference twins: [`crate::reference::batch_norm2d_train_forward`],
+//! [`crate::reference::batch_norm2d_backward`] and
+//! [`crate::reference::batch_norm2d_inference`].
 
 use crate::Float;
 use rayon::prelude::*;
@@ -225,5 +229,58 @@ pub fn batch_norm2d_backward<T: Float>(
         dx.par_chunks_mut(s.plane).enumerate().for_each(input_grad);
     } else {
         dx.chunks_mut(s.plane).enumerate().for_each(input_grad);
+    }
+}
+
+/// Evaluation-mode batch norm with given (running) statistics:
+/// `y = (x - mean) / sqrt(var + eps) * weight + bias` per channel.
+///
+/// # Panics
+/// If a slice is shorter than the shape needs.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_inference<T: Float>(
+    s: BatchNormShape,
+    x: &[T],
+    mean: &[T],
+    var: &[T],
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    eps: f64,
+    y: &mut [T],
+) {
+    let op = "batch_norm2d_inference";
+    check(op, "x", x.len(), s.len());
+    check(op, "y", y.len(), s.len());
+    for (what, len) in [("mean", mean.len()), ("var", var.len())] {
+        check(op, what, len, s.channels);
+    }
+    for (what, v) in [("weight", weight), ("bias", bias)] {
+        if let Some(v) = v {
+            check(op, what, v.len(), s.channels);
+        }
+    }
+    let affine: Vec<(T, T, T)> = (0..s.channels)
+        .map(|c| {
+            let w = weight.map_or(1.0, |w| w[c].to_f64());
+            let b = bias.map_or(0.0, |b| b[c].to_f64());
+            let scale = w / (var[c].to_f64() + eps).sqrt();
+            (mean[c], T::from_f64(scale), T::from_f64(b))
+        })
+        .collect();
+    if s.plane == 0 {
+        return;
+    }
+    let map = |(i, out): (usize, &mut [T])| {
+        let (m, scale, b) = affine[i % s.channels];
+        let x = &x[i * s.plane..][..s.plane];
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = (v - m) * scale + b;
+        }
+    };
+    let y = &mut y[..s.len()];
+    if parallel(s.len()) {
+        y.par_chunks_mut(s.plane).enumerate().for_each(map);
+    } else {
+        y.chunks_mut(s.plane).enumerate().for_each(map);
     }
 }

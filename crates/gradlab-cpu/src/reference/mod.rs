@@ -15,5 +15,5 @@ pub use elementwise::{
     softmax_cross_entropy_backward,
 };
 pub use gemm::gemm;
-pub use norm::{batch_norm2d_backward, batch_norm2d_train_forward};
+pub use norm::{batch_norm2d_backward, batch_norm2d_inference, batch_norm2d_train_forward};
 pub use pool::{max_pool2d_backward, max_pool2d_forward};

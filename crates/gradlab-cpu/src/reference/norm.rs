@@ -77,3 +77,28 @@ pub fn batch_norm2d_backward<T: Float>(
         }
     }
 }
+
+/// Same contract as [`crate::batch_norm2d_inference`].
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_inference<T: Float>(
+    s: BatchNormShape,
+    x: &[T],
+    mean: &[T],
+    var: &[T],
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    eps: f64,
+    y: &mut [T],
+) {
+    for n in 0..s.batch {
+        for c in 0..s.channels {
+            let w = weight.map_or(1.0, |w| w[c].to_f64());
+            let b = bias.map_or(0.0, |b| b[c].to_f64());
+            for p in 0..s.plane {
+                let i = at(s, n, c, p);
+                let xhat = (x[i].to_f64() - mean[c].to_f64()) / (var[c].to_f64() + eps).sqrt();
+                y[i] = T::from_f64(xhat * w + b);
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ fn problem(
     op: &'static str,
     x: &Tensor,
     per_channel: &[(&str, Option<&Tensor>)],
+    batch_statistics: bool,
 ) -> Result<BatchNormShape> {
     let d = x.dims();
     if d.len() != 4 {
@@ -43,7 +44,7 @@ fn problem(
         }
         x.check_same_device(op, t)?;
     }
-    if s.count() < 2 && s.channels > 0 {
+    if batch_statistics && s.count() < 2 && s.channels > 0 {
         return Err(TensorError::shape(
             op,
             format!(
@@ -68,10 +69,56 @@ impl Tensor {
         eps: f64,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_train";
-        let s = problem(op, self, &[("weight", weight), ("bias", bias)])?;
+        let s = problem(op, self, &[("weight", weight), ("bias", bias)], true)?;
         with_float!(self.dtype(), op, |T| forward::<T>(
             op, s, self, weight, bias, eps
         ))
+    }
+
+    /// Evaluation-mode batch norm of `self` (`[N, C, H, W]`) with given
+    /// per-channel statistics (shape `[C]`, usually the running ones):
+    /// `(x - mean) / sqrt(var + eps) * weight + bias`, in one pass. CPU only.
+    pub fn batch_norm2d_inference(
+        &self,
+        mean: &Tensor,
+        var: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let op = "batch_norm2d_inference";
+        let s = problem(
+            op,
+            self,
+            &[
+                ("mean", Some(mean)),
+                ("var", Some(var)),
+                ("weight", weight),
+                ("bias", bias),
+            ],
+            false,
+        )?;
+        with_float!(self.dtype(), op, |T| {
+            let xs = self.contiguous_slice::<T>(op)?;
+            let (m, v) = (
+                mean.contiguous_slice::<T>(op)?,
+                var.contiguous_slice::<T>(op)?,
+            );
+            let w = weight.map(|w| w.contiguous_slice::<T>(op)).transpose()?;
+            let b = bias.map(|b| b.contiguous_slice::<T>(op)).transpose()?;
+            let mut y = vec![T::ZERO; s.len()];
+            gradlab_cpu::batch_norm2d_inference(
+                s,
+                &xs,
+                &m,
+                &v,
+                w.as_deref(),
+                b.as_deref(),
+                eps,
+                &mut y,
+            );
+            Tensor::from_vec(y, self.shape().clone())
+        })
     }
 
     /// The gradients of [`Tensor::batch_norm2d_train`] from the output
@@ -90,6 +137,7 @@ impl Tensor {
             op,
             x,
             &[("mean", Some(mean)), ("var", Some(var)), ("weight", weight)],
+            true,
         )?;
         if self.shape() != x.shape() || self.dtype() != x.dtype() {
             return Err(TensorError::shape(

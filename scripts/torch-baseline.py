@@ -5,7 +5,8 @@ gradlab's speed targets are ratios against PyTorch's CPU build on the same
 machine. This script times, with PyTorch:
 
   * LeNet training on CIFAR-10 (the tutorial network and recipe gradlab's
-    `train --model lenet` runs), images per second over one epoch;
+    `train --model lenet` runs), images per second over one epoch, and with
+    `--convnet` the same for gradlab's `--model convnet`;
   * the kernels of `gradlab bench`: conv2d forward, input gradient and
     weight gradient for LeNet's two layers and a 3x3 64->64 layer at
     batch 64, max-pool 2x2 forward and backward, square f32 GEMMs.
@@ -68,11 +69,35 @@ class LeNet(nn.Module):
         return self.fc3(x)
 
 
-def train(root, batch, lr, epochs, seed):
+class ConvNet(nn.Module):
+    """gradlab's `--model convnet`: three conv(3x3)-bn-relu-maxpool blocks of
+    64, 128 and 256 channels, global average pooling, one linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        layers, channels = [], 3
+        for out in (64, 128, 256):
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(channels, 10)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def train(root, batch, lr, epochs, seed, model="lenet", limit=None):
     x_train, y_train = load([root / f"data_batch_{i}.bin" for i in range(1, 6)])
     x_test, y_test = load([root / "test_batch.bin"])
+    if limit:
+        x_train, y_train = x_train[:limit], y_train[:limit]
     torch.manual_seed(seed)
-    net = LeNet()
+    net = LeNet() if model == "lenet" else ConvNet()
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
     x_train_t, y_train_t = torch.from_numpy(x_train), torch.from_numpy(y_train)
     rates = []
@@ -89,11 +114,13 @@ def train(root, batch, lr, epochs, seed):
             opt.step()
         seconds = time.perf_counter() - started
         rates.append(len(order) // batch * batch / seconds)
+        net.eval()
         with torch.no_grad():
             x = (torch.from_numpy(x_test).float() / 255.0 - 0.5) / 0.5
             acc = (net(x).argmax(1).numpy() == y_test).mean()
+        net.train()
         print(
-            f"lenet batch {batch} lr {lr} epoch {epoch + 1}: {rates[-1]:.0f} images/s, "
+            f"{model} batch {batch} lr {lr} epoch {epoch + 1}: {rates[-1]:.0f} images/s, "
             f"{seconds:.1f} s, test accuracy {100 * acc:.2f}%",
             flush=True,
         )
@@ -169,6 +196,8 @@ def main():
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-sizes", default="64,4", help="LeNet runs, comma-separated")
+    p.add_argument("--convnet", action="store_true", help="also time convnet at batch 64")
+    p.add_argument("--limit-train", type=int, help="train on the first N images only")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-kernels", action="store_true")
     args = p.parse_args()
@@ -187,7 +216,10 @@ def main():
         for batch in [int(b) for b in args.batch_sizes.split(",")]:
             # The recipes of gradlab's README: lr 0.01 at batch 64, the
             # tutorial's 0.001 at batch 4.
-            train(root, batch, 0.01 if batch >= 64 else 0.001, args.epochs, args.seed)
+            lr = 0.01 if batch >= 64 else 0.001
+            train(root, batch, lr, args.epochs, args.seed, limit=args.limit_train)
+        if args.convnet:
+            train(root, 64, 0.05, args.epochs, args.seed, "convnet", args.limit_train)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ The data set is read from GRADLAB_DATA or ../shared/data/cifar-10-batches-bin
 """
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -33,6 +34,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 RECORD = 1 + 3 * 32 * 32
+
+# Rows in the schema of `gradlab bench --json` (peak_share and
+# baseline_ratio are left to the reader: they need gradlab's own run).
+ROWS = []
+
+
+def emit(kernel, shape, seconds, gflops=None, gbps=None):
+    row = {
+        "kernel": kernel,
+        "shape": shape,
+        "variant": f"pytorch {torch.__version__}",
+        "threads": torch.get_num_threads(),
+        "median_s": seconds,
+        "peak_share": None,
+        "baseline_ratio": None,
+    }
+    row["gflops" if gflops is not None else "gbps"] = gflops if gflops is not None else gbps
+    ROWS.append(row)
 
 
 def data_dir(arg):
@@ -164,6 +183,7 @@ def conv_rows(reps):
         ]:
             s = median_s(fn, reps)
             print(f"conv2d {op:16} {name:28} {1e3 * s:9.3f} ms {flops / s / 1e9:7.1f} GF/s")
+            emit(f"conv2d {op}", name, s, gflops=flops / s / 1e9)
 
 
 def pool_rows(reps):
@@ -179,6 +199,10 @@ def pool_rows(reps):
     )
     print(f"maxpool forward  64x6x28x28 k2 s2            {1e6 * fwd:9.1f} us")
     print(f"maxpool backward 64x6x28x28 k2 s2            {1e6 * bwd:9.1f} us")
+    # The byte counts of gradlab's table: f32 values and 8-byte indices.
+    moved = x.numel() * 4 + y.numel() * (4 + 8)
+    emit("maxpool forward", "64x6x28x28 k2 s2", fwd, gbps=moved / fwd / 1e9)
+    emit("maxpool backward", "64x6x28x28 k2 s2", bwd, gbps=moved / bwd / 1e9)
 
 
 def gemm_rows(reps):
@@ -186,6 +210,7 @@ def gemm_rows(reps):
         a, b = torch.randn(n, n), torch.randn(n, n)
         s = median_s(lambda: a @ b, max(3, reps // (1 + n // 512)))
         print(f"gemm f32 {n}x{n}x{n:<6}                     {1e3 * s:9.3f} ms {2 * n**3 / s / 1e9:7.1f} GF/s")
+        emit("gemm f32", f"{n}x{n}x{n}", s, gflops=2 * n**3 / s / 1e9)
 
 
 def main():
@@ -199,6 +224,7 @@ def main():
     p.add_argument("--convnet", action="store_true", help="also time convnet at batch 64")
     p.add_argument("--limit-train", type=int, help="train on the first N images only")
     p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--json", help="also write the kernel rows here, in gradlab bench's schema")
     p.add_argument("--skip-kernels", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -211,6 +237,9 @@ def main():
         print("one thread:")
         gemm_rows(args.reps)
         torch.set_num_threads(args.threads)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(ROWS, f, indent=1)
     if not args.skip_train:
         root = data_dir(args.data)
         for batch in [int(b) for b in args.batch_sizes.split(",")]:

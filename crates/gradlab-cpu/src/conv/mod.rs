@@ -19,7 +19,8 @@ mod direct_weight;
 mod im2col;
 
 use crate::gemm::{
-    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, BRows, BiasAxis, DotElement, GemmElement,
+    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, gemm_typed_packed, pack_a_typed, BRows,
+    BiasAxis, DotElement, GemmElement,
 };
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{simd_level, SimdLevel};
@@ -65,6 +66,12 @@ fn is_pointwise(s: &Conv2dShape) -> bool {
         && s.padding == (0, 0)
         && s.out_h() == s.in_h
         && s.out_w() == s.in_w
+}
+
+/// Whether the per-image products reuse one packing of the weights: with
+/// more than one image (a single product packs them as it goes).
+fn repacked_per_image(s: &Conv2dShape) -> bool {
+    s.batch > 1
 }
 
 /// Rows of the column matrix of one group.
@@ -145,6 +152,12 @@ fn forward<E: GemmElement + DotElement + PlainData>(
     let k = taps(s);
     let (icg, ocg) = (s.in_per_group(), s.out_per_group());
     let group_in = icg * s.in_h * s.in_w;
+    let w_g = |g: usize| (&weight[g * ocg * k..(g + 1) * ocg * k], k, 1);
+    // Every image multiplies by the same weights: pack them once.
+    let packed: Vec<_> = (0..s.groups)
+        .map(|g| repacked_per_image(s).then(|| pack_a_typed(level, ocg, k, positions, w_g(g))))
+        .map(Option::flatten)
+        .collect();
     let image = |(n, out_n): (usize, &mut [E])| {
         let mut scratch = Scratch::take();
         let col = scratch.slice::<E>(if is_pointwise(s) { 0 } else { k * positions });
@@ -156,24 +169,40 @@ fn forward<E: GemmElement + DotElement + PlainData>(
                 im2col(s, &x[..group_in], col, positions);
                 col
             };
-            gemm_typed(
-                level,
-                ocg,
-                k,
-                positions,
-                E::ONE,
-                (&weight[g * ocg * k..(g + 1) * ocg * k], k, 1),
-                (cols, positions, 1),
-                E::ZERO,
-                (
-                    &mut out_n[g * ocg * positions..(g + 1) * ocg * positions],
+            let out_g = &mut out_n[g * ocg * positions..(g + 1) * ocg * positions];
+            let bias_g = bias.map(|b| (&b[g * ocg..(g + 1) * ocg], BiasAxis::Row));
+            let cols = (cols, positions, 1);
+            match &packed[g] {
+                Some(p) => gemm_typed_packed(
+                    p,
+                    level,
+                    ocg,
+                    k,
                     positions,
-                    1,
+                    E::ONE,
+                    w_g(g),
+                    cols,
+                    E::ZERO,
+                    (out_g, positions),
+                    bias_g,
+                    false,
+                    !by_image,
                 ),
-                bias.map(|b| (&b[g * ocg..(g + 1) * ocg], BiasAxis::Row)),
-                false,
-                !by_image,
-            );
+                None => gemm_typed(
+                    level,
+                    ocg,
+                    k,
+                    positions,
+                    E::ONE,
+                    w_g(g),
+                    cols,
+                    E::ZERO,
+                    (out_g, positions, 1),
+                    bias_g,
+                    false,
+                    !by_image,
+                ),
+            }
         }
     };
     let out = &mut out[..s.batch * out_image];
@@ -244,30 +273,53 @@ fn backward_data<E: GemmElement + DotElement + PlainData>(
     let (icg, ocg) = (s.in_per_group(), s.out_per_group());
     let group_in = icg * s.in_h * s.in_w;
     let by_image = batch_parallel(s);
+    // W_gᵀ (K × OCg), read transposed in place; the same for every image.
+    let w_t = |g: usize| (&weight[g * ocg * k..(g + 1) * ocg * k], 1, k);
+    let packed: Vec<_> = (0..s.groups)
+        .map(|g| repacked_per_image(s).then(|| pack_a_typed(level, k, ocg, positions, w_t(g))))
+        .map(Option::flatten)
+        .collect();
     let image = |(n, dx_n): (usize, &mut [E])| {
         let mut scratch = Scratch::take();
         let pointwise = is_pointwise(s);
         let dcol = scratch.slice::<E>(if pointwise { 0 } else { k * positions });
         for g in 0..s.groups {
             let dy = &grad_out[n * out_image + g * ocg * positions..][..ocg * positions];
-            let w_g = &weight[g * ocg * k..(g + 1) * ocg * k];
             let dx_g = &mut dx_n[g * group_in..(g + 1) * group_in];
-            // dcol = W_gᵀ · dy: W_gᵀ is K × OCg, read transposed in place.
+            // dcol = W_gᵀ · dy.
             let target: &mut [E] = if pointwise { &mut *dx_g } else { &mut *dcol };
-            gemm_typed(
-                level,
-                k,
-                ocg,
-                positions,
-                E::ONE,
-                (w_g, 1, k),
-                (dy, positions, 1),
-                E::ZERO,
-                (target, positions, 1),
-                None,
-                false,
-                !by_image,
-            );
+            let dy = (dy, positions, 1);
+            match &packed[g] {
+                Some(p) => gemm_typed_packed(
+                    p,
+                    level,
+                    k,
+                    ocg,
+                    positions,
+                    E::ONE,
+                    w_t(g),
+                    dy,
+                    E::ZERO,
+                    (target, positions),
+                    None,
+                    false,
+                    !by_image,
+                ),
+                None => gemm_typed(
+                    level,
+                    k,
+                    ocg,
+                    positions,
+                    E::ONE,
+                    w_t(g),
+                    dy,
+                    E::ZERO,
+                    (target, positions, 1),
+                    None,
+                    false,
+                    !by_image,
+                ),
+            }
             if !pointwise {
                 dx_g.fill(E::ZERO);
                 col2im_add(s, dcol, dx_g);

@@ -98,6 +98,53 @@ pub(crate) fn run<E: GemmElement + PlainData>(
     if p.m * p.n * p.k <= TINY_MACS || !is_injective(p.m, p.n, rsc, csc) {
         return naive(p, c, rsc, csc);
     }
+    let (kernel, transpose) = choose_kernel(level, &p, rsc, csc);
+    if transpose {
+        let t = Problem {
+            m: p.n,
+            n: p.m,
+            a: MatRef {
+                data: p.b.data,
+                rs: p.b.cs,
+                cs: p.b.rs,
+            },
+            b: MatRef {
+                data: p.a.data,
+                rs: p.a.cs,
+                cs: p.a.rs,
+            },
+            bias: p.bias.map(|(v, axis)| (v, axis.transposed())),
+            ..p
+        };
+        return blocked(
+            kernel,
+            t,
+            CPtr {
+                ptr: c.as_mut_ptr(),
+                rs: csc,
+                cs: rsc,
+            },
+        );
+    }
+    blocked(
+        kernel,
+        p,
+        CPtr {
+            ptr: c.as_mut_ptr(),
+            rs: rsc,
+            cs: csc,
+        },
+    )
+}
+
+/// The micro-kernel for `p`, and whether to run it on the transposed
+/// problem (`C^T = B^T·A^T`), given C's strides.
+fn choose_kernel<E: GemmElement>(
+    level: SimdLevel,
+    p: &Problem<'_, E>,
+    rsc: usize,
+    csc: usize,
+) -> (MicroKernel<E>, bool) {
     // The micro-kernels store rows of C with unit stride; a column-major C
     // is the row-major C^T = B^T·A^T. Otherwise pick the kernel and the
     // orientation that waste the least on padded lanes (a linear layer with
@@ -144,42 +191,87 @@ pub(crate) fn run<E: GemmElement + PlainData>(
         .copied()
         .min_by_key(cost)
         .unwrap_or(choices[0]);
-    if transpose {
-        let t = Problem {
-            m: p.n,
-            n: p.m,
-            a: MatRef {
-                data: p.b.data,
-                rs: p.b.cs,
-                cs: p.b.rs,
-            },
-            b: MatRef {
-                data: p.a.data,
-                rs: p.a.cs,
-                cs: p.a.rs,
-            },
-            bias: p.bias.map(|(v, axis)| (v, axis.transposed())),
-            ..p
-        };
-        return blocked(
-            kernel,
-            t,
-            CPtr {
-                ptr: c.as_mut_ptr(),
-                rs: csc,
-                cs: rsc,
-            },
-        );
+    (kernel, transpose)
+}
+
+/// Panels of A for every depth block, packed once for several products
+/// with the same A and the same shape (the weights of a convolution, used
+/// for every image): each then skips packing A.
+pub(crate) struct PackedA<E> {
+    kernel: MicroKernel<E>,
+    m: usize,
+    k: usize,
+    n: usize,
+    /// Depth block `pc` holds `ceil(m / mr)` panels of `mr × kc` values
+    /// and starts at `panels · mr · pc` (every earlier block is `KC` deep).
+    data: Vec<E>,
+}
+
+/// Packs `a` (`m×k`) for products `A·B` with `B` `k×n` into a row-major C,
+/// or `None` when such products would not use packed A panels as they are
+/// (too small, or better run transposed).
+pub(crate) fn pack_a_once<E: GemmElement + PlainData>(
+    level: SimdLevel,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_, E>,
+) -> Option<PackedA<E>> {
+    if m == 0 || n == 0 || k == 0 || m * n * k <= TINY_MACS {
+        return None;
     }
-    blocked(
+    let probe = Problem {
+        m,
+        k,
+        n,
+        alpha: E::ONE,
+        a,
+        b: a,
+        beta: E::ZERO,
+        bias: None,
+        relu: false,
+        parallel: false,
+    };
+    let (kernel, transpose) = choose_kernel(level, &probe, n, 1);
+    if transpose {
+        return None;
+    }
+    let mr = kernel.mr;
+    let panels = m.div_ceil(mr);
+    let mut data = vec![E::ZERO; panels * mr * k];
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        let block = &mut data[panels * mr * pc..][..panels * mr * kc];
+        pack_a(block, mr, a, (0, m), pc, kc, false);
+    }
+    Some(PackedA {
         kernel,
-        p,
-        CPtr {
-            ptr: c.as_mut_ptr(),
-            rs: rsc,
-            cs: csc,
-        },
-    )
+        m,
+        k,
+        n,
+        data,
+    })
+}
+
+/// [`run`] with A already packed by [`pack_a_once`] for this shape (`p.a`
+/// is still read when C's layout needs the general path).
+pub(crate) fn run_packed_a<E: GemmElement + PlainData>(
+    packed: &PackedA<E>,
+    level: SimdLevel,
+    p: Problem<'_, E>,
+    c: &mut [E],
+    rsc: usize,
+) {
+    debug_assert!(packed.m == p.m && packed.k == p.k && packed.n == p.n);
+    if !is_injective(p.m, p.n, rsc, 1) {
+        return run(level, p, c, rsc, 1);
+    }
+    let c = CPtr {
+        ptr: c.as_mut_ptr(),
+        rs: rsc,
+        cs: 1,
+    };
+    blocked_with(packed.kernel, p, c, Some(packed));
 }
 
 /// Straight loops for problems too small to amortise packing.
@@ -209,6 +301,15 @@ pub(crate) fn naive<E: crate::Float>(p: Problem<'_, E>, c: &mut [E], rsc: usize,
 }
 
 fn blocked<E: GemmElement + PlainData>(kernel: MicroKernel<E>, p: Problem<'_, E>, c: CPtr<E>) {
+    blocked_with(kernel, p, c, None)
+}
+
+fn blocked_with<E: GemmElement + PlainData>(
+    kernel: MicroKernel<E>,
+    p: Problem<'_, E>,
+    c: CPtr<E>,
+    packed_a: Option<&PackedA<E>>,
+) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     debug_assert!(mr <= MAX_MR && nr <= MAX_NR);
     let threads = if p.parallel && p.m * p.n * p.k >= PARALLEL_MIN_MACS {
@@ -256,6 +357,7 @@ fn blocked<E: GemmElement + PlainData>(kernel: MicroKernel<E>, p: Problem<'_, E>
                 kernel,
                 kc,
                 a: p.a,
+                a_packed: packed_a.map(|a| a.data[p.m.div_ceil(mr) * mr * pc..].as_ptr()),
                 pc,
                 b_panels,
                 row0: 0,
@@ -293,8 +395,10 @@ enum BPanels<E> {
 struct Block<'a, E> {
     kernel: MicroKernel<E>,
     kc: usize,
-    /// A itself: each item packs the rows it computes, columns `pc..pc+kc`.
+    /// A itself: each item packs the rows it computes, columns `pc..pc+kc`,
     a: MatRef<'a, E>,
+    /// unless this block's panels were packed beforehand (all rows).
+    a_packed: Option<*const E>,
     pc: usize,
     b_panels: BPanels<E>,
     row0: usize,
@@ -331,11 +435,19 @@ fn run_items<E: GemmElement + PlainData>(block: &Block<'_, E>, c: CPtr<E>, threa
             (block.row0 + ir_range.end * mr).min(block.row0 + block.rows),
         );
         let mut a_scratch = Scratch::take();
-        let a_panels = a_scratch.slice::<E>(ir_range.len() * mr * block.kc);
-        pack_a(a_panels, mr, block.a, rows, block.pc, block.kc, false);
+        let a_panels = match block.a_packed {
+            // SAFETY: the packed block holds every row panel of this depth block.
+            Some(all) => unsafe { all.add(ir_range.start * mr * block.kc) },
+            None => {
+                let a_panels = a_scratch.slice::<E>(ir_range.len() * mr * block.kc);
+                pack_a(a_panels, mr, block.a, rows, block.pc, block.kc, false);
+                a_panels.as_ptr()
+            }
+        };
         for jr in panels {
             for ir in ir_range.clone() {
-                let a = a_panels[(ir - ir_range.start) * mr * block.kc..].as_ptr();
+                // SAFETY: panel `ir` of the block is within the packed rows.
+                let a = unsafe { a_panels.add((ir - ir_range.start) * mr * block.kc) };
                 // SAFETY: tiles (ir, jr) are disjoint across items; the
                 // operand panels hold `kc` steps each.
                 unsafe { tile(block, c, a, ir, jr) };

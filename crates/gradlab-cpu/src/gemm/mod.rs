@@ -17,6 +17,7 @@ use crate::scratch::PlainData;
 use crate::simd::{simd_level, SimdLevel};
 use crate::Float;
 pub(crate) use dot::{gemm_abt, BRows, DotElement};
+pub(crate) use driver::PackedA;
 use driver::Problem;
 pub(crate) use kernel::GemmElement;
 use pack::MatRef;
@@ -184,6 +185,66 @@ pub(crate) fn gemm_typed<E: GemmElement + PlainData>(
         parallel,
     };
     driver::run(level, problem, c.0, c.1, c.2);
+}
+
+/// Packs `a` (`m×k`, strides `(rs, cs)`) once for several
+/// [`gemm_typed_packed`] calls with the same A and shape (`n` columns of B
+/// and C, C row-major); `None` when those products would not use it (too
+/// small, or better run transposed): then call [`gemm_typed`].
+pub(crate) fn pack_a_typed<E: GemmElement + PlainData>(
+    level: SimdLevel,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: (&[E], usize, usize),
+) -> Option<PackedA<E>> {
+    let a = MatRef {
+        data: a.0,
+        rs: a.1,
+        cs: a.2,
+    };
+    driver::pack_a_once(level, m, k, n, a)
+}
+
+/// [`gemm_typed`] with A packed by [`pack_a_typed`] for this shape, and C
+/// row-major (`c.1` apart); `a` must be the matrix that was packed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_typed_packed<E: GemmElement + PlainData>(
+    packed: &PackedA<E>,
+    level: SimdLevel,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: E,
+    a: (&[E], usize, usize),
+    b: (&[E], usize, usize),
+    beta: E,
+    c: (&mut [E], usize),
+    bias: Option<(&[E], BiasAxis)>,
+    relu: bool,
+    parallel: bool,
+) {
+    let problem = Problem {
+        m,
+        k,
+        n,
+        alpha,
+        a: MatRef {
+            data: a.0,
+            rs: a.1,
+            cs: a.2,
+        },
+        b: MatRef {
+            data: b.0,
+            rs: b.1,
+            cs: b.2,
+        },
+        beta,
+        bias,
+        relu,
+        parallel,
+    };
+    driver::run_packed_a(packed, level, problem, c.0, c.1);
 }
 
 /// Casts the generic call to `E` when `T` is `E`, and runs it.

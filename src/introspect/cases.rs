@@ -18,7 +18,7 @@ pub const GRADCHECK_OPS: &[&str] = KNOWN_OPS.split_at(KNOWN_OPS.len() - 2).0;
 
 type CaseFn = dyn Fn(&[Var]) -> gradlab_autograd::Result<Var> + Send + Sync;
 
-/// A function of named f64 inputs, ready for [`gradcheck`] or [`gradgradcheck`].
+/// A function of named f64 inputs, ready for [`gradcheck()`] or [`gradgradcheck()`].
 ///
 /// ```
 /// use gradlab::introspect::GradcheckCase;
@@ -51,8 +51,8 @@ impl GradcheckCase {
         }
     }
 
-    /// First derivatives ([`gradcheck`]) or, with `second_order`, second
-    /// derivatives ([`gradgradcheck`], whose report has one more row: the
+    /// First derivatives ([`gradcheck()`]) or, with `second_order`, second
+    /// derivatives ([`gradgradcheck()`], whose report has one more row: the
     /// output cotangent).
     pub fn check(
         &self,

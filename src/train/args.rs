@@ -99,7 +99,7 @@ pub struct TrainArgs {
     /// Append one JSON object per epoch to this file.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
-    /// Write <model>-epoch<N>.safetensors and last.safetensors here after every epoch.
+    /// Write `<model>-epoch<N>.safetensors` and `last.safetensors` here after every epoch.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from a checkpoint written by --checkpoint-dir.

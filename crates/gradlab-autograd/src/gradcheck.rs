@@ -45,7 +45,7 @@ pub struct InputReport {
     pub passed: bool,
 }
 
-/// Per-input results of [`gradcheck`].
+/// Per-input results of [`gradcheck()`].
 #[derive(Clone, Debug)]
 pub struct GradcheckReport {
     pub inputs: Vec<InputReport>,
@@ -184,7 +184,7 @@ pub fn gradcheck(
     Ok(GradcheckReport { inputs: reports })
 }
 
-/// Checks second derivatives: runs [`gradcheck`] on the map from
+/// Checks second derivatives: runs [`gradcheck()`] on the map from
 /// `(inputs, v)` to the first gradients' projection `Σ_i <∂(sum(f·v))/∂x_i, u_i>`,
 /// with fixed random `v` and `u_i`. This exercises the backward rules'
 /// own derivatives, with respect to both the inputs and the output gradient.

@@ -181,7 +181,7 @@ pub(crate) fn record(
 impl Var {
     /// Records a user-defined op (like `torch.autograd.Function`): `output`
     /// is its forward result, computed by the caller from `inputs`, and
-    /// `op` its backward rule. Checked by [`crate::gradcheck`] like any
+    /// `op` its backward rule. Checked by [`crate::gradcheck()`] like any
     /// built-in op.
     ///
     /// ```

@@ -112,7 +112,7 @@ pub fn view_kind() -> impl Strategy<Value = ViewKind> {
     ]
 }
 
-/// Runs [`gradcheck`] with default options and panics with the per-input
+/// Runs [`gradcheck()`] with default options and panics with the per-input
 /// table when analytic and numeric gradients disagree.
 #[track_caller]
 pub fn assert_gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor]) {

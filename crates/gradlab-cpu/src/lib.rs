@@ -2,7 +2,7 @@
 //!
 //! Kernels here know nothing of tensors: they take slices, sizes and strides,
 //! so that each can be tested against its plain reference twin and benchmarked
-//! alone. Every fast kernel has a twin in [`reference`] that is simple and
+//! alone. Every fast kernel has a twin in [`reference`](mod@reference) that is simple and
 //! obviously right. The functions at the crate root are the ones the engine
 //! calls; they pick the best implementation for the problem and the CPU
 //! (see [`simd`] for how the instruction set is chosen and forced).

@@ -162,3 +162,34 @@ pub fn with_threads<R: Send>(
         .map_err(|e| format!("cannot start the thread pool: {e}"))?;
     Ok(pool.install(f))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::with_threads;
+
+    #[test]
+    fn the_run_happens_on_a_worker_of_a_pool_of_the_asked_size() {
+        let (on_worker, threads) = with_threads(Some(3), || {
+            (
+                rayon::current_thread_index().is_some(),
+                rayon::current_num_threads(),
+            )
+        })
+        .unwrap();
+        assert!(on_worker);
+        assert_eq!(threads, 3);
+        // Rayon's default size when none is asked for.
+        let default = with_threads(None, rayon::current_num_threads).unwrap();
+        assert_eq!(
+            default,
+            rayon::ThreadPoolBuilder::new()
+                .build()
+                .unwrap()
+                .current_num_threads()
+        );
+        assert_eq!(
+            with_threads(Some(0), || ()).unwrap_err(),
+            "--threads must be at least 1"
+        );
+    }
+}

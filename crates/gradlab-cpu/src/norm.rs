@@ -16,8 +16,8 @@
 //! [`crate::reference::batch_norm2d_backward`] and
 //! [`crate::reference::batch_norm2d_inference`].
 
+use crate::parallel::{for_each_chunk, map_indices};
 use crate::Float;
-use rayon::prelude::*;
 
 /// Sizes of an NCHW batch: `batch` images of `channels` planes of `plane` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,46 +94,14 @@ pub fn batch_norm2d_train_forward<T: Float>(
             .sum();
         (m, squares / count)
     };
-    let stats: Vec<(f64, f64)> = if parallel(s.len()) {
-        (0..s.channels).into_par_iter().map(stats).collect()
-    } else {
-        (0..s.channels).map(stats).collect()
-    };
-    // y = (x - mean) * scale + bias, per channel (centring first keeps the
-    // precision when the mean is large against the spread).
-    let affine: Vec<(T, T, T)> = stats
-        .iter()
+    for (c, (m, v)) in map_indices(s.channels, parallel(s.len()), stats)
+        .into_iter()
         .enumerate()
-        .map(|(c, &(m, v))| {
-            let w = weight.map_or(1.0, |w| w[c].to_f64());
-            let b = bias.map_or(0.0, |b| b[c].to_f64());
-            (
-                T::from_f64(m),
-                T::from_f64(w / (v + eps).sqrt()),
-                T::from_f64(b),
-            )
-        })
-        .collect();
-    for (c, &(m, v)) in stats.iter().enumerate() {
+    {
         mean[c] = T::from_f64(m);
         var[c] = T::from_f64(v);
     }
-    let normalise = |(i, out): (usize, &mut [T])| {
-        let (m, scale, b) = affine[i % s.channels];
-        let x = &x[i * s.plane..][..s.plane];
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = (v - m) * scale + b;
-        }
-    };
-    let y = &mut y[..s.len()];
-    if s.plane == 0 {
-        return;
-    }
-    if parallel(s.len()) {
-        y.par_chunks_mut(s.plane).enumerate().for_each(normalise);
-    } else {
-        y.chunks_mut(s.plane).enumerate().for_each(normalise);
-    }
+    batch_norm2d_inference(s, x, mean, var, weight, bias, eps, y);
 }
 
 /// Gradients of [`batch_norm2d_train_forward`] (whose statistics depend on
@@ -191,11 +159,7 @@ pub fn batch_norm2d_backward<T: Float>(
         }
         (sum_dy, sum_dy_xc * invstd[c])
     };
-    let sums: Vec<(f64, f64)> = if parallel(s.len()) {
-        (0..s.channels).into_par_iter().map(sums).collect()
-    } else {
-        (0..s.channels).map(sums).collect()
-    };
+    let sums = map_indices(s.channels, parallel(s.len()), sums);
     // dx = a·dy + b·(x - mean) + d per channel, with x̂ = (x - mean)·invstd.
     let coefficients: Vec<(T, T, T)> = sums
         .iter()
@@ -211,10 +175,7 @@ pub fn batch_norm2d_backward<T: Float>(
         dbias[c] = T::from_f64(sum_dy);
         dweight[c] = T::from_f64(sum_dy_xhat);
     }
-    if s.plane == 0 {
-        return;
-    }
-    let input_grad = |(i, out): (usize, &mut [T])| {
+    let input_grad = |i: usize, out: &mut [T]| {
         let c = i % s.channels;
         let (a, b, d) = coefficients[c];
         let m = mean[c];
@@ -224,12 +185,7 @@ pub fn batch_norm2d_backward<T: Float>(
             *o = a * g + b * (v - m) + d;
         }
     };
-    let dx = &mut dx[..s.len()];
-    if parallel(s.len()) {
-        dx.par_chunks_mut(s.plane).enumerate().for_each(input_grad);
-    } else {
-        dx.chunks_mut(s.plane).enumerate().for_each(input_grad);
-    }
+    for_each_chunk(&mut dx[..s.len()], s.plane, parallel(s.len()), input_grad);
 }
 
 /// Evaluation-mode batch norm with given (running) statistics:
@@ -259,6 +215,8 @@ pub fn batch_norm2d_inference<T: Float>(
             check(op, what, v.len(), s.channels);
         }
     }
+    // y = (x - mean) * scale + bias, per channel (centring first keeps the
+    // precision when the mean is large against the spread).
     let affine: Vec<(T, T, T)> = (0..s.channels)
         .map(|c| {
             let w = weight.map_or(1.0, |w| w[c].to_f64());
@@ -267,20 +225,12 @@ pub fn batch_norm2d_inference<T: Float>(
             (mean[c], T::from_f64(scale), T::from_f64(b))
         })
         .collect();
-    if s.plane == 0 {
-        return;
-    }
-    let map = |(i, out): (usize, &mut [T])| {
+    let normalise = |i: usize, out: &mut [T]| {
         let (m, scale, b) = affine[i % s.channels];
         let x = &x[i * s.plane..][..s.plane];
         for (o, &v) in out.iter_mut().zip(x) {
             *o = (v - m) * scale + b;
         }
     };
-    let y = &mut y[..s.len()];
-    if parallel(s.len()) {
-        y.par_chunks_mut(s.plane).enumerate().for_each(map);
-    } else {
-        y.chunks_mut(s.plane).enumerate().for_each(map);
-    }
+    for_each_chunk(&mut y[..s.len()], s.plane, parallel(s.len()), normalise);
 }

@@ -7,6 +7,7 @@
 //! wins, and a NaN beats everything after it except a later NaN (the last
 //! NaN of a window wins), as PyTorch's CPU kernel does.
 
+use crate::parallel::for_each_chunk;
 use crate::{Float, Pool2dShape};
 use rayon::prelude::*;
 
@@ -298,7 +299,7 @@ fn scatter<T: Float, I: PoolIndex>(
         return;
     }
     let per_task = planes_per_task(s);
-    let task = |(t, dx): (usize, &mut [T])| {
+    let task = |t: usize, dx: &mut [T]| {
         if overwrite {
             dx.fill(T::ZERO);
         }
@@ -322,10 +323,6 @@ fn scatter<T: Float, I: PoolIndex>(
             }
         }
     };
-    let chunk = per_task * plane;
-    if planes > per_task && crate::parallel::worth_parallel_elems(s.input_len()) {
-        grad_input.par_chunks_mut(chunk).enumerate().for_each(task);
-    } else {
-        grad_input.chunks_mut(chunk).enumerate().for_each(task);
-    }
+    let parallel = planes > per_task && crate::parallel::worth_parallel_elems(s.input_len());
+    for_each_chunk(grad_input, per_task * plane, parallel, task);
 }

@@ -143,6 +143,7 @@ pub(crate) fn accumulate<E: GemmElement + PlainData>(
                     None,
                     false,
                     false,
+                    None,
                 );
             }
         }

@@ -11,10 +11,10 @@
 //! arrays; each SIMD level compiles it with its own target features and a
 //! block size that keeps the accumulators in that level's registers.
 
+use crate::parallel::for_each_chunk;
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::SimdLevel;
 use crate::{Conv2dShape, Float};
-use rayon::prelude::*;
 
 /// Whether the direct path beats im2col + GEMM for this shape: stride 1,
 /// few enough taps and channels to stay in registers, and most computed
@@ -141,7 +141,7 @@ fn run<E: Float + PlainData, const OB: usize, const CW: usize>(
     // every tap reads CW consecutive inputs; lanes past `out_w` are dropped.
     let span = out_h * pw;
     let out_image = s.out_channels * out_h * out_w;
-    let image = |(n, out_n): (usize, &mut [E])| {
+    let image = |n: usize, out_n: &mut [E]| {
         let mut scratch = Scratch::take();
         let padded = scratch.slice::<E>(plan.padded_len);
         pad_image(
@@ -177,12 +177,7 @@ fn run<E: Float + PlainData, const OB: usize, const CW: usize>(
             }
         }
     };
-    let out = &mut out[..s.batch * out_image];
-    if parallel {
-        out.par_chunks_mut(out_image).enumerate().for_each(image);
-    } else {
-        out.chunks_mut(out_image).enumerate().for_each(image);
-    }
+    for_each_chunk(&mut out[..s.batch * out_image], out_image, parallel, image);
 }
 
 /// Copies one image into a zero-bordered buffer with rows `padded_w` long.

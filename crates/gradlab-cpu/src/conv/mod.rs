@@ -19,14 +19,14 @@ mod direct_weight;
 mod im2col;
 
 use crate::gemm::{
-    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, gemm_typed_packed, pack_a_typed, BRows,
-    BiasAxis, DotElement, GemmElement,
+    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, pack_a_typed, BRows, BiasAxis, DotElement,
+    GemmElement, PackedA,
 };
+use crate::parallel::for_each_chunk;
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{simd_level, SimdLevel};
 use crate::{Conv2dShape, Float};
 use im2col::{col2im_add, im2col};
-use rayon::prelude::*;
 
 /// Partial sums of the weight gradient, each over consecutive images,
 /// added in order at the end. Fixed (not the thread count) so that results
@@ -68,10 +68,25 @@ fn is_pointwise(s: &Conv2dShape) -> bool {
         && s.out_w() == s.in_w
 }
 
-/// Whether the per-image products reuse one packing of the weights: with
-/// more than one image (a single product packs them as it goes).
-fn repacked_per_image(s: &Conv2dShape) -> bool {
-    s.batch > 1
+/// Each group's weights (`m×k`, as `weights(g)` gives them) packed once
+/// for the per-image products with `n` columns: every image multiplies by
+/// the same matrix. Nothing is packed for a single image (its one product
+/// packs as it goes) or where the product would not use the packing.
+fn pack_weights_per_group<'w, E: GemmElement + PlainData>(
+    level: SimdLevel,
+    s: &Conv2dShape,
+    (m, k, n): (usize, usize, usize),
+    weights: impl Fn(usize) -> (&'w [E], usize, usize),
+) -> Vec<Option<PackedA<E>>> {
+    (0..s.groups)
+        .map(|g| {
+            if s.batch > 1 {
+                pack_a_typed(level, m, k, n, weights(g))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Rows of the column matrix of one group.
@@ -153,12 +168,8 @@ fn forward<E: GemmElement + DotElement + PlainData>(
     let (icg, ocg) = (s.in_per_group(), s.out_per_group());
     let group_in = icg * s.in_h * s.in_w;
     let w_g = |g: usize| (&weight[g * ocg * k..(g + 1) * ocg * k], k, 1);
-    // Every image multiplies by the same weights: pack them once.
-    let packed: Vec<_> = (0..s.groups)
-        .map(|g| repacked_per_image(s).then(|| pack_a_typed(level, ocg, k, positions, w_g(g))))
-        .map(Option::flatten)
-        .collect();
-    let image = |(n, out_n): (usize, &mut [E])| {
+    let packed = pack_weights_per_group(level, s, (ocg, k, positions), w_g);
+    let image = |n: usize, out_n: &mut [E]| {
         let mut scratch = Scratch::take();
         let col = scratch.slice::<E>(if is_pointwise(s) { 0 } else { k * positions });
         for g in 0..s.groups {
@@ -171,46 +182,24 @@ fn forward<E: GemmElement + DotElement + PlainData>(
             };
             let out_g = &mut out_n[g * ocg * positions..(g + 1) * ocg * positions];
             let bias_g = bias.map(|b| (&b[g * ocg..(g + 1) * ocg], BiasAxis::Row));
-            let cols = (cols, positions, 1);
-            match &packed[g] {
-                Some(p) => gemm_typed_packed(
-                    p,
-                    level,
-                    ocg,
-                    k,
-                    positions,
-                    E::ONE,
-                    w_g(g),
-                    cols,
-                    E::ZERO,
-                    (out_g, positions),
-                    bias_g,
-                    false,
-                    !by_image,
-                ),
-                None => gemm_typed(
-                    level,
-                    ocg,
-                    k,
-                    positions,
-                    E::ONE,
-                    w_g(g),
-                    cols,
-                    E::ZERO,
-                    (out_g, positions, 1),
-                    bias_g,
-                    false,
-                    !by_image,
-                ),
-            }
+            gemm_typed(
+                level,
+                ocg,
+                k,
+                positions,
+                E::ONE,
+                w_g(g),
+                (cols, positions, 1),
+                E::ZERO,
+                (out_g, positions, 1),
+                bias_g,
+                false,
+                !by_image,
+                packed[g].as_ref(),
+            );
         }
     };
-    let out = &mut out[..s.batch * out_image];
-    if by_image {
-        out.par_chunks_mut(out_image).enumerate().for_each(image);
-    } else {
-        out.chunks_mut(out_image).enumerate().for_each(image);
-    }
+    for_each_chunk(&mut out[..s.batch * out_image], out_image, by_image, image);
 }
 
 /// Gradient with respect to the input (overwrites `grad_input`). Same
@@ -275,11 +264,8 @@ fn backward_data<E: GemmElement + DotElement + PlainData>(
     let by_image = batch_parallel(s);
     // W_gᵀ (K × OCg), read transposed in place; the same for every image.
     let w_t = |g: usize| (&weight[g * ocg * k..(g + 1) * ocg * k], 1, k);
-    let packed: Vec<_> = (0..s.groups)
-        .map(|g| repacked_per_image(s).then(|| pack_a_typed(level, k, ocg, positions, w_t(g))))
-        .map(Option::flatten)
-        .collect();
-    let image = |(n, dx_n): (usize, &mut [E])| {
+    let packed = pack_weights_per_group(level, s, (k, ocg, positions), w_t);
+    let image = |n: usize, dx_n: &mut [E]| {
         let mut scratch = Scratch::take();
         let pointwise = is_pointwise(s);
         let dcol = scratch.slice::<E>(if pointwise { 0 } else { k * positions });
@@ -288,52 +274,28 @@ fn backward_data<E: GemmElement + DotElement + PlainData>(
             let dx_g = &mut dx_n[g * group_in..(g + 1) * group_in];
             // dcol = W_gᵀ · dy.
             let target: &mut [E] = if pointwise { &mut *dx_g } else { &mut *dcol };
-            let dy = (dy, positions, 1);
-            match &packed[g] {
-                Some(p) => gemm_typed_packed(
-                    p,
-                    level,
-                    k,
-                    ocg,
-                    positions,
-                    E::ONE,
-                    w_t(g),
-                    dy,
-                    E::ZERO,
-                    (target, positions),
-                    None,
-                    false,
-                    !by_image,
-                ),
-                None => gemm_typed(
-                    level,
-                    k,
-                    ocg,
-                    positions,
-                    E::ONE,
-                    w_t(g),
-                    dy,
-                    E::ZERO,
-                    (target, positions, 1),
-                    None,
-                    false,
-                    !by_image,
-                ),
-            }
+            gemm_typed(
+                level,
+                k,
+                ocg,
+                positions,
+                E::ONE,
+                w_t(g),
+                (dy, positions, 1),
+                E::ZERO,
+                (target, positions, 1),
+                None,
+                false,
+                !by_image,
+                packed[g].as_ref(),
+            );
             if !pointwise {
                 dx_g.fill(E::ZERO);
                 col2im_add(s, dcol, dx_g);
             }
         }
     };
-    if by_image {
-        grad_input
-            .par_chunks_mut(in_image)
-            .enumerate()
-            .for_each(image);
-    } else {
-        grad_input.chunks_mut(in_image).enumerate().for_each(image);
-    }
+    for_each_chunk(grad_input, in_image, by_image, image);
 }
 
 /// Whether the weight gradient of a stride-1 convolution is better taken
@@ -554,21 +516,12 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
     }
     let mut partial_scratch = Scratch::take();
     let partials = partial_scratch.slice::<E>(partial_count * weight_len);
-    let run_partial = |(i, dw): (usize, &mut [E])| {
+    let run_partial = |i: usize, dw: &mut [E]| {
         let first = i * per_partial;
         accumulate(first..(first + per_partial).min(s.batch), dw);
     };
-    if crate::parallel::worth_parallel(s.flops()) {
-        partials
-            .par_chunks_mut(weight_len)
-            .enumerate()
-            .for_each(run_partial);
-    } else {
-        partials
-            .chunks_mut(weight_len)
-            .enumerate()
-            .for_each(run_partial);
-    }
+    let parallel = crate::parallel::worth_parallel(s.flops());
+    for_each_chunk(partials, weight_len, parallel, run_partial);
     grad_weight.copy_from_slice(&partials[..weight_len]);
     for partial in partials.chunks(weight_len).skip(1) {
         for (d, p) in grad_weight.iter_mut().zip(partial) {

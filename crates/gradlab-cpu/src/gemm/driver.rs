@@ -98,7 +98,7 @@ pub(crate) fn run<E: GemmElement + PlainData>(
     if p.m * p.n * p.k <= TINY_MACS || !is_injective(p.m, p.n, rsc, csc) {
         return naive(p, c, rsc, csc);
     }
-    let (kernel, transpose) = choose_kernel(level, &p, rsc, csc);
+    let (kernel, transpose) = choose_kernel::<E>(level, p.m, p.n, rsc, csc);
     if transpose {
         let t = Problem {
             m: p.n,
@@ -137,11 +137,12 @@ pub(crate) fn run<E: GemmElement + PlainData>(
     )
 }
 
-/// The micro-kernel for `p`, and whether to run it on the transposed
-/// problem (`C^T = B^T·A^T`), given C's strides.
+/// The micro-kernel for an `m×n` C with strides `(rsc, csc)`, and whether
+/// to run it on the transposed problem (`C^T = B^T·A^T`).
 fn choose_kernel<E: GemmElement>(
     level: SimdLevel,
-    p: &Problem<'_, E>,
+    m: usize,
+    n: usize,
     rsc: usize,
     csc: usize,
 ) -> (MicroKernel<E>, bool) {
@@ -175,9 +176,9 @@ fn choose_kernel<E: GemmElement>(
     };
     let cost = |&(k, t, is_narrow): &(MicroKernel<E>, bool, bool)| {
         let lanes = if t {
-            store_cost * padded(&k, p.n, p.m)
+            store_cost * padded(&k, n, m)
         } else {
-            padded(&k, p.m, p.n)
+            padded(&k, m, n)
         };
         if is_narrow {
             narrow_cost * lanes
@@ -220,19 +221,7 @@ pub(crate) fn pack_a_once<E: GemmElement + PlainData>(
     if m == 0 || n == 0 || k == 0 || m * n * k <= TINY_MACS {
         return None;
     }
-    let probe = Problem {
-        m,
-        k,
-        n,
-        alpha: E::ONE,
-        a,
-        b: a,
-        beta: E::ZERO,
-        bias: None,
-        relu: false,
-        parallel: false,
-    };
-    let (kernel, transpose) = choose_kernel(level, &probe, n, 1);
+    let (kernel, transpose) = choose_kernel::<E>(level, m, n, n, 1);
     if transpose {
         return None;
     }

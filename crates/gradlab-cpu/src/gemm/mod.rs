@@ -148,7 +148,9 @@ pub fn gemm_bias_act<T: Float>(
     driver::naive(problem, c, rsc, csc);
 }
 
-/// Internal entry for kernels (conv) that already hold a SIMD level and typed slices.
+/// Internal entry for kernels (conv) that already hold a SIMD level and
+/// typed slices. With `packed`, A was packed by [`pack_a_typed`] for this
+/// shape (`a` must be the matrix that was packed) and is not packed again.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_typed<E: GemmElement + PlainData>(
     level: SimdLevel,
@@ -163,6 +165,7 @@ pub(crate) fn gemm_typed<E: GemmElement + PlainData>(
     bias: Option<(&[E], BiasAxis)>,
     relu: bool,
     parallel: bool,
+    packed: Option<&PackedA<E>>,
 ) {
     let problem = Problem {
         m,
@@ -184,13 +187,16 @@ pub(crate) fn gemm_typed<E: GemmElement + PlainData>(
         relu,
         parallel,
     };
-    driver::run(level, problem, c.0, c.1, c.2);
+    match packed {
+        Some(packed) if c.2 == 1 => driver::run_packed_a(packed, level, problem, c.0, c.1),
+        _ => driver::run(level, problem, c.0, c.1, c.2),
+    }
 }
 
-/// Packs `a` (`m×k`, strides `(rs, cs)`) once for several
-/// [`gemm_typed_packed`] calls with the same A and shape (`n` columns of B
-/// and C, C row-major); `None` when those products would not use it (too
-/// small, or better run transposed): then call [`gemm_typed`].
+/// Packs `a` (`m×k`, strides `(rs, cs)`) once for several [`gemm_typed`]
+/// calls with the same A and shape (`n` columns of B and C, C row-major);
+/// `None` when those products would not use packed A as it is (too small,
+/// or better run transposed).
 pub(crate) fn pack_a_typed<E: GemmElement + PlainData>(
     level: SimdLevel,
     m: usize,
@@ -204,47 +210,6 @@ pub(crate) fn pack_a_typed<E: GemmElement + PlainData>(
         cs: a.2,
     };
     driver::pack_a_once(level, m, k, n, a)
-}
-
-/// [`gemm_typed`] with A packed by [`pack_a_typed`] for this shape, and C
-/// row-major (`c.1` apart); `a` must be the matrix that was packed.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_typed_packed<E: GemmElement + PlainData>(
-    packed: &PackedA<E>,
-    level: SimdLevel,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: E,
-    a: (&[E], usize, usize),
-    b: (&[E], usize, usize),
-    beta: E,
-    c: (&mut [E], usize),
-    bias: Option<(&[E], BiasAxis)>,
-    relu: bool,
-    parallel: bool,
-) {
-    let problem = Problem {
-        m,
-        k,
-        n,
-        alpha,
-        a: MatRef {
-            data: a.0,
-            rs: a.1,
-            cs: a.2,
-        },
-        b: MatRef {
-            data: b.0,
-            rs: b.1,
-            cs: b.2,
-        },
-        beta,
-        bias,
-        relu,
-        parallel,
-    };
-    driver::run_packed_a(packed, level, problem, c.0, c.1);
 }
 
 /// Casts the generic call to `E` when `T` is `E`, and runs it.
@@ -290,6 +255,7 @@ fn dispatch<T: Float, E: GemmElement + PlainData>(
         bias,
         relu,
         true,
+        None,
     );
     Some(())
 }

@@ -12,6 +12,11 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Kernels for CPU tensors: `fast` (SIMD, threads) or `reference` (the
+    /// plain loops you can step through). Also read from GRADLAB_KERNELS.
+    /// In `bench`, shows only that family of variants.
+    #[arg(long, global = true)]
+    kernels: Option<gradlab::tensor::backend::Kernels>,
 }
 
 #[derive(Subcommand)]
@@ -54,6 +59,7 @@ fn keep_large_allocations_in_the_heap() {}
 fn main() -> ExitCode {
     keep_large_allocations_in_the_heap();
     let cli = Cli::parse();
+    gradlab::tensor::backend::set_kernels(cli.kernels);
     let result = match &cli.command {
         Command::Fixtures(args) => gradlab::fixtures::run(args),
         Command::Bench(args) => gradlab::bench::run(args)

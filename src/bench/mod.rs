@@ -11,6 +11,7 @@ mod peak;
 mod report;
 mod timing;
 
+use gradlab_tensor::backend::Kernels;
 use std::path::PathBuf;
 
 pub use peak::MachinePeak;
@@ -115,9 +116,18 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
         }
         let plan = timing::Plan::new(args.quick);
         let mut rows = Vec::new();
+        // `--kernels` narrows the table to one family of variants (the
+        // baselines stay, so that ratios keep their meaning).
+        let shown = |row: &Row| match gradlab_tensor::backend::chosen_kernels() {
+            None => true,
+            Some(Kernels::Reference) => !row.variant.starts_with("fast"),
+            Some(Kernels::Fast) => row.variant != "reference",
+        };
         let mut emit = |row: Row| {
-            report::print_row(&row, rows.is_empty());
-            rows.push(row);
+            if shown(&row) {
+                report::print_row(&row, rows.is_empty());
+                rows.push(row);
+            }
         };
         if matches!(args.what, Kernel::Gemm | Kernel::All) {
             cases::gemm(&plan, &peak, threads, &mut emit);

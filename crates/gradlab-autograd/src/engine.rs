@@ -238,7 +238,7 @@ fn seed_for(root: &Var, grad: Option<&Tensor>) -> Result<Var> {
             }
             Ok(Var::constant(g.clone()))
         }
-        None if data.numel() == 1 => Ok(Var::constant(data.ones_like())),
+        None if data.numel() == 1 => Ok(Var::constant(data.ones_like()?)),
         None => Err(AutogradError::Backward(format!(
             "the output has shape {}: backward() without an output gradient needs a single-element output (a loss)",
             data.shape()

@@ -308,14 +308,17 @@ pub fn hvp(
         dot.ok_or_else(|| AutogradError::Backward("f depends on none of its inputs".into()))?;
     if !dot.requires_grad() {
         // The gradient is constant in the inputs: the Hessian is zero.
-        return Ok(inputs.iter().map(|t| t.zeros_like()).collect());
+        return Ok(inputs
+            .iter()
+            .map(|t| t.zeros_like())
+            .collect::<gradlab_tensor::Result<_>>()?);
     }
     let hv = grad(&dot, &refs, None, BackwardOptions::default())?;
     Ok(hv
         .into_iter()
         .zip(inputs)
-        .map(|(h, t)| h.map_or_else(|| t.zeros_like(), |h| h.data()))
-        .collect())
+        .map(|(h, t)| h.map_or_else(|| t.zeros_like(), |h| Ok(h.data())))
+        .collect::<gradlab_tensor::Result<_>>()?)
 }
 
 impl Var {

@@ -8,10 +8,12 @@
 //! (see [`simd`] for how the instruction set is chosen and forced).
 
 pub mod conv;
-pub mod elementwise;
 pub mod float;
 pub mod gemm;
+pub mod loss;
 pub mod norm;
+pub mod op;
+pub mod optim;
 pub mod parallel;
 pub mod peak;
 pub mod pool;
@@ -22,6 +24,7 @@ pub mod shapes;
 pub mod simd;
 
 pub use float::Float;
+pub use op::{BinaryOp, UnaryOp};
 pub use rng::Rng;
 pub use shapes::{conv_out_len, pool_out_len, Conv2dShape, Pool2dShape};
 pub use simd::{
@@ -30,11 +33,8 @@ pub use simd::{
 };
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
-pub use elementwise::{
-    bias_add_channels, relu_backward, relu_forward, softmax_cross_entropy,
-    softmax_cross_entropy_backward, LabelOutOfRange,
-};
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
+pub use loss::{cross_entropy_backward, cross_entropy_forward, LabelOutOfRange};
 pub use norm::{
     batch_norm2d_backward, batch_norm2d_inference, batch_norm2d_train_forward, BatchNormShape,
 };

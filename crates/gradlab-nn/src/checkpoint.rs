@@ -352,7 +352,7 @@ mod tests {
         let params = m.parameters();
         let mut opt = Sgd::new(params.clone(), SgdConfig::new(0.1).with_momentum(0.9)).unwrap();
         for (_, p) in &params {
-            p.set_grad(Some(Var::constant(p.data().ones_like())));
+            p.set_grad(Some(Var::constant(p.data().ones_like().unwrap())));
         }
         opt.step().unwrap();
         let mut ck = Checkpoint::new();

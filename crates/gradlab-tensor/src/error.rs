@@ -49,6 +49,15 @@ pub enum TensorError {
     /// The CUDA backend failed or is unavailable.
     #[error("{op}: {msg}")]
     Backend { op: &'static str, msg: String },
+
+    /// A primitive of the device contract that this backend does not
+    /// implement (see [`crate::backend::coverage`]).
+    #[error("{primitive}: not supported by the {backend} backend ({reason})")]
+    Unsupported {
+        primitive: &'static str,
+        backend: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl TensorError {

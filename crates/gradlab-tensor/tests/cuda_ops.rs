@@ -264,7 +264,7 @@ fn copies_views_and_constructors() {
         Tensor::cat(&[&t[0], &t[0].narrow(2, 0, 2)?], 2)
     });
     same_on_both("zeros_like + ones_like", vec![x.clone()], 0.0, |t| {
-        t[0].ones_like().add(&t[0].zeros_like())
+        t[0].ones_like()?.add(&t[0].zeros_like()?)
     });
     let full = Tensor::full_on([2, 3], 2.5, DType::F32, CUDA).unwrap();
     assert_eq!(full.to_vec::<f32>().unwrap(), vec![2.5; 6]);
@@ -324,13 +324,9 @@ fn sgd_step_in_place_matches_the_formula() {
     }
     let p0 = [1.0f32, -2.0, 0.5];
     let g = [0.5f32, 0.25, -1.0];
-    let cfg = gradlab_tensor::CudaSgdConfig {
-        lr: 0.1,
-        momentum: 0.9,
-        dampening: 0.0,
-        weight_decay: 0.01,
-        nesterov: false,
-    };
+    let cfg = gradlab_tensor::optim::SgdConfig::new(0.1)
+        .with_momentum(0.9)
+        .with_weight_decay(0.01);
     let mut p = Tensor::from_slice(&p0, [3])
         .unwrap()
         .to_device(CUDA)
@@ -340,10 +336,9 @@ fn sgd_step_in_place_matches_the_formula() {
         .unwrap()
         .to_device(CUDA)
         .unwrap();
-    let mut buf = p.zeros_like();
-    p.cuda_sgd_step_(&grad, Some(&mut buf), true, &cfg).unwrap();
-    p.cuda_sgd_step_(&grad, Some(&mut buf), false, &cfg)
-        .unwrap();
+    let mut buf = p.zeros_like().unwrap();
+    p.sgd_step_(&grad, Some((&mut buf, true)), &cfg).unwrap();
+    p.sgd_step_(&grad, Some((&mut buf, false)), &cfg).unwrap();
     // Reference: d = g + wd p; b = d (first), b = 0.9 b + d; p -= lr b.
     let mut want = p0.map(f64::from);
     let mut b = [0.0f64; 3];
@@ -364,5 +359,8 @@ fn sgd_step_in_place_matches_the_formula() {
     // Copy-on-write: the clone taken before the step still holds p0, and the
     // shared zero constant behind zeros_like was not written.
     assert_eq!(keep.to_vec::<f32>().unwrap(), p0.to_vec());
-    assert_eq!(keep.zeros_like().to_vec::<f32>().unwrap(), vec![0.0; 3]);
+    assert_eq!(
+        keep.zeros_like().unwrap().to_vec::<f32>().unwrap(),
+        vec![0.0; 3]
+    );
 }

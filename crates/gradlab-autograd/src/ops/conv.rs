@@ -10,6 +10,11 @@ use crate::{Result, Var};
 use gradlab_tensor::{Conv2dParams, Shape};
 use std::panic::Location;
 
+/// `y = conv2d(x, w, b)`: `dx` is the transposed convolution of the output
+/// gradient with `w` ([`gradlab_tensor::kernels::reference::conv2d_backward_data`]), `dw` the
+/// correlation of `x` with the output gradient
+/// ([`gradlab_tensor::kernels::reference::conv2d_backward_weight`]), `db` its sum over batch and
+/// positions ([`gradlab_tensor::kernels::reference::sum`]).
 struct Conv2dBackward(Conv2dParams);
 
 impl BackwardOp for Conv2dBackward {
@@ -38,7 +43,9 @@ impl BackwardOp for Conv2dBackward {
     }
 }
 
-/// Inputs `(g, w)`, output the input gradient.
+/// Inputs `(g, w)`, output the input gradient. Bilinear: its own gradients
+/// are a forward convolution ([`gradlab_tensor::kernels::reference::conv2d_forward`]) and a weight
+/// gradient ([`gradlab_tensor::kernels::reference::conv2d_backward_weight`]).
 struct Conv2dBackwardDataBackward(Conv2dParams);
 
 impl BackwardOp for Conv2dBackwardDataBackward {
@@ -59,7 +66,9 @@ impl BackwardOp for Conv2dBackwardDataBackward {
     }
 }
 
-/// Inputs `(g, x)`, output the weight gradient.
+/// Inputs `(g, x)`, output the weight gradient. Bilinear: its own gradients
+/// are a forward convolution ([`gradlab_tensor::kernels::reference::conv2d_forward`]) and an input
+/// gradient ([`gradlab_tensor::kernels::reference::conv2d_backward_data`]).
 struct Conv2dBackwardWeightBackward(Conv2dParams);
 
 impl BackwardOp for Conv2dBackwardWeightBackward {

@@ -6,7 +6,8 @@ use std::panic::Location;
 
 /// `a @ b` with 1-D promotion and broadcast batch dims. Gradients are
 /// computed on the promoted (>= 2-D) forms and summed back over broadcast
-/// batch dims.
+/// batch dims. Both gradients are products again: `da = g @ b^T`,
+/// `db = a^T @ g` ([`gradlab_tensor::kernels::reference::gemm`], reading the transposes through strides).
 struct MatmulBackward;
 
 /// The >= 2-D form matmul computes with: a 1-D `a` is a row, a 1-D `b` a column.
@@ -51,7 +52,8 @@ impl BackwardOp for MatmulBackward {
     }
 }
 
-/// `x @ weight^T + bias` over the last dim of `x`.
+/// `x @ weight^T + bias` over the last dim of `x`: `dx = g @ weight`,
+/// `dweight = g^T @ x` ([`gradlab_tensor::kernels::reference::gemm`]), `dbias = Σ g` ([`gradlab_tensor::kernels::reference::sum`]).
 struct LinearBackward;
 
 impl BackwardOp for LinearBackward {

@@ -7,6 +7,9 @@ use crate::{Result, Var};
 use gradlab_tensor::{MaxPool2dParams, Shape, Tensor};
 use std::panic::Location;
 
+/// Each pooled gradient goes to its window's winner, recorded as the
+/// argmax of the forward pass ([`gradlab_tensor::kernels::reference::max_pool2d_backward`]; the
+/// forward: [`gradlab_tensor::kernels::reference::max_pool2d_forward`]).
 struct MaxPool2dBackward {
     params: MaxPool2dParams,
     argmax: Tensor,
@@ -22,6 +25,8 @@ impl BackwardOp for MaxPool2dBackward {
     }
 }
 
+/// The routing above is linear; its own gradient reads the winners back
+/// ([`gradlab_tensor::kernels::reference::max_pool2d_gather`]).
 struct MaxPoolScatterBackward {
     params: MaxPool2dParams,
     argmax: Tensor,
@@ -36,6 +41,8 @@ impl BackwardOp for MaxPoolScatterBackward {
     }
 }
 
+/// The adjoint of the gather: route to the winners again
+/// ([`gradlab_tensor::kernels::reference::max_pool2d_backward`]).
 struct MaxPoolGatherBackward {
     params: MaxPool2dParams,
     argmax: Tensor,

@@ -7,7 +7,9 @@ use gradlab_tensor::{Shape, Tensor};
 use std::panic::Location;
 
 /// sum and mean: the gradient is spread back over the reduced dims (times
-/// `scale`, which is 1/count for mean).
+/// `scale`, which is 1/count for mean). The spreading is a broadcast view
+/// (no kernel runs); the scaling is [`gradlab_tensor::kernels::reference::unary`]. The forward:
+/// [`gradlab_tensor::kernels::reference::sum`].
 struct SumBackward {
     name: &'static str,
     input_shape: Shape,
@@ -29,7 +31,8 @@ impl BackwardOp for SumBackward {
     }
 }
 
-/// max along a dim: the gradient goes to the position of each maximum.
+/// max along a dim: the gradient goes to the position of each maximum
+/// ([`gradlab_tensor::kernels::reference::scatter_add_along`]; the forward: [`gradlab_tensor::kernels::reference::max_along`]).
 struct MaxBackward {
     dim: usize,
     input_shape: Shape,
@@ -51,6 +54,7 @@ impl BackwardOp for MaxBackward {
     }
 }
 
+/// The adjoint of scatter-add is a gather ([`gradlab_tensor::kernels::reference::gather_along`]).
 struct ScatterAddBackward {
     dim: usize,
     index: Tensor,
@@ -65,6 +69,7 @@ impl BackwardOp for ScatterAddBackward {
     }
 }
 
+/// The adjoint of a gather is a scatter-add ([`gradlab_tensor::kernels::reference::scatter_add_along`]).
 struct GatherBackward {
     dim: usize,
     index: Tensor,

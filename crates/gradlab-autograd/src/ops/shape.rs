@@ -5,7 +5,9 @@ use crate::{Result, Var};
 use gradlab_tensor::Shape;
 use std::panic::Location;
 
-/// reshape / flatten / squeeze / unsqueeze: the gradient takes the input's shape back.
+/// reshape / flatten / squeeze / unsqueeze: the gradient takes the input's
+/// shape back. Like every view below, no kernel runs: only the layout
+/// (shape, strides, offset) changes.
 struct ReshapeBackward(Shape);
 
 impl BackwardOp for ReshapeBackward {
@@ -17,6 +19,7 @@ impl BackwardOp for ReshapeBackward {
     }
 }
 
+/// The inverse permutation of the gradient (a view).
 struct PermuteBackward(Vec<usize>);
 
 impl BackwardOp for PermuteBackward {
@@ -32,6 +35,7 @@ impl BackwardOp for PermuteBackward {
     }
 }
 
+/// The same transpose of the gradient (a view).
 struct TransposeBackward(usize, usize);
 
 impl BackwardOp for TransposeBackward {
@@ -43,6 +47,8 @@ impl BackwardOp for TransposeBackward {
     }
 }
 
+/// The gradient placed inside zeros of the input's shape: a copy into a
+/// region of a new tensor (the `assemble` primitive).
 struct NarrowBackward {
     dim: usize,
     start: usize,
@@ -58,6 +64,7 @@ impl BackwardOp for NarrowBackward {
     }
 }
 
+/// The adjoint of placing inside zeros is cutting the region out again (a view).
 struct EmbedBackward {
     dim: usize,
     start: usize,
@@ -73,6 +80,7 @@ impl BackwardOp for EmbedBackward {
     }
 }
 
+/// Broadcast dims are summed away ([`gradlab_tensor::kernels::reference::sum`]).
 struct ExpandBackward(Shape);
 
 impl BackwardOp for ExpandBackward {
@@ -84,6 +92,7 @@ impl BackwardOp for ExpandBackward {
     }
 }
 
+/// Summing dims away is undone by broadcasting the gradient back (a view).
 struct SumToBackward(Shape);
 
 impl BackwardOp for SumToBackward {
@@ -95,6 +104,7 @@ impl BackwardOp for SumToBackward {
     }
 }
 
+/// Each input's gradient is its slice of the output gradient (views).
 struct CatBackward {
     dim: usize,
     sizes: Vec<usize>,

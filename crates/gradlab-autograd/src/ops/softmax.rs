@@ -17,6 +17,9 @@ fn output_for_backward(saved: &Tensor, recompute: impl FnOnce() -> Result<Var>) 
     }
 }
 
+/// `dx = y * (g - Σ g·y)` along the dim: elementwise products and a sum
+/// ([`gradlab_tensor::kernels::reference::binary`], [`gradlab_tensor::kernels::reference::sum`]) on the saved output (the forward:
+/// [`gradlab_tensor::kernels::reference::softmax`]).
 struct SoftmaxBackward {
     dim: usize,
     output: Tensor,
@@ -34,6 +37,8 @@ impl BackwardOp for SoftmaxBackward {
     }
 }
 
+/// `dx = g - exp(y) * Σ g` along the dim ([`gradlab_tensor::kernels::reference::unary`],
+/// [`gradlab_tensor::kernels::reference::binary`], [`gradlab_tensor::kernels::reference::sum`]; the forward: [`gradlab_tensor::kernels::reference::softmax`]).
 struct LogSoftmaxBackward {
     dim: usize,
     output: Tensor,
@@ -53,8 +58,16 @@ impl BackwardOp for LogSoftmaxBackward {
 
 /// Cross-entropy of logits against a (smoothed) one-hot target `q`:
 /// `d loss / d logits = (softmax(logits) - q) * scale`.
+///
+/// A plain backward runs the backend's fused `cross_entropy_backward`
+/// primitive (plain loop:
+/// [`gradlab_tensor::kernels::reference::cross_entropy_backward`]); when
+/// the backward pass is itself recorded, it is written with differentiable
+/// ops (softmax minus the target distribution), so that second derivatives
+/// flow through it.
 struct CrossEntropyBackward {
-    target_dist: Tensor,
+    target: Tensor,
+    label_smoothing: f64,
     scale: f64,
 }
 
@@ -63,8 +76,25 @@ impl BackwardOp for CrossEntropyBackward {
         "CrossEntropyBackward"
     }
     fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
-        let p = inputs[0].softmax(1)?;
-        let d = p.sub(&Var::constant(self.target_dist.clone()))?;
+        let logits = &inputs[0];
+        let rows = logits.dims()[0];
+        if !is_grad_enabled() {
+            // Each row's loss gradient: the upstream scalar times the reduction's scale.
+            let per_row = g.data().mul_scalar(self.scale)?.broadcast_to([rows])?;
+            let grad = logits.data().cross_entropy_backward(
+                &self.target,
+                self.label_smoothing,
+                &per_row,
+            )?;
+            return Ok(vec![Some(Var::constant(grad))]);
+        }
+        let q = Tensor::cross_entropy_target(
+            &self.target,
+            logits.dims()[1],
+            self.label_smoothing,
+            logits.dtype(),
+        )?;
+        let d = logits.softmax(1)?.sub(&Var::constant(q))?;
         Ok(vec![Some(d.mul(g)?.mul_scalar(self.scale)?)])
     }
 }
@@ -105,14 +135,10 @@ impl Var {
         let logits = self.data();
         check_cross_entropy(&logits, target, label_smoothing)?;
         let out = logits.cross_entropy(target, reduction, label_smoothing)?;
-        let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+        let n = logits.dims()[0];
         let op = CrossEntropyBackward {
-            target_dist: Tensor::cross_entropy_target(
-                target,
-                classes,
-                label_smoothing,
-                logits.dtype(),
-            )?,
+            target: target.clone(),
+            label_smoothing,
             scale: match reduction {
                 Reduction::Mean => 1.0 / n as f64,
                 Reduction::Sum => 1.0,

@@ -1,11 +1,12 @@
-//! Elementwise ops, copies into views (cat, embed).
+//! Elementwise ops and copies into regions of a new tensor (cat, embed).
 
 use super::{alloc, backend, dense, f32_buffer, from_f32, view_of};
-use crate::ops::{BinaryOp, UnaryOp};
 use crate::{DType, Layout, Result, Shape, Tensor, TensorError};
+use gradlab_cpu::{BinaryOp, UnaryOp};
 use gradlab_cuda as cu;
 
-fn cuda_unary(op: UnaryOp) -> Option<cu::UnaryOp> {
+/// The kernels' op for `op`; `None` for ops the unary kernel lacks.
+fn kernel_unary(op: UnaryOp) -> Option<cu::UnaryOp> {
     Some(match op {
         UnaryOp::Neg => cu::UnaryOp::Neg,
         UnaryOp::Exp => cu::UnaryOp::Exp,
@@ -22,14 +23,25 @@ fn cuda_unary(op: UnaryOp) -> Option<cu::UnaryOp> {
     })
 }
 
-/// A unary op on a CUDA tensor (the result is contiguous).
-pub(crate) fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
-    let name = op.name();
-    if let UnaryOp::GtMask(threshold) = op {
-        return gt_mask(x, threshold);
+fn kernel_binary(op: BinaryOp) -> cu::BinaryOp {
+    match op {
+        BinaryOp::Add => cu::BinaryOp::Add,
+        BinaryOp::Sub => cu::BinaryOp::Sub,
+        BinaryOp::Mul => cu::BinaryOp::Mul,
+        BinaryOp::Div => cu::BinaryOp::Div,
+        BinaryOp::Maximum => cu::BinaryOp::Maximum,
+        BinaryOp::ReluBackward => cu::BinaryOp::ReluBackward,
     }
-    let Some(kernel_op) = cuda_unary(op) else {
-        return Err(super::unsupported(name, x.device()));
+}
+
+/// A unary op on a CUDA tensor (the result is contiguous).
+pub(super) fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    let name = op.name();
+    let Some(kernel_op) = kernel_unary(op) else {
+        let UnaryOp::GtMask(threshold) = op else {
+            unreachable!("only gt_mask lacks a unary kernel")
+        };
+        return gt_mask(x, threshold);
     };
     let src = dense(name, x)?;
     let mut out = alloc(name, x, x.numel())?;
@@ -46,22 +58,13 @@ fn gt_mask(x: &Tensor, threshold: f64) -> Result<Tensor> {
     } else {
         unary(x, UnaryOp::AddScalar(-threshold))?
     };
-    let ones =
-        super::transfer::ones_view(x.shape()).ok_or_else(|| super::unsupported(OP, x.device()))?;
+    let ones = super::transfer::full(x.shape().clone(), 1.0, DType::F32, x.device())?;
     binary_kernel(OP, cu::BinaryOp::ReluBackward, &ones, &shifted, x.shape())
 }
 
 /// A broadcasting binary op on CUDA tensors (shapes already checked).
-pub(crate) fn binary(a: &Tensor, b: &Tensor, op: BinaryOp, shape: &Shape) -> Result<Tensor> {
-    let kernel_op = match op {
-        BinaryOp::Add => cu::BinaryOp::Add,
-        BinaryOp::Sub => cu::BinaryOp::Sub,
-        BinaryOp::Mul => cu::BinaryOp::Mul,
-        BinaryOp::Div => cu::BinaryOp::Div,
-        BinaryOp::Maximum => cu::BinaryOp::Maximum,
-        BinaryOp::ReluBackward => cu::BinaryOp::ReluBackward,
-    };
-    binary_kernel(op.name(), kernel_op, a, b, shape)
+pub(super) fn binary(a: &Tensor, b: &Tensor, op: BinaryOp, shape: &Shape) -> Result<Tensor> {
+    binary_kernel(op.name(), kernel_binary(op), a, b, shape)
 }
 
 fn binary_kernel(
@@ -92,54 +95,30 @@ fn binary_kernel(
     Ok(from_f32(out, shape.clone()))
 }
 
-fn check_f32(op: &'static str, t: &Tensor) -> Result<()> {
-    if t.dtype() != DType::F32 {
+/// Zeros of `shape` with each part copied into its region.
+pub(super) fn assemble(shape: &Shape, dtype: DType, parts: &[(&Tensor, Layout)]) -> Result<Tensor> {
+    const OP: &str = "assemble";
+    if dtype != DType::F32 {
         return Err(TensorError::UnsupportedDType {
-            op,
-            dtype: t.dtype(),
+            op: OP,
+            dtype,
             expected: "f32 on CUDA",
         });
     }
-    Ok(())
-}
-
-/// Copies each part into its slice of a new tensor of `shape`.
-pub(crate) fn cat(tensors: &[&Tensor], dim: usize, shape: &Shape) -> Result<Tensor> {
-    const OP: &str = "cat";
-    check_f32(OP, tensors[0])?;
-    let mut out = alloc(OP, tensors[0], shape.numel())?;
-    let out_layout = Layout::contiguous(shape.clone(), 0);
-    let mut start = 0;
-    for t in tensors {
-        let len = t.dims()[dim];
-        let dst = out_layout.narrow(dim, start, len)?;
+    let Some((first, _)) = parts.first() else {
+        return Err(TensorError::invalid(OP, "needs at least one part"));
+    };
+    let mut out = alloc(OP, first, shape.numel())?;
+    cu::fill(&mut out, 0.0).map_err(backend(OP))?;
+    for (part, region) in parts {
         cu::copy_strided(
-            t.dims(),
-            f32_buffer(OP, t)?,
-            view_of(t.layout()),
+            part.dims(),
+            f32_buffer(OP, part)?,
+            view_of(part.layout()),
             &mut out,
-            view_of(&dst),
+            view_of(region),
         )
         .map_err(backend(OP))?;
-        start += len;
     }
-    Ok(from_f32(out, shape.clone()))
-}
-
-/// Zeros of `shape` holding `x` at `start..` along `dim` (the adjoint of narrow).
-pub(crate) fn embed(x: &Tensor, dim: usize, start: usize, shape: &Shape) -> Result<Tensor> {
-    const OP: &str = "embed";
-    check_f32(OP, x)?;
-    let mut out = alloc(OP, x, shape.numel())?;
-    cu::fill(&mut out, 0.0).map_err(backend(OP))?;
-    let dst = Layout::contiguous(shape.clone(), 0).narrow(dim, start, x.dims()[dim])?;
-    cu::copy_strided(
-        x.dims(),
-        f32_buffer(OP, x)?,
-        view_of(x.layout()),
-        &mut out,
-        view_of(&dst),
-    )
-    .map_err(backend(OP))?;
     Ok(from_f32(out, shape.clone()))
 }

@@ -1,46 +1,34 @@
-//! The CUDA side of tensor ops: one function per op family, called from
-//! `ops/*.rs` when the operands live on the GPU. The shape and dtype checks
-//! stay with the op (shared with the CPU path); these functions only move
-//! views into the launch wrappers of `gradlab_cuda` and wrap the results.
+//! The `cuda` backend: the kernels of `kernels/*.cu`, launched through
+//! [`gradlab_cuda`], on f32 tensors and i64 indices in GPU memory.
 //!
-//! Kernels read dense buffers except the strided elementwise ones, so a view
-//! with gaps or an offset is first copied on the device ([`dense`]). Nothing
-//! here copies to the host: ops without a CUDA path return an error naming
-//! the op and the device ([`unsupported`]), never a silent CPU fallback.
+//! The shape and dtype checks stay with the tensor ops (shared with the
+//! host backends); this module only moves views into the launch wrappers
+//! and wraps the results. Kernels read dense buffers except the strided
+//! elementwise ones, so a view with gaps or an offset is first copied on
+//! the device. Nothing here copies to the host: a primitive
+//! without a CUDA path is listed in [`GAPS`] and returns
+//! [`TensorError::Unsupported`], never a silent CPU fallback. Batch norm
+//! has no kernel of its own: it is composed of tensor ops that run here.
 
+mod contract;
 mod conv;
 mod elementwise;
 mod matmul;
+mod norm;
 mod optim;
 mod pool;
 mod reduce;
 mod softmax;
 mod transfer;
 
-pub(crate) use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
-pub(crate) use elementwise::{binary, cat, embed, unary};
-pub(crate) use matmul::matmul;
-pub(crate) use optim::sgd_step;
-pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};
-pub(crate) use reduce::{gather_along, max_dim, scatter_add_along, sum};
-pub(crate) use softmax::{cross_entropy, cross_entropy_target, softmax};
-pub(crate) use transfer::{cached_constant, copy, full, to_cpu, to_cuda};
+pub use contract::{Cuda, GAPS};
+pub(crate) use transfer::{full, to_cpu, to_cuda};
 
 use crate::storage::{CudaStorage, Storage};
 use crate::{Device, Layout, Result, Shape, Tensor, TensorError};
 use gradlab_cuda::{CudaError, DeviceBuffer, Gpu, View};
 use std::ops::Deref;
 use std::sync::Arc;
-
-/// The error of an op that has no CUDA path.
-pub(crate) fn unsupported(op: &'static str, device: Device) -> TensorError {
-    TensorError::Backend {
-        op,
-        msg: format!(
-            "not supported on {device}: this op runs on the CPU only (move the tensor with .to_cpu())"
-        ),
-    }
-}
 
 /// Wraps a CUDA error as the tensor error of `op`.
 pub(crate) fn backend(op: &'static str) -> impl Fn(CudaError) -> TensorError {
@@ -113,15 +101,10 @@ impl<T: gradlab_cuda::DeviceElem> Deref for Dense<'_, T> {
     }
 }
 
-/// True when the buffer of `t` holds exactly its elements, in order.
-pub(crate) fn is_dense(t: &Tensor) -> bool {
-    t.is_contiguous() && t.layout().offset() == 0 && t.storage_len() == t.numel()
-}
-
 /// The f32 elements of `t` as one dense buffer (copied on the device when strided).
 pub(crate) fn dense<'a>(op: &'static str, t: &'a Tensor) -> Result<Dense<'a, f32>> {
     let buf = f32_buffer(op, t)?;
-    if is_dense(t) {
+    if t.is_dense() {
         return Ok(Dense::Borrowed(buf));
     }
     Ok(Dense::Owned(strided_copy(op, t, buf)?))
@@ -130,7 +113,7 @@ pub(crate) fn dense<'a>(op: &'static str, t: &'a Tensor) -> Result<Dense<'a, f32
 /// The index elements of `t` as one dense buffer.
 pub(crate) fn dense_index<'a>(op: &'static str, t: &'a Tensor) -> Result<Dense<'a, u32>> {
     let buf = index_buffer(op, t)?;
-    if is_dense(t) {
+    if t.is_dense() {
         return Ok(Dense::Borrowed(buf));
     }
     // Index tensors come out of the kernels dense and their reshapes stay
@@ -220,14 +203,5 @@ mod tests {
         assert_eq!(perm, vec![0, 2, 3, 1]);
         let back: Vec<usize> = inverse.iter().map(|&i| perm[i]).collect();
         assert_eq!(back, vec![0, 1, 2, 3]);
-    }
-
-    #[test]
-    fn unsupported_names_the_op_and_device() {
-        let e = unsupported("max_pool2d_gather", Device::Cuda(0));
-        assert_eq!(
-            e.to_string(),
-            "max_pool2d_gather: not supported on cuda:0: this op runs on the CPU only (move the tensor with .to_cpu())"
-        );
     }
 }

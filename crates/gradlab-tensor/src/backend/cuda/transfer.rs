@@ -83,7 +83,7 @@ pub(crate) fn to_cpu(t: &Tensor) -> Result<Tensor> {
 }
 
 /// A dense copy on the device.
-pub(crate) fn copy(t: &Tensor) -> Result<Tensor> {
+pub(super) fn copy(t: &Tensor) -> Result<Tensor> {
     const OP: &str = "contiguous";
     let shape = t.shape().clone();
     if t.dtype() == DType::I64 {
@@ -95,11 +95,16 @@ pub(crate) fn copy(t: &Tensor) -> Result<Tensor> {
     Ok(super::from_f32(strided_copy(OP, t, buf)?, shape))
 }
 
-/// `Tensor::full_on` for CUDA.
+/// A tensor of `shape` filled with `value` on `device`: a broadcast view
+/// of a cached constant for 0 and 1 (nothing allocated; tensors are
+/// values, so in-place updates copy it first), a new buffer otherwise.
 pub(crate) fn full(shape: Shape, value: f64, dtype: DType, device: Device) -> Result<Tensor> {
     const OP: &str = "full";
     let gpu = gpu_for(OP, device)?;
     prepare_constants(&gpu)?;
+    if let Some(t) = cached_constant(&shape, value, dtype) {
+        return Ok(t);
+    }
     let n = shape.numel();
     match dtype {
         DType::F32 => {
@@ -163,7 +168,7 @@ fn prepare_constants(gpu: &Arc<Gpu>) -> Result<()> {
 
 /// A broadcast view of `value` (0 or 1) with `shape`, or None when the value
 /// is not cached.
-pub(crate) fn cached_constant(shape: &Shape, value: f64, dtype: DType) -> Option<Tensor> {
+fn cached_constant(shape: &Shape, value: f64, dtype: DType) -> Option<Tensor> {
     let slot = lock();
     let c = slot.as_ref()?;
     let storage = match (dtype, value) {
@@ -175,9 +180,4 @@ pub(crate) fn cached_constant(shape: &Shape, value: f64, dtype: DType) -> Option
     };
     let layout = Layout::new(shape.clone(), vec![0; shape.rank()], 0);
     Some(Tensor::from_storage(storage.clone(), layout, dtype))
-}
-
-/// A stride-0 view of the cached f32 one over `shape` (for masks).
-pub(crate) fn ones_view(shape: &Shape) -> Option<Tensor> {
-    cached_constant(shape, 1.0, DType::F32)
 }

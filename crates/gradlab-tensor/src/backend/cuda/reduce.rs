@@ -11,8 +11,8 @@ use crate::{Result, Shape, Tensor, TensorError};
 use gradlab_cpu::Pool2dShape;
 use gradlab_cuda as cu;
 
-/// `sum(x, dims) * scale` (dims sorted and unique).
-pub(crate) fn sum(x: &Tensor, dims: &[usize], keepdim: bool, scale: f64) -> Result<Tensor> {
+/// `sum(x, dims) * scale` (dims sorted and unique), the dims kept with size 1.
+pub(super) fn sum(x: &Tensor, dims: &[usize], scale: f64) -> Result<Tensor> {
     const OP: &str = "sum";
     let d = x.dims();
     let is_run = dims.windows(2).all(|w| w[1] == w[0] + 1);
@@ -47,7 +47,7 @@ pub(crate) fn sum(x: &Tensor, dims: &[usize], keepdim: bool, scale: f64) -> Resu
     if scale != 1.0 {
         cu::unary_inplace(cu::UnaryOp::MulScalar(scale as f32), &mut out).map_err(backend(OP))?;
     }
-    Ok(from_f32(out, reduced_shape(x.shape(), dims, keepdim)))
+    Ok(from_f32(out, reduced_shape(x.shape(), dims, true)))
 }
 
 /// A pool whose windows are the `len`-long rows of a `[rows, len]` matrix.
@@ -65,8 +65,8 @@ fn row_pool(rows: usize, len: usize) -> Pool2dShape {
     }
 }
 
-/// Maximum along `dim` (non-empty) and its index.
-pub(crate) fn max_dim(x: &Tensor, dim: usize, keepdim: bool) -> Result<(Tensor, Tensor)> {
+/// Maximum along `dim` (non-empty) and its index, the dim kept with size 1.
+pub(super) fn max_along(x: &Tensor, dim: usize) -> Result<(Tensor, Tensor)> {
     const OP: &str = "max_dim";
     let (perm, _) = move_dim_last(x.rank(), dim);
     let len = x.dims()[dim];
@@ -78,14 +78,14 @@ pub(crate) fn max_dim(x: &Tensor, dim: usize, keepdim: bool) -> Result<(Tensor, 
     let mut indices = cu::DeviceBuffer::uninit(&gpu, rows).map_err(backend(OP))?;
     cu::max_pool2d_forward(&row_pool(rows, len), &src, &mut values, &mut indices)
         .map_err(backend(OP))?;
-    let shape = reduced_shape(x.shape(), &[dim], keepdim);
+    let shape = reduced_shape(x.shape(), &[dim], true);
     Ok((from_f32(values, shape.clone()), from_index(indices, shape)))
 }
 
 /// `scatter_add_along` for one index per row along `dim` (the gradient of
 /// `max_dim`); an index out of range drops its value instead of failing, as
 /// checking would need the indices on the host.
-pub(crate) fn scatter_add_along(
+pub(super) fn scatter_add_along(
     src: &Tensor,
     dim: usize,
     index: &Tensor,
@@ -113,9 +113,4 @@ pub(crate) fn scatter_add_along(
     from_f32(out, Shape::new(permuted))
         .permute(&inverse)?
         .contiguous()
-}
-
-/// `gather_along` has no CUDA path.
-pub(crate) fn gather_along(x: &Tensor) -> Result<Tensor> {
-    Err(super::unsupported("gather_along", x.device()))
 }

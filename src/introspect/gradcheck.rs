@@ -102,6 +102,7 @@ impl GradcheckArgs {
             atol: self.atol.unwrap_or(d.atol),
             rtol: self.rtol.unwrap_or(d.rtol),
             seed: self.seed,
+            ..d
         }
     }
 }

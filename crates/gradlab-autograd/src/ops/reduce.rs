@@ -27,6 +27,20 @@ impl BackwardOp for SumBackward {
         }
         Ok(vec![Some(gx)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let x = &inputs[0];
+        let keepdim = output_shape.rank() == x.rank();
+        crate::graph::replay(if self.scale == 1.0 {
+            x.sum(Some(&self.dims), keepdim)
+        } else {
+            x.mean(Some(&self.dims), keepdim)
+        })
+    }
 }
 
 /// max along a dim: the gradient goes to the position of each maximum.
@@ -49,6 +63,16 @@ impl BackwardOp for MaxBackward {
             &self.input_shape,
         )?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let x = &inputs[0];
+        let keepdim = output_shape.rank() == x.rank();
+        crate::graph::replay(x.max_dim(self.dim, keepdim).map(|(values, _)| values))
+    }
 }
 
 struct ScatterAddBackward {
@@ -62,6 +86,14 @@ impl BackwardOp for ScatterAddBackward {
     }
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.gather_along(self.dim, &self.index)?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].scatter_add_along(self.dim, &self.index, output_shape))
     }
 }
 
@@ -81,6 +113,14 @@ impl BackwardOp for GatherBackward {
             &self.index,
             &self.input_shape,
         )?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].gather_along(self.dim, &self.index))
     }
 }
 

@@ -1,0 +1,242 @@
+//! The comparison under every check: one input's analytic gradient against
+//! central differences of a scalar function of that input, over every
+//! element, a random sample of elements, or random directions, telling
+//! non-differentiable points (kinks) from errors.
+
+use super::report::{Coverage, InputReport, Kink, Probe};
+use super::GradcheckOptions;
+use crate::Result;
+use gradlab_tensor::{Rng, Shape, Tensor};
+
+/// Which probes a comparison makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Every element, one at a time: two evaluations per element.
+    Every,
+    /// A seeded random sample of elements, plus random directions over
+    /// the whole input (so an error outside the sample still shows).
+    Sample { elements: usize, directions: usize },
+    /// Random directions only: two evaluations per direction.
+    Directions(usize),
+}
+
+/// Directions added to a sample of elements.
+const SAMPLE_DIRECTIONS: usize = 2;
+
+impl Plan {
+    /// Every element of an input of `numel` elements when there are at
+    /// most `limit` (or no limit), else a sample of `limit` and two directions.
+    pub(crate) fn at_most(limit: Option<usize>, numel: usize) -> Plan {
+        match limit {
+            Some(limit) if numel > limit => Plan::Sample {
+                elements: limit,
+                directions: SAMPLE_DIRECTIONS,
+            },
+            _ => Plan::Every,
+        }
+    }
+}
+
+/// A scalar function of one input, the others held fixed.
+pub(crate) struct Scalar<'a> {
+    /// Its value at the unperturbed input.
+    pub(crate) at_base: f64,
+    /// Its value with the input replaced (a contiguous f64 tensor of the input's shape).
+    pub(crate) eval: &'a dyn Fn(Tensor) -> Result<f64>,
+}
+
+/// Compares `analytic` (the gradient of `scalar` with respect to the input
+/// whose values are `base`, flattened in logical order) with central
+/// differences, probe by probe as `plan` says. Perturbed inputs are always
+/// contiguous copies: each logical element is its own variable, even when
+/// `base` is a view whose elements share memory.
+pub(crate) fn compare(
+    input: usize,
+    base: &Tensor,
+    analytic: &[f64],
+    scalar: &Scalar<'_>,
+    plan: Plan,
+    opts: &GradcheckOptions,
+    seed: u64,
+) -> Result<InputReport> {
+    let values = base.to_vec_f64()?;
+    let shape = base.shape();
+    let n = values.len();
+    let mut tally = Tally::new(opts, scalar.at_base);
+    let perturbed =
+        |v: Vec<f64>| -> Result<f64> { (scalar.eval)(Tensor::from_vec(v, shape.clone())?) };
+    let elements: Vec<usize> = match plan {
+        Plan::Every => (0..n).collect(),
+        Plan::Sample { elements, .. } => sample(n, elements, seed),
+        Plan::Directions(_) => Vec::new(),
+    };
+    let directions = match plan {
+        Plan::Every => 0,
+        Plan::Sample { directions, .. } | Plan::Directions(directions) => directions,
+    };
+    let mut v = values.clone();
+    for &j in &elements {
+        v[j] = values[j] + opts.eps;
+        let plus = perturbed(v.clone())?;
+        v[j] = values[j] - opts.eps;
+        let minus = perturbed(v.clone())?;
+        v[j] = values[j];
+        tally.add(Probe::Element(unravel(j, shape)), analytic[j], plus, minus);
+    }
+    for d in 0..directions {
+        let direction = random_direction(n, seed, d);
+        let along = |sign: f64| -> Vec<f64> {
+            values
+                .iter()
+                .zip(&direction)
+                .map(|(x, u)| x + sign * opts.eps * u)
+                .collect()
+        };
+        let plus = perturbed(along(1.0))?;
+        let minus = perturbed(along(-1.0))?;
+        let projected: f64 = analytic.iter().zip(&direction).map(|(g, u)| g * u).sum();
+        tally.add(Probe::Direction(d), projected, plus, minus);
+    }
+    let coverage = match plan {
+        Plan::Every => Coverage::Every(n),
+        Plan::Sample { .. } => Coverage::Sample {
+            elements: elements.len(),
+            of: n,
+            directions,
+        },
+        Plan::Directions(d) => Coverage::Directions(d),
+    };
+    Ok(tally.finish(input, shape, coverage))
+}
+
+/// The running worst of a comparison.
+struct Tally<'a> {
+    opts: &'a GradcheckOptions,
+    at_base: f64,
+    max_abs_error: f64,
+    max_rel_error: f64,
+    worst: Probe,
+    worst_scaled: f64,
+    analytic: f64,
+    numeric: f64,
+    kinks: Vec<Kink>,
+    passed: bool,
+}
+
+impl<'a> Tally<'a> {
+    fn new(opts: &'a GradcheckOptions, at_base: f64) -> Tally<'a> {
+        Tally {
+            opts,
+            at_base,
+            max_abs_error: 0.0,
+            max_rel_error: 0.0,
+            worst: Probe::Element(Vec::new()),
+            worst_scaled: f64::NEG_INFINITY,
+            analytic: 0.0,
+            numeric: 0.0,
+            kinks: Vec::new(),
+            passed: true,
+        }
+    }
+
+    /// One probe: the analytic derivative along it and the scalar a step
+    /// `eps` either side.
+    fn add(&mut self, at: Probe, analytic: f64, plus: f64, minus: f64) {
+        let opts = self.opts;
+        let numeric = (plus - minus) / (2.0 * opts.eps);
+        let abs = (analytic - numeric).abs();
+        let tolerance = opts.atol + opts.rtol * numeric.abs();
+        let within = abs <= tolerance;
+        if !within {
+            if let Some(kink) = self.kink(&at, analytic, plus, minus) {
+                self.kinks.push(kink);
+                if !opts.kinks_fail {
+                    return;
+                }
+            }
+        }
+        // Scaled by the tolerance, so that a passing check still points at
+        // the probe nearest to failing rather than at a zero.
+        let scaled = if abs.is_nan() || (tolerance == 0.0 && abs > 0.0) {
+            f64::INFINITY
+        } else if abs == 0.0 {
+            0.0
+        } else {
+            abs / tolerance
+        };
+        self.max_abs_error = self.max_abs_error.max(abs);
+        if numeric.abs() > opts.atol {
+            self.max_rel_error = self.max_rel_error.max(abs / numeric.abs());
+        }
+        if scaled > self.worst_scaled {
+            self.worst_scaled = scaled;
+            self.worst = at;
+            self.analytic = analytic;
+            self.numeric = numeric;
+        }
+        if !within {
+            self.passed = false;
+        }
+    }
+
+    /// A kink, when the one-sided differences disagree and the analytic
+    /// derivative is one of them or between them (a subgradient).
+    fn kink(&self, at: &Probe, analytic: f64, plus: f64, minus: f64) -> Option<Kink> {
+        let opts = self.opts;
+        let left = (self.at_base - minus) / opts.eps;
+        let right = (plus - self.at_base) / opts.eps;
+        let slack = opts.atol + opts.rtol * left.abs().max(right.abs());
+        let sides_disagree = (right - left).abs() > slack;
+        let between = analytic >= left.min(right) - slack && analytic <= left.max(right) + slack;
+        (sides_disagree && between).then(|| Kink {
+            at: at.clone(),
+            analytic,
+            left,
+            right,
+        })
+    }
+
+    fn finish(self, input: usize, shape: &Shape, coverage: Coverage) -> InputReport {
+        let passed = self.passed && !(self.opts.kinks_fail && !self.kinks.is_empty());
+        InputReport {
+            input,
+            name: None,
+            shape: shape.dims().to_vec(),
+            coverage,
+            max_abs_error: self.max_abs_error,
+            max_rel_error: self.max_rel_error,
+            worst: self.worst,
+            analytic: self.analytic,
+            numeric: self.numeric,
+            kinks: self.kinks,
+            passed,
+        }
+    }
+}
+
+/// `count` distinct indices below `n`, drawn from `seed`, in increasing order.
+fn sample(n: usize, count: usize, seed: u64) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    Rng::new(seed ^ 0x5A3F_11E5).shuffle(&mut all);
+    all.truncate(count);
+    all.sort_unstable();
+    all
+}
+
+/// Direction `d` of an input of `n` elements: standard normal entries, so
+/// that each element moves by about `eps`.
+fn random_direction(n: usize, seed: u64, d: usize) -> Vec<f64> {
+    let mut rng = Rng::new(seed ^ 0xD1_2EC7 ^ ((d as u64 + 1) << 32));
+    (0..n).map(|_| rng.normal()).collect()
+}
+
+/// The multi-index of flat (row-major) position `flat` in `shape`.
+pub(crate) fn unravel(mut flat: usize, shape: &Shape) -> Vec<usize> {
+    let dims = shape.dims();
+    let mut idx = vec![0; dims.len()];
+    for d in (0..dims.len()).rev() {
+        idx[d] = flat % dims[d].max(1);
+        flat /= dims[d].max(1);
+    }
+    idx
+}

@@ -411,7 +411,8 @@ impl fmt::Display for Localization {
                 let unchecked = self.not_checked().count();
                 let checked = self.nodes.len() - unchecked;
                 if unchecked == 0 {
-                    writeln!(f, "every node agrees ({checked} nodes checked)")
+                    let nodes = if checked == 1 { "node" } else { "nodes" };
+                    writeln!(f, "every node agrees ({checked} {nodes} checked)")
                 } else {
                     writeln!(
                         f,

@@ -242,6 +242,37 @@ fn a_replay_that_differs_from_the_recorded_output_is_a_disagreement() {
 }
 
 #[test]
+fn a_non_finite_output_is_replayed_as_recorded() {
+    // Width 1, a 2-wide window dilated by 2 and padded by 1: its taps fall
+    // at -1 and 1, both in the padding, so it pools -inf.
+    let params = MaxPool2dParams {
+        kernel: (1, 2),
+        stride: (1, 1),
+        padding: (0, 1),
+        dilation: (1, 2),
+        ceil_mode: false,
+    };
+    let x = Var::parameter(randn(&[1, 1, 2, 1], 12));
+    let y = x.max_pool2d(params).unwrap();
+    assert!(y
+        .data()
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .all(|v| *v == f64::NEG_INFINITY));
+    let nodes = localize(&y, &GradcheckOptions::default()).unwrap();
+    // The replay is the recording (-inf both); the numeric derivative of a
+    // non-finite function is not a number, which fails, as it should.
+    let NodeOutcome::Disagrees(why) = &nodes.nodes[0].outcome else {
+        panic!("{nodes}")
+    };
+    assert!(
+        !why.contains("replay differs") && why.contains("numeric NaN"),
+        "{why}"
+    );
+}
+
+#[test]
 fn localisation_refuses_an_f32_graph_and_a_freed_one() {
     let x = Var::parameter(randn(&[3], 9).to_dtype(DType::F32).unwrap());
     let y = x.exp().unwrap().sum_all().unwrap();

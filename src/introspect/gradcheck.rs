@@ -13,11 +13,12 @@ use std::process::ExitCode;
 /// Flags of `gradlab gradcheck`: the op (or model), its input shapes and
 /// attributes, the check's step, tolerances and modes.
 #[derive(clap::Args, Debug, Clone, Default)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["op", "model"])))]
 pub struct GradcheckArgs {
     /// The op, named as in the fixtures (add sub mul div neg exp log sqrt relu sigmoid
     /// tanh pow sum mean max_dim matmul matmul_bt linear conv2d max_pool2d softmax
     /// log_softmax cross_entropy reshape permute transpose flatten narrow cat batch_norm2d).
-    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    #[arg(long)]
     pub op: Option<String>,
     /// Check one training step of the trainer's model instead of one op:
     /// its loss on a small random batch in f64, every parameter along random

@@ -148,7 +148,7 @@ fn steep_smooth_functions_are_not_mistaken_for_kinks() {
     // the tolerance, but the gap halves with the step: curvature, not a kink.
     let x = t(&[0.0, 0.5, -1e-7], &[3]);
     let f = |v: &[Var]| v[0].powf(2.0)?.mul_scalar(1e4);
-    let report = gradcheck(f, &[x.clone()], strict()).unwrap();
+    let report = gradcheck(f, std::slice::from_ref(&x), strict()).unwrap();
     assert!(report.passed() && report.kinks() == 0, "{report}");
     // And a wrong derivative there is an error, not excused as a kink.
     let g = |v: &[Var]| {
@@ -323,7 +323,7 @@ fn parameters_are_checked_in_place_and_restored() {
     let f32_weight = Var::parameter(randn(&[2], 53).to_dtype(DType::F32).unwrap());
     let err = gradcheck_parameters(
         || f32_weight.sum_all(),
-        &[f32_weight.clone()],
+        std::slice::from_ref(&f32_weight),
         GradcheckOptions::default(),
     )
     .unwrap_err();

@@ -503,7 +503,7 @@ fn row(n: &NodeCheck) -> [String; 12] {
         n.number.to_string(),
         n.op.to_string(),
         shapes,
-        checked.join(" "),
+        checked.join(", "),
         abs,
         rel,
         worst,

@@ -62,6 +62,7 @@
 //!         Some(x.mul(x).and_then(|xx| xx.mul(x)).map_err(Into::into))
 //!     }
 //! }
+//! #[track_caller]
 //! fn cube(x: &Var) -> Result<Var> {
 //!     let d = x.data();
 //!     Var::from_op(d.mul(&d)?.mul(&d)?, &[x], CubeBackward)
@@ -75,14 +76,20 @@
 //! let first = report.localization.as_ref().unwrap().first_disagreement().unwrap();
 //! assert_eq!((first.number, first.op), (3, "CubeBackward"));
 //! println!("{report}");
+//! # // The output below, with this example's file shown as `example.rs`.
+//! # let file = first.location.split(':').next().unwrap();
+//! # let shown = report.to_string().replace(file, "example.rs");
+//! # assert_eq!(shown, include_str!("failing_example.txt"));
 //! ```
 //!
 //! prints the per-input table (both inputs fail: the error flows into
-//! both), then every node checked alone, which pins it on `CubeBackward`
-//! and the line that called it:
+//! both), then every node checked alone, which pins the error on
+//! `CubeBackward` and the line that called `cube` (`cube` is
+//! `#[track_caller]`, so its op is located at its caller; `example.rs`
+//! stands for the file of the example):
 //!
 //! ```text
-//! GRADCHECK_DOC_OUTPUT
+#![doc = include_str!("failing_example.txt")]
 //! ```
 
 mod drift;

@@ -613,3 +613,22 @@ fn model_and_mode_flags_are_checked() {
     );
     assert!(!help.contains("inject"), "{help}");
 }
+
+#[test]
+fn kinks_fail_makes_lenets_tied_pool_windows_failures() {
+    // ReLU zeros tie in LeNet's max-pool windows: non-differentiable points,
+    // reported apart by default and failures with --kinks-fail.
+    let (text, code) = execute("gradcheck --model lenet --localize");
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    assert!(
+        text.contains("of node 3 MaxPool2dBackward (not counted as failures)"),
+        "{text}"
+    );
+    let (text, code) = execute("gradcheck --model lenet --localize --kinks-fail");
+    assert_eq!(code, ExitCode::FAILURE, "{text}");
+    assert!(
+        text.contains("first node that disagrees: node 3 MaxPool2dBackward")
+            && text.contains("(counted as failures)"),
+        "{text}"
+    );
+}

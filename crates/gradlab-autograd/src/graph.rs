@@ -206,7 +206,9 @@ impl Var {
     /// Records a user-defined op (like `torch.autograd.Function`): `output`
     /// is its forward result, computed by the caller from `inputs`, and
     /// `op` its backward rule. Checked by [`crate::gradcheck()`] like any
-    /// built-in op.
+    /// built-in op; when `op` also implements [`BackwardOp::forward`],
+    /// gradcheck's localisation can check this node alone and name it when
+    /// its backward is wrong (see [`crate::gradcheck`]).
     ///
     /// ```
     /// use gradlab_autograd::{gradcheck, BackwardOp, GradcheckOptions, Result, Var};

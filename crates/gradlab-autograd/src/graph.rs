@@ -208,7 +208,7 @@ impl Var {
     /// `op` its backward rule. Checked by [`crate::gradcheck()`] like any
     /// built-in op; when `op` also implements [`BackwardOp::forward`],
     /// gradcheck's localisation can check this node alone and name it when
-    /// its backward is wrong (see [`crate::gradcheck`]).
+    /// its backward is wrong (see [the module](mod@crate::gradcheck)).
     ///
     /// ```
     /// use gradlab_autograd::{gradcheck, BackwardOp, GradcheckOptions, Result, Var};

@@ -31,7 +31,7 @@ enum Command {
     Eval(gradlab::train::EvalArgs),
     /// Write a training step's autograd graph as Graphviz DOT (and SVG when `dot` is installed).
     Graph(gradlab::introspect::GraphArgs),
-    /// Check one op's gradients (or second derivatives) against finite differences.
+    /// Check an op's or a model's gradients against finite differences, node by node on request.
     Gradcheck(Box<gradlab::introspect::GradcheckArgs>),
 }
 

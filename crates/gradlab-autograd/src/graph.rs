@@ -2,7 +2,7 @@
 //! decide what gets recorded (grad mode) and checked (anomaly mode).
 
 use crate::{AutogradError, Result, Var};
-use gradlab_tensor::Tensor;
+use gradlab_tensor::{Shape, Tensor};
 use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,30 @@ pub trait BackwardOp: Send + Sync {
     /// The name users know, e.g. `"Conv2dBackward"`.
     fn name(&self) -> &'static str;
     fn backward(&self, inputs: &[Var], grad: &Var) -> Result<Vec<Option<Var>>>;
+
+    /// Replays the op's forward pass on plain tensors: `inputs` in the
+    /// order the node records them (the same values or perturbed copies of
+    /// them, f64 during a gradient check), `output_shape` the shape the
+    /// recorded forward produced (reshape, `sum_to` and the adjoints of
+    /// narrow and max-pool are defined by it).
+    ///
+    /// This is what lets [`crate::gradcheck::localize`] check one node
+    /// alone: its backward against finite differences of this replay. The
+    /// replay must compute the same function the node recorded, from these
+    /// inputs only (state saved at recording time, such as a max-pool's
+    /// argmax, may be reused where the recorded function itself reuses it).
+    /// The default, `None`, means "cannot replay": localisation then
+    /// reports the node as not checked. Every built-in op replays; a
+    /// user-defined op recorded through [`Var::from_op`] may too.
+    fn forward(&self, inputs: &[Tensor], output_shape: &Shape) -> Option<Result<Tensor>> {
+        let _ = (inputs, output_shape);
+        None
+    }
+}
+
+/// An op's replayed forward result as [`BackwardOp::forward`] returns it.
+pub(crate) fn replay(result: gradlab_tensor::Result<Tensor>) -> Option<Result<Tensor>> {
+    Some(result.map_err(Into::into))
 }
 
 /// One recorded operation: its backward op, its inputs, and where it was created.
@@ -182,7 +206,9 @@ impl Var {
     /// Records a user-defined op (like `torch.autograd.Function`): `output`
     /// is its forward result, computed by the caller from `inputs`, and
     /// `op` its backward rule. Checked by [`crate::gradcheck()`] like any
-    /// built-in op.
+    /// built-in op; when `op` also implements [`BackwardOp::forward`],
+    /// gradcheck's localisation can check this node alone and name it when
+    /// its backward is wrong (see [the module](mod@crate::gradcheck)).
     ///
     /// ```
     /// use gradlab_autograd::{gradcheck, BackwardOp, GradcheckOptions, Result, Var};

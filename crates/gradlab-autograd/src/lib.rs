@@ -34,7 +34,8 @@ pub use dot::{GraphNode, NodeKind, RecordedGraph};
 pub use engine::{grad, topological_order, BackwardOptions};
 pub use error::{AutogradError, Result};
 pub use gradcheck::{
-    gradcheck, gradgradcheck, hvp, GradcheckOptions, GradcheckReport, InputReport,
+    gradcheck, gradcheck_parameters, gradgradcheck, hvp, GradcheckOptions, GradcheckReport,
+    InputReport, Localize,
 };
 pub use graph::{
     detect_anomaly, is_anomaly_mode, is_grad_enabled, no_grad, set_anomaly_mode, BackwardOp,

@@ -41,6 +41,14 @@ impl BackwardOp for Conv2dBackward {
         }
         Ok(grads)
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].conv2d(&inputs[1], inputs.get(2), self.0))
+    }
 }
 
 /// Inputs `(g, w)`, output the input gradient. Bilinear: its own gradients
@@ -64,6 +72,14 @@ impl BackwardOp for Conv2dBackwardDataBackward {
             .transpose()?;
         Ok(vec![d_g, d_w])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].conv2d_backward_data(&inputs[1], output_shape, self.0))
+    }
 }
 
 /// Inputs `(g, x)`, output the weight gradient. Bilinear: its own gradients
@@ -86,6 +102,14 @@ impl BackwardOp for Conv2dBackwardWeightBackward {
             .then(|| g.conv2d_backward_data(gg, &x.shape(), self.0))
             .transpose()?;
         Ok(vec![d_g, d_x])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].conv2d_backward_weight(&inputs[1], output_shape, self.0))
     }
 }
 

@@ -54,6 +54,14 @@ impl BackwardOp for BinaryBackward {
         };
         Ok(vec![ga, gb])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].binary(&inputs[1], self.0))
+    }
 }
 
 /// Backward of a unary op, from its input (recomputing what it needs with
@@ -107,6 +115,14 @@ impl BackwardOp for UnaryBackward {
             UnaryOp::GtMask(_) => Var::constant(x.data().zeros_like()?),
         };
         Ok(vec![Some(gx)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].unary(self.0))
     }
 }
 

@@ -50,6 +50,14 @@ impl BackwardOp for MatmulBackward {
         };
         Ok(vec![ga, gb])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].matmul(&inputs[1]))
+    }
 }
 
 /// `x @ weight^T + bias` over the last dim of `x`: `dx = g @ weight`,
@@ -86,6 +94,19 @@ impl BackwardOp for LinearBackward {
             );
         }
         Ok(grads)
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        // As `Var::linear` computes it: x @ weight^T, then the bias.
+        let product = inputs[1].t().and_then(|wt| inputs[0].matmul(&wt));
+        crate::graph::replay(match inputs.get(2) {
+            Some(bias) => product.and_then(|p| p.add(bias)),
+            None => product,
+        })
     }
 }
 

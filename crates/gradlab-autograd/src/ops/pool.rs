@@ -23,6 +23,14 @@ impl BackwardOp for MaxPool2dBackward {
         let gx = g.max_pool2d_scatter(&self.argmax, &inputs[0].shape(), self.params)?;
         Ok(vec![Some(gx)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].max_pool2d(self.params).map(|(y, _)| y))
+    }
 }
 
 /// The routing above is linear; its own gradient reads the winners back
@@ -38,6 +46,14 @@ impl BackwardOp for MaxPoolScatterBackward {
     }
     fn backward(&self, _: &[Var], gg: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(gg.max_pool2d_gather(&self.argmax, self.params)?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].max_pool2d_backward(&self.argmax, output_shape, self.params))
     }
 }
 
@@ -58,6 +74,14 @@ impl BackwardOp for MaxPoolGatherBackward {
             &inputs[0].shape(),
             self.params,
         )?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].max_pool2d_gather(&self.argmax, self.params))
     }
 }
 

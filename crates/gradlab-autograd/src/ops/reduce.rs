@@ -29,6 +29,20 @@ impl BackwardOp for SumBackward {
         }
         Ok(vec![Some(gx)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let x = &inputs[0];
+        let keepdim = output_shape.rank() == x.rank();
+        crate::graph::replay(if self.scale == 1.0 {
+            x.sum(Some(&self.dims), keepdim)
+        } else {
+            x.mean(Some(&self.dims), keepdim)
+        })
+    }
 }
 
 /// max along a dim: the gradient goes to the position of each maximum
@@ -52,6 +66,16 @@ impl BackwardOp for MaxBackward {
             &self.input_shape,
         )?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let x = &inputs[0];
+        let keepdim = output_shape.rank() == x.rank();
+        crate::graph::replay(x.max_dim(self.dim, keepdim).map(|(values, _)| values))
+    }
 }
 
 /// The adjoint of scatter-add is a gather ([`gradlab_tensor::kernels::reference::gather_along`]).
@@ -66,6 +90,14 @@ impl BackwardOp for ScatterAddBackward {
     }
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.gather_along(self.dim, &self.index)?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].scatter_add_along(self.dim, &self.index, output_shape))
     }
 }
 
@@ -86,6 +118,14 @@ impl BackwardOp for GatherBackward {
             &self.index,
             &self.input_shape,
         )?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].gather_along(self.dim, &self.index))
     }
 }
 

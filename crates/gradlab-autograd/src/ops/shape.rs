@@ -17,6 +17,14 @@ impl BackwardOp for ReshapeBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.reshape(self.0.clone())?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].reshape(output_shape.clone()))
+    }
 }
 
 /// The inverse permutation of the gradient (a view).
@@ -33,6 +41,14 @@ impl BackwardOp for PermuteBackward {
         }
         Ok(vec![Some(g.permute(&inverse)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].permute(&self.0))
+    }
 }
 
 /// The same transpose of the gradient (a view).
@@ -44,6 +60,14 @@ impl BackwardOp for TransposeBackward {
     }
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.transpose(self.0, self.1)?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].transpose(self.0, self.1))
     }
 }
 
@@ -62,6 +86,15 @@ impl BackwardOp for NarrowBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.embed(self.dim, self.start, self.size)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let length = output_shape.dims()[self.dim];
+        crate::graph::replay(inputs[0].narrow(self.dim, self.start, length))
+    }
 }
 
 /// The adjoint of placing inside zeros is cutting the region out again (a view).
@@ -78,6 +111,15 @@ impl BackwardOp for EmbedBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.narrow(self.dim, self.start, self.len)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let size = output_shape.dims()[self.dim];
+        crate::graph::replay(inputs[0].embed(self.dim, self.start, size))
+    }
 }
 
 /// Broadcast dims are summed away ([`gradlab_tensor::kernels::reference::sum`]).
@@ -90,6 +132,14 @@ impl BackwardOp for ExpandBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.sum_to(&self.0)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].broadcast_to(output_shape.clone()))
+    }
 }
 
 /// Summing dims away is undone by broadcasting the gradient back (a view).
@@ -101,6 +151,14 @@ impl BackwardOp for SumToBackward {
     }
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.broadcast_to(self.0.clone())?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].sum_to(output_shape))
     }
 }
 
@@ -122,6 +180,15 @@ impl BackwardOp for CatBackward {
             start += len;
         }
         Ok(grads)
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let refs: Vec<_> = inputs.iter().collect();
+        crate::graph::replay(gradlab_tensor::Tensor::cat(&refs, self.dim))
     }
 }
 

@@ -35,6 +35,14 @@ impl BackwardOp for SoftmaxBackward {
         let dot = g.mul(&y)?.sum(Some(&[self.dim]), true)?;
         Ok(vec![Some(y.mul(&g.sub(&dot)?)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].softmax(self.dim))
+    }
 }
 
 /// `dx = g - exp(y) * Σ g` along the dim ([`gradlab_tensor::kernels::reference::unary`],
@@ -53,6 +61,14 @@ impl BackwardOp for LogSoftmaxBackward {
         // dx = g - softmax * sum(g)
         let total = g.sum(Some(&[self.dim]), true)?;
         Ok(vec![Some(g.sub(&y.exp()?.mul(&total)?)?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].log_softmax(self.dim))
     }
 }
 
@@ -96,6 +112,27 @@ impl BackwardOp for CrossEntropyBackward {
         )?;
         let d = logits.softmax(1)?.sub(&Var::constant(q))?;
         Ok(vec![Some(d.mul(g)?.mul_scalar(self.scale)?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        // -scale * sum(q * log_softmax(logits)), with the (smoothed)
+        // one-hot targets q and the reduction's scale the node keeps.
+        let logits = &inputs[0];
+        let loss = Tensor::cross_entropy_target(
+            &self.target,
+            logits.dims()[1],
+            self.label_smoothing,
+            logits.dtype(),
+        )
+        .and_then(|q| logits.log_softmax(1)?.mul(&q))
+        .and_then(|terms| terms.sum_all())
+        .and_then(|total| total.mul_scalar(-self.scale))
+        .and_then(|loss| loss.reshape(output_shape.clone()));
+        crate::graph::replay(loss)
     }
 }
 

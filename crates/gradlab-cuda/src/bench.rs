@@ -97,7 +97,8 @@ fn random_buffer(gpu: &Arc<Gpu>, rng: &mut Rng, len: usize) -> Result<DeviceBuff
 
 /// Mean milliseconds of `run`, timed with CUDA events after one warm-up.
 fn time_ms(gpu: &Gpu, opts: &BenchOptions, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
-    let ctx = gpu.context();
+    let ctx = gpu.context()?;
+    let stream = gpu.stream()?;
     let event = || {
         ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
             .map_err(CudaError::driver("create event"))
@@ -105,12 +106,12 @@ fn time_ms(gpu: &Gpu, opts: &BenchOptions, mut run: impl FnMut() -> Result<()>) 
     let (start, end) = (event()?, event()?);
     let span = |reps: usize, run: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
         start
-            .record(gpu.stream())
+            .record(stream)
             .map_err(CudaError::driver("record event"))?;
         for _ in 0..reps {
             run()?;
         }
-        end.record(gpu.stream())
+        end.record(stream)
             .map_err(CudaError::driver("record event"))?;
         let ms = start
             .elapsed_ms(&end)

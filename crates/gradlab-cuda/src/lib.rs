@@ -26,7 +26,7 @@ pub mod memory;
 pub mod ops;
 
 pub use compile::{compile_all_kernels, compile_kernel_file, CompiledModule, KernelFile};
-pub use device::{driver_available, Gpu};
+pub use device::{driver_available, Gpu, HostKernels};
 pub use error::{CudaError, Result};
 pub use memory::{DeviceBuffer, DeviceElem, MemoryStats};
 pub use ops::conv::{
@@ -34,11 +34,13 @@ pub use ops::conv::{
 };
 pub use ops::elementwise::{
     binary, binary_contiguous, binary_inplace, contiguous_strides, copy_strided, fill, unary,
-    unary_inplace, BinaryOp, UnaryOp, View, MAX_RANK,
+    merge_dims, unary_inplace, BinaryOp, UnaryOp, View, MAX_RANK,
 };
-pub use ops::matmul::{gemm, matmul, GemmProblem, MatmulVariant, MatrixLayout};
+pub use ops::matmul::{gemm, matmul, GemmProblem, MatmulVariant, MatrixLayout, OperandLayout};
 pub use ops::optim::{sgd_step, SgdConfig};
-pub use ops::pool::{max_pool2d_backward, max_pool2d_forward};
+pub use ops::pool::{max_pool2d_backward, max_pool2d_forward, IndexElem, NO_ARGMAX};
 pub use ops::reduce::{
-    cross_entropy_backward, cross_entropy_forward, log_softmax_rows, reduce, softmax_rows, ReduceOp,
+    cross_entropy_backward, cross_entropy_forward, cross_entropy_loss, cross_entropy_loss_backward,
+    log_softmax_rows, reduce, reduction_chunks, softmax_rows, CrossEntropyOptions, LossReduction,
+    ReduceOp,
 };

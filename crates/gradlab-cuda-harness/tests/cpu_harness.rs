@@ -99,7 +99,11 @@ fn kernels_in_source(src: &str) -> BTreeSet<String> {
                 names.insert(format!("{stem}_{l}"));
             }
         }
-        for mac in ["CONV_FORWARD(", "CONV_BACKWARD_DATA(", "CONV_BACKWARD_WEIGHT("] {
+        for mac in [
+            "CONV_FORWARD(",
+            "CONV_BACKWARD_DATA(",
+            "CONV_BACKWARD_WEIGHT(",
+        ] {
             if let Some(args) = line.strip_prefix(mac) {
                 names.insert(args.split(',').next().unwrap().trim().to_string());
             }
@@ -112,7 +116,11 @@ fn kernels_in_source(src: &str) -> BTreeSet<String> {
 fn cpu_harness_runs_every_kernel_without_inline_ptx() {
     for file in KernelFile::ALL {
         let defined = kernels_in_source(file.source());
-        assert!(!defined.is_empty(), "{}: no kernels found", file.file_name());
+        assert!(
+            !defined.is_empty(),
+            "{}: no kernels found",
+            file.file_name()
+        );
         let gpu_only: BTreeSet<String> = GPU_ONLY_KERNELS
             .iter()
             .filter(|(f, _)| *f == file)
@@ -137,7 +145,13 @@ fn cpu_harness_checks_parameters_against_the_kernel_signature() {
     // fill_f32(float*, i64, float): 3 parameters.
     // SAFETY: the harness rejects the launch before reading any parameter.
     let e = unsafe {
-        CpuKernels.launch(KernelFile::Elementwise, "fill_f32", (1, 1, 1), (32, 1, 1), &[(p, 4)])
+        CpuKernels.launch(
+            KernelFile::Elementwise,
+            "fill_f32",
+            (1, 1, 1),
+            (32, 1, 1),
+            &[(p, 4)],
+        )
     }
     .unwrap_err();
     assert!(e.contains("passed 1 parameters, the kernel takes 3"), "{e}");
@@ -151,8 +165,19 @@ fn cpu_harness_checks_parameters_against_the_kernel_signature() {
         )
     }
     .unwrap_err();
-    assert!(e.contains("parameter 1 has 4 bytes, the kernel expects 8"), "{e}");
-    let e = unsafe { CpuKernels.launch(KernelFile::Matmul, "matmul_tf32_nn", (1, 1, 1), (1, 1, 1), &[]) }
-        .unwrap_err();
+    assert!(
+        e.contains("parameter 1 has 4 bytes, the kernel expects 8"),
+        "{e}"
+    );
+    let e = unsafe {
+        CpuKernels.launch(
+            KernelFile::Matmul,
+            "matmul_tf32_nn",
+            (1, 1, 1),
+            (1, 1, 1),
+            &[],
+        )
+    }
+    .unwrap_err();
     assert!(e.contains("inline PTX"), "{e}");
 }

@@ -531,10 +531,8 @@ impl Gpu {
                 let params: Vec<_> = args.iter().map(Arg::raw).collect();
                 // SAFETY: as for the driver below; device pointers of a host
                 // engine are host addresses of live blocks.
-                return unsafe {
-                    kernels.launch(file, name, cfg.grid_dim, cfg.block_dim, &params)
-                }
-                .map_err(|message| CudaError::invalid(name, message));
+                return unsafe { kernels.launch(file, name, cfg.grid_dim, cfg.block_dim, &params) }
+                    .map_err(|message| CudaError::invalid(name, message));
             }
         };
         let func = self.function(d, file, name)?;

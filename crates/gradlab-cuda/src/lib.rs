@@ -33,8 +33,8 @@ pub use ops::conv::{
     conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, conv2d_forward,
 };
 pub use ops::elementwise::{
-    binary, binary_contiguous, binary_inplace, contiguous_strides, copy_strided, fill, unary,
-    merge_dims, unary_inplace, BinaryOp, UnaryOp, View, MAX_RANK,
+    binary, binary_contiguous, binary_inplace, contiguous_strides, copy_strided, fill, merge_dims,
+    unary, unary_inplace, BinaryOp, UnaryOp, View, MAX_RANK,
 };
 pub use ops::matmul::{gemm, matmul, GemmProblem, MatmulVariant, MatrixLayout, OperandLayout};
 pub use ops::optim::{sgd_step, SgdConfig};

@@ -61,20 +61,44 @@ pub fn check_binary(gpu: &Arc<Gpu>) {
     let b_strides = [0, 7, 0, 1]; // b [1, 3, 1, 7] broadcast
     let da = upload(gpu, &a);
     for op in BINARY_OPS {
-        let shift = if op == BinaryOp::ReluBackward { 1.5 } else { 0.0 };
+        let shift = if op == BinaryOp::ReluBackward {
+            1.5
+        } else {
+            0.0
+        };
         let b_at = |i: usize| (b[((i / 35) % 3) * 7 + i % 7] - shift) as f64;
-        let want: Vec<f64> = (0..210).map(|i| binary_ref(op, a[i] as f64, b_at(i))).collect();
+        let want: Vec<f64> = (0..210)
+            .map(|i| binary_ref(op, a[i] as f64, b_at(i)))
+            .collect();
         let t = want.iter().map(|&w| tol(op, w)).fold(0.0, f64::max);
         let db_shifted = upload(gpu, &b.iter().map(|v| v - shift as f32).collect::<Vec<_>>());
 
         // Broadcast: the strided kernel.
         let mut out = DeviceBuffer::zeros(gpu, 210).unwrap();
-        binary(op, &shape, &da, View::new(0, &dense), &db_shifted, View::new(0, &b_strides), &mut out, View::new(0, &dense)).unwrap();
+        binary(
+            op,
+            &shape,
+            &da,
+            View::new(0, &dense),
+            &db_shifted,
+            View::new(0, &b_strides),
+            &mut out,
+            View::new(0, &dense),
+        )
+        .unwrap();
         assert_close(&format!("{op:?} broadcast"), &download(&out), &want, t);
 
         // In place.
         let mut inplace = upload(gpu, &a);
-        binary_inplace(op, &shape, &mut inplace, View::new(0, &dense), &db_shifted, View::new(0, &b_strides)).unwrap();
+        binary_inplace(
+            op,
+            &shape,
+            &mut inplace,
+            View::new(0, &dense),
+            &db_shifted,
+            View::new(0, &b_strides),
+        )
+        .unwrap();
         assert_close(&format!("{op:?} in place"), &download(&inplace), &want, t);
 
         // Dense operands: the contiguous kernel, aligned (offset 0) and not
@@ -86,12 +110,33 @@ pub fn check_binary(gpu: &Arc<Gpu>) {
                 p.extend_from_slice(v);
                 p
             };
-            let (pa, pb) = (upload(gpu, &pad(&a, off_a)), upload(gpu, &pad(&expanded, off_b)));
+            let (pa, pb) = (
+                upload(gpu, &pad(&a, off_a)),
+                upload(gpu, &pad(&expanded, off_b)),
+            );
             let mut out = upload(gpu, &vec![-9.0f32; off_out + 210]);
-            binary(op, &shape, &pa, View::new(off_a, &dense), &pb, View::new(off_b, &dense), &mut out, View::new(off_out, &dense)).unwrap();
+            binary(
+                op,
+                &shape,
+                &pa,
+                View::new(off_a, &dense),
+                &pb,
+                View::new(off_b, &dense),
+                &mut out,
+                View::new(off_out, &dense),
+            )
+            .unwrap();
             let got = download(&out);
-            assert!(got[..off_out].iter().all(|&v| v == -9.0), "{op:?}: wrote before the view");
-            assert_close(&format!("{op:?} dense offsets {off_a}/{off_b}/{off_out}"), &got[off_out..], &want, t);
+            assert!(
+                got[..off_out].iter().all(|&v| v == -9.0),
+                "{op:?}: wrote before the view"
+            );
+            assert_close(
+                &format!("{op:?} dense offsets {off_a}/{off_b}/{off_out}"),
+                &got[off_out..],
+                &want,
+                t,
+            );
         }
         let mut out = DeviceBuffer::zeros(gpu, 210).unwrap();
         binary_contiguous(op, &da, &upload(gpu, &expanded), &mut out).unwrap();
@@ -101,12 +146,25 @@ pub fn check_binary(gpu: &Arc<Gpu>) {
     let x = random(&mut rng, 12);
     let y = random(&mut rng, 12);
     let mut out = DeviceBuffer::zeros(gpu, 24).unwrap();
-    binary(BinaryOp::Sub, &[3, 4], &upload(gpu, &x), View::new(0, &[1, 3]), &upload(gpu, &y), View::new(0, &[4, 1]), &mut out, View::new(0, &[8, 2])).unwrap();
+    binary(
+        BinaryOp::Sub,
+        &[3, 4],
+        &upload(gpu, &x),
+        View::new(0, &[1, 3]),
+        &upload(gpu, &y),
+        View::new(0, &[4, 1]),
+        &mut out,
+        View::new(0, &[8, 2]),
+    )
+    .unwrap();
     let got = download(&out);
     for i in 0..3 {
         for j in 0..4 {
             let want = x[j * 3 + i] as f64 - y[i * 4 + j] as f64;
-            assert!((got[i * 8 + j * 2] as f64 - want).abs() < 1e-6, "transposed sub ({i}, {j})");
+            assert!(
+                (got[i * 8 + j * 2] as f64 - want).abs() < 1e-6,
+                "transposed sub ({i}, {j})"
+            );
         }
     }
 }
@@ -138,7 +196,10 @@ pub fn check_unary_fill_copy(gpu: &Arc<Gpu>) {
         unary(op, &upload(gpu, input), &mut out).unwrap();
         let got = download(&out);
         for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-            assert!((g as f64 - w).abs() <= 4e-6 * w.abs().max(1.0), "{op:?}[{i}]: {g} vs {w}");
+            assert!(
+                (g as f64 - w).abs() <= 4e-6 * w.abs().max(1.0),
+                "{op:?}[{i}]: {g} vs {w}"
+            );
         }
         let mut inplace = upload(gpu, input);
         unary_inplace(op, &mut inplace).unwrap();
@@ -154,7 +215,14 @@ pub fn check_unary_fill_copy(gpu: &Arc<Gpu>) {
     let dsrc = upload(gpu, &src);
     let mut dst = DeviceBuffer::zeros(gpu, 61).unwrap();
     let dst_strides = contiguous_strides(&[5, 3, 4]);
-    copy_strided(&[5, 3, 4], &dsrc, View::new(0, &[1, 20, 5]), &mut dst, View::new(1, &dst_strides)).unwrap();
+    copy_strided(
+        &[5, 3, 4],
+        &dsrc,
+        View::new(0, &[1, 20, 5]),
+        &mut dst,
+        View::new(1, &dst_strides),
+    )
+    .unwrap();
     let got = download(&dst);
     for k in 0..5 {
         for i in 0..3 {
@@ -166,8 +234,19 @@ pub fn check_unary_fill_copy(gpu: &Arc<Gpu>) {
     assert_eq!(got[0], 0.0, "element before the view untouched");
     // Dense to dense at offsets: a plain device copy.
     let mut dst = upload(gpu, &vec![-1.0f32; 64]);
-    copy_strided(&[2, 3, 10], &dsrc, View::new(0, &[30, 10, 1]), &mut dst, View::new(3, &[30, 10, 1])).unwrap();
+    copy_strided(
+        &[2, 3, 10],
+        &dsrc,
+        View::new(0, &[30, 10, 1]),
+        &mut dst,
+        View::new(3, &[30, 10, 1]),
+    )
+    .unwrap();
     let got = download(&dst);
     assert_eq!(&got[3..63], &src[..], "dense copy");
-    assert_eq!((got[2], got[63]), (-1.0, -1.0), "dense copy stays inside its view");
+    assert_eq!(
+        (got[2], got[63]),
+        (-1.0, -1.0),
+        "dense copy stays inside its view"
+    );
 }

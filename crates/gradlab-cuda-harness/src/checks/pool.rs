@@ -20,13 +20,44 @@ pub fn pool_shapes() -> Vec<Pool2dShape> {
     };
     vec![
         base,
-        Pool2dShape { kernel: (3, 3), stride: (2, 2), padding: (1, 1), ..base },
-        Pool2dShape { kernel: (3, 2), stride: (1, 1), ..base },
-        Pool2dShape { kernel: (2, 3), stride: (2, 1), dilation: (2, 2), ..base },
-        Pool2dShape { ceil_mode: true, ..base },
-        Pool2dShape { kernel: (3, 3), stride: (2, 2), padding: (1, 1), ceil_mode: true, ..base },
+        Pool2dShape {
+            kernel: (3, 3),
+            stride: (2, 2),
+            padding: (1, 1),
+            ..base
+        },
+        Pool2dShape {
+            kernel: (3, 2),
+            stride: (1, 1),
+            ..base
+        },
+        Pool2dShape {
+            kernel: (2, 3),
+            stride: (2, 1),
+            dilation: (2, 2),
+            ..base
+        },
+        Pool2dShape {
+            ceil_mode: true,
+            ..base
+        },
+        Pool2dShape {
+            kernel: (3, 3),
+            stride: (2, 2),
+            padding: (1, 1),
+            ceil_mode: true,
+            ..base
+        },
         // One window per row: a row maximum (how max along a dim runs).
-        Pool2dShape { batch: 5, channels: 1, in_h: 1, in_w: 37, kernel: (1, 37), stride: (1, 37), ..base },
+        Pool2dShape {
+            batch: 5,
+            channels: 1,
+            in_h: 1,
+            in_w: 37,
+            kernel: (1, 37),
+            stride: (1, 37),
+            ..base
+        },
     ]
 }
 

@@ -77,7 +77,13 @@ pub(crate) fn widened<I: IndexElem>(idx: &DeviceBuffer<I>) -> Result<Option<Devi
     }
     let wide = DeviceBuffer::<i64>::uninit(idx.gpu(), idx.len())?;
     let gpu = idx.gpu().clone();
-    convert_indices(&gpu, "indices_u32_to_i64", idx.device_ptr(), wide.device_ptr(), idx.len())?;
+    convert_indices(
+        &gpu,
+        "indices_u32_to_i64",
+        idx.device_ptr(),
+        wide.device_ptr(),
+        idx.len(),
+    )?;
     Ok(Some(wide))
 }
 
@@ -139,7 +145,9 @@ pub fn max_pool2d_forward<I: IndexElem>(
     } else {
         Some(DeviceBuffer::<i64>::uninit(&gpu, s.output_len())?)
     };
-    let argmax_ptr = wide.as_ref().map_or(argmax.device_ptr(), |w| w.device_ptr());
+    let argmax_ptr = wide
+        .as_ref()
+        .map_or(argmax.device_ptr(), |w| w.device_ptr());
     let args = [
         Arg::Pool(p),
         Arg::Ptr(input.device_ptr()),
@@ -181,7 +189,10 @@ pub fn max_pool2d_backward<I: IndexElem>(
     let args = [
         Arg::Pool(p),
         Arg::Ptr(grad_out.device_ptr()),
-        Arg::Ptr(wide.as_ref().map_or(argmax.device_ptr(), |w| w.device_ptr())),
+        Arg::Ptr(
+            wide.as_ref()
+                .map_or(argmax.device_ptr(), |w| w.device_ptr()),
+        ),
         Arg::Ptr(grad_input.device_ptr()),
     ];
     let cfg = gpu.elementwise_config(s.input_len());

@@ -97,14 +97,38 @@ pub fn reduce(
         reduction_chunks(outer * inner, len, COLUMN_THREADS, COLUMN_MIN_CHUNK)
     };
     if chunks == 1 {
-        return reduce_pass(&gpu, op, x.device_ptr(), out.device_ptr(), [outer, len, inner], 1, len);
+        return reduce_pass(
+            &gpu,
+            op,
+            x.device_ptr(),
+            out.device_ptr(),
+            [outer, len, inner],
+            1,
+            len,
+        );
     }
     // Pass 1: [outer, chunks, inner] partials; pass 2 reduces the chunk axis.
     let partials = DeviceBuffer::<f32>::uninit(&gpu, outer * chunks * inner)?;
     let shape = [outer, len, inner];
-    reduce_pass(&gpu, op.partial(), x.device_ptr(), partials.device_ptr(), shape, chunks, len)?;
+    reduce_pass(
+        &gpu,
+        op.partial(),
+        x.device_ptr(),
+        partials.device_ptr(),
+        shape,
+        chunks,
+        len,
+    )?;
     let combined = [outer, chunks, inner];
-    reduce_pass(&gpu, op, partials.device_ptr(), out.device_ptr(), combined, 1, len)
+    reduce_pass(
+        &gpu,
+        op,
+        partials.device_ptr(),
+        out.device_ptr(),
+        combined,
+        1,
+        len,
+    )
 }
 
 /// One launch: `[outer, len, inner]` at `x` -> `[outer, chunks, inner]` at
@@ -266,7 +290,12 @@ fn cross_entropy_rows(
         Arg::Ptr(losses),
         Arg::Ptr(gpu.status_block()),
     ];
-    gpu.launch(KernelFile::Reduce, "cross_entropy_rows", rows_config(rows), &args)?;
+    gpu.launch(
+        KernelFile::Reduce,
+        "cross_entropy_rows",
+        rows_config(rows),
+        &args,
+    )?;
     gpu.check_status_later();
     Ok(())
 }
@@ -494,8 +523,19 @@ pub fn cross_entropy_forward<I: IndexElem>(
         return Err(CudaError::invalid(OP, "logits have no classes"));
     }
     let wide = widened(targets)?;
-    let t = wide.as_ref().map_or(targets.device_ptr(), |w| w.device_ptr());
-    cross_entropy_rows(&gpu, logits, t, rows, cols, i64::MIN, 0.0, losses.device_ptr())
+    let t = wide
+        .as_ref()
+        .map_or(targets.device_ptr(), |w| w.device_ptr());
+    cross_entropy_rows(
+        &gpu,
+        logits,
+        t,
+        rows,
+        cols,
+        i64::MIN,
+        0.0,
+        losses.device_ptr(),
+    )
 }
 
 /// Gradient of the per-row cross-entropy with respect to the logits:
@@ -542,7 +582,9 @@ pub fn cross_entropy_backward<I: IndexElem>(
         ));
     }
     let wide = widened(targets)?;
-    let t = wide.as_ref().map_or(targets.device_ptr(), |w| w.device_ptr());
+    let t = wide
+        .as_ref()
+        .map_or(targets.device_ptr(), |w| w.device_ptr());
     let opts = CrossEntropyOptions {
         ignore_index: i64::MIN,
         label_smoothing: 0.0,

@@ -190,7 +190,7 @@ fn bench_pool(gpu: &Arc<Gpu>, opts: &BenchOptions, rng: &mut Rng) -> Result<Vec<
     let x = random_buffer(gpu, rng, s.input_len())?;
     let dy = random_buffer(gpu, rng, s.output_len())?;
     let mut y = DeviceBuffer::<f32>::zeros(gpu, s.output_len())?;
-    let mut argmax = DeviceBuffer::<u32>::zeros(gpu, s.output_len())?;
+    let mut argmax = DeviceBuffer::<i64>::zeros(gpu, s.output_len())?;
     let mut dx = DeviceBuffer::<f32>::zeros(gpu, s.input_len())?;
     let fwd = time_ms(gpu, opts, || {
         max_pool2d_forward(&s, &x, &mut y, &mut argmax)
@@ -209,10 +209,10 @@ fn bench_pool(gpu: &Arc<Gpu>, opts: &BenchOptions, rng: &mut Rng) -> Result<Vec<
         gbps: Some(bytes / ms / 1e6),
     };
     Ok(vec![
-        // forward reads x, writes y and argmax; backward reads dy and argmax
+        // forward reads x, writes y and the i64 argmax; backward reads dy and argmax
         // (each about once per input element's window) and writes dx.
-        row("max_pool2d", "forward", fwd, input + 2.0 * output),
-        row("max_pool2d", "backward", bwd, 2.0 * output + input),
+        row("max_pool2d", "forward", fwd, input + 3.0 * output),
+        row("max_pool2d", "backward", bwd, 3.0 * output + input),
         row("copy", "device_to_device", copy, 2.0 * input),
     ])
 }

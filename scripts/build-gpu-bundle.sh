@@ -50,7 +50,7 @@ fi
 
 # The first CIFAR-10 records (whole 3,073-byte records, which the loader
 # accepts), for a one-epoch training run that fits the GPU check's time.
-cifar="${GRADLAB_CIFAR10:-../shared/data/cifar-10-batches-bin}"
+cifar="${GRADLAB_CIFAR10:-${GRADLAB_DATA:-../shared/data/cifar-10-batches-bin}}"
 train_records="${GRADLAB_GPU_TRAIN_RECORDS:-5120}"
 test_records="${GRADLAB_GPU_TEST_RECORDS:-1000}"
 if [ -f "$cifar/data_batch_1.bin" ] && [ -f "$cifar/test_batch.bin" ]; then

@@ -71,7 +71,7 @@ pub fn check_binary(gpu: &Arc<Gpu>) {
             .map(|i| binary_ref(op, a[i] as f64, b_at(i)))
             .collect();
         let t = want.iter().map(|&w| tol(op, w)).fold(0.0, f64::max);
-        let db_shifted = upload(gpu, &b.iter().map(|v| v - shift as f32).collect::<Vec<_>>());
+        let db_shifted = upload(gpu, &b.iter().map(|v| v - shift).collect::<Vec<_>>());
 
         // Broadcast: the strided kernel.
         let mut out = DeviceBuffer::zeros(gpu, 210).unwrap();

@@ -269,6 +269,7 @@ fn check_options(op: &'static str, opts: &CrossEntropyOptions) -> Result<()> {
 }
 
 /// Per-row losses into `losses` (all rows, 0 for ignored ones).
+#[allow(clippy::too_many_arguments)]
 fn cross_entropy_rows(
     gpu: &Gpu,
     logits: &DeviceBuffer<f32>,
@@ -394,12 +395,14 @@ pub fn cross_entropy_loss(
 }
 
 /// Gradient of [`cross_entropy_loss`] with respect to the logits, in one
-/// kernel: `grad_logits[r, c] = (softmax(logits[r])[c] - (1 - eps)·[c == t_r]
-/// - eps / cols) · g_r`, with `g_r = grad_out[r]` for
-/// [`LossReduction::None`], `grad_out[0]` for `Sum`, `grad_out[0] /
-/// total_weight[0]` for `Mean`; rows whose target is `ignore_index` get 0.
-/// A target out of range is reported as in [`cross_entropy_loss`] (the row's
-/// gradient is NaN).
+/// kernel:
+///
+/// `grad_logits[r, c] = (softmax(logits[r])[c] - (1 - eps)·[c == t_r] - eps / cols) · g_r`
+///
+/// with `g_r = grad_out[r]` for [`LossReduction::None`], `grad_out[0]` for
+/// `Sum`, `grad_out[0] / total_weight[0]` for `Mean`; rows whose target is
+/// `ignore_index` get 0. A target out of range is reported as in
+/// [`cross_entropy_loss`] (the row's gradient is NaN).
 #[allow(clippy::too_many_arguments)]
 pub fn cross_entropy_loss_backward(
     logits: &DeviceBuffer<f32>,

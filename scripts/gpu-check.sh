@@ -158,6 +158,10 @@ step_machine() {
     cuda_env=(env "LD_LIBRARY_PATH=${nvrtc_dir:+$nvrtc_dir:}${LD_LIBRARY_PATH:-}"
         "GRADLAB_PTXAS=${GRADLAB_PTXAS:-/usr/local/cuda/bin/ptxas}"
         GRADLAB_REQUIRE_GPU=1 "GRADLAB_BENCH_BATCH=$batch")
+    # The PyTorch cases for the tests that run them (cuda_lenet).
+    if [ -f "$bundle/fixtures/manifest.json" ]; then
+        cuda_env+=("GRADLAB_FIXTURES=$bundle/fixtures")
+    fi
     record machine "$status" $((SECONDS - t0)) "${detail:-}"
 }
 

@@ -1,6 +1,7 @@
 //! Every tensor op on CUDA against the same op on the CPU, on views as well
-//! as dense tensors. Needs a GPU: each test skips (printing why) when none is
-//! found, unless GRADLAB_REQUIRE_GPU is set, as scripts/gpu-check.sh does.
+//! as dense tensors. Needs a GPU, so every test is ignored unless run with
+//! `--ignored`; then each skips (printing why) when none is found, unless
+//! GRADLAB_REQUIRE_GPU is set, as scripts/gpu-check.sh does.
 
 use gradlab_tensor::{
     Conv2dParams, DType, Device, MaxPool2dParams, Reduction, Result, Rng, Tensor, TensorError,
@@ -51,6 +52,7 @@ fn same_on_both(
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn elementwise_ops_on_views_and_broadcasts() {
     if !gpu_ready() {
         return;
@@ -94,6 +96,7 @@ fn elementwise_ops_on_views_and_broadcasts() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn reductions_and_max() {
     if !gpu_ready() {
         return;
@@ -133,6 +136,7 @@ fn reductions_and_max() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn matmul_with_strided_and_batched_operands() {
     if !gpu_ready() {
         return;
@@ -166,6 +170,7 @@ fn matmul_with_strided_and_batched_operands() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn conv_and_pool_with_their_gradients() {
     if !gpu_ready() {
         return;
@@ -216,6 +221,7 @@ fn conv_and_pool_with_their_gradients() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn softmax_and_cross_entropy() {
     if !gpu_ready() {
         return;
@@ -245,6 +251,7 @@ fn softmax_and_cross_entropy() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn copies_views_and_constructors() {
     if !gpu_ready() {
         return;
@@ -280,6 +287,7 @@ fn copies_views_and_constructors() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn mixing_devices_and_cpu_only_paths_are_errors() {
     if !gpu_ready() {
         return;
@@ -318,6 +326,7 @@ fn mixing_devices_and_cpu_only_paths_are_errors() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn sgd_step_in_place_matches_the_formula() {
     if !gpu_ready() {
         return;

@@ -68,13 +68,13 @@ impl Tensor {
     /// A contiguous tensor owning `data`, whose length must match `shape`.
     pub fn from_vec<T: StorageElement>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
+        let numel = shape.checked_numel("from_vec")?;
+        if data.len() != numel {
             return Err(TensorError::shape(
                 "from_vec",
                 format!(
-                    "{} elements cannot fill shape {shape} ({} elements)",
+                    "{} elements cannot fill shape {shape} ({numel} elements)",
                     data.len(),
-                    shape.numel()
                 ),
             ));
         }
@@ -392,7 +392,7 @@ impl Tensor {
     /// Same elements in a new shape: a view of contiguous data, a copy otherwise.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if shape.numel() != self.numel() {
+        if shape.checked_numel("reshape")? != self.numel() {
             return Err(TensorError::shape(
                 "reshape",
                 format!(

@@ -147,6 +147,32 @@ pub fn try_vec<T>(op: &'static str, capacity: usize) -> Result<Vec<T>, AllocErro
     Ok(v)
 }
 
+/// Makes room in `v` for `additional` more elements, or an error naming
+/// `op` (sized as the whole buffer it would become).
+///
+/// ```
+/// use gradlab_cpu::alloc::try_reserve;
+/// let mut v = vec![1u8, 2];
+/// try_reserve("read", &mut v, 100).unwrap();
+/// assert!(v.capacity() >= 102);
+/// assert!(try_reserve("read", &mut v, usize::MAX).is_err());
+/// ```
+pub fn try_reserve<T>(
+    op: &'static str,
+    v: &mut Vec<T>,
+    additional: usize,
+) -> Result<(), AllocError> {
+    v.try_reserve(additional).map_err(|_| {
+        let total = v.len().saturating_add(additional);
+        let failure = if Layout::array::<T>(total).is_err() {
+            AllocFailure::TooLarge
+        } else {
+            AllocFailure::Refused
+        };
+        error::<T>(op, total, failure)
+    })
+}
+
 /// `len` copies of `value`, or an error naming `op`.
 pub fn try_full<T: Clone>(op: &'static str, len: usize, value: T) -> Result<Vec<T>, AllocError> {
     let mut v = try_vec(op, len)?;

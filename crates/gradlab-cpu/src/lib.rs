@@ -22,7 +22,7 @@ mod scratch;
 pub mod shapes;
 pub mod simd;
 
-pub use alloc::{try_full, try_vec, try_zeros, AllocError, MAX_ELEMENTS};
+pub use alloc::{try_full, try_reserve, try_vec, try_zeros, AllocError, MAX_ELEMENTS};
 pub use float::Float;
 pub use rng::Rng;
 pub use shapes::{

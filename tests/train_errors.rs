@@ -100,9 +100,7 @@ fn numeric_options_out_of_range() {
     if !gradlab_cuda::driver_available() {
         let m = train_err(&["--data", d, "--device", "cuda"]);
         assert!(
-            m.starts_with(
-                "--device cuda: no CUDA driver found (libcuda.so could not be loaded)"
-            ),
+            m.starts_with("--device cuda: no CUDA driver found (libcuda.so could not be loaded)"),
             "{m}"
         );
     }

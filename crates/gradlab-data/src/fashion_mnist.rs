@@ -93,6 +93,14 @@ pub fn load_idx_pair(
             max: (class_names.len().saturating_sub(1)).min(255) as u8,
         });
     }
+    if images.rows == 0 || images.cols == 0 {
+        return Err(DataError::Invalid(format!(
+            "{}: images of {}x{} pixels hold no pixels",
+            images_path.display(),
+            images.rows,
+            images.cols
+        )));
+    }
     let dims = ImageDims {
         channels: 1,
         height: images.rows,

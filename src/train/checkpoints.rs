@@ -341,10 +341,10 @@ fn step_matches_epoch(
     }
     Err(match per_epoch {
         Some(n) => format!(
-            "its step {step} does not match its epoch {epoch} ({epoch} epochs of {n} steps are {} steps)",
+            "its step {step} does not match its epoch {epoch} (at {n} steps per epoch, epoch {epoch} ends at step {})",
             epoch
                 .checked_mul(n)
-                .map_or_else(|| "more than can be counted".to_string(), |s| s.to_string())
+                .map_or_else(|| "past any count".to_string(), |s| s.to_string())
         ),
         None => format!("its step {step} is not a whole number of steps for each of its {epoch} epochs"),
     })

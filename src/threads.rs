@@ -34,26 +34,3 @@ pub fn check_threads_for(threads: Option<usize>, cores: usize) -> Result<(), Str
 pub fn check_threads(threads: Option<usize>) -> Result<(), String> {
     check_threads_for(threads, cores())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thread_counts_are_bounded_by_the_cores() {
-        assert_eq!(check_threads_for(None, 2), Ok(()));
-        assert_eq!(check_threads_for(Some(8), 2), Ok(()));
-        assert_eq!(
-            check_threads_for(Some(0), 2).unwrap_err(),
-            "--threads must be at least 1"
-        );
-        assert_eq!(
-            check_threads_for(Some(10_000), 2).unwrap_err(),
-            "--threads 10000 is more than 4 per core: this machine has 2 cores, so at most 8"
-        );
-        assert_eq!(
-            check_threads_for(Some(5), 1).unwrap_err(),
-            "--threads 5 is more than 4 per core: this machine has 1 core, so at most 4"
-        );
-    }
-}

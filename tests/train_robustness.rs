@@ -350,6 +350,25 @@ fn eval_fails_on_a_non_finite_test_loss_and_refuses_a_diverged_checkpoint() {
 }
 
 #[test]
+fn thread_counts_are_bounded_by_the_cores() {
+    use gradlab::threads::check_threads_for;
+    assert_eq!(check_threads_for(None, 2), Ok(()));
+    assert_eq!(check_threads_for(Some(8), 2), Ok(()));
+    assert_eq!(
+        check_threads_for(Some(0), 2).unwrap_err(),
+        "--threads must be at least 1"
+    );
+    assert_eq!(
+        check_threads_for(Some(10_000), 2).unwrap_err(),
+        "--threads 10000 is more than 4 per core: this machine has 2 cores, so at most 8"
+    );
+    assert_eq!(
+        check_threads_for(Some(5), 1).unwrap_err(),
+        "--threads 5 is more than 4 per core: this machine has 1 core, so at most 4"
+    );
+}
+
+#[test]
 fn thread_counts_far_beyond_the_cores_are_refused_everywhere() {
     let data = synthetic_cifar("threads");
     let cores = gradlab::threads::cores();

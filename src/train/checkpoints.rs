@@ -334,7 +334,7 @@ fn step_matches_epoch(
     let fits = match per_epoch {
         Some(n) => epoch.checked_mul(n) == Some(step),
         None if epoch == 0 => step == 0,
-        None => step % epoch == 0 && step >= epoch,
+        None => step.is_multiple_of(epoch) && step >= epoch,
     };
     if fits {
         return Ok(());

@@ -84,6 +84,9 @@ impl Mix {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
+    fn coin(&mut self) -> bool {
+        self.next() & 1 == 0
+    }
     fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0
@@ -105,7 +108,7 @@ pub fn apply(valid: &[u8], damage: Damage, seed: u64) -> Vec<u8> {
                 if len == 0 {
                     break;
                 }
-                let at = if rng.next() % 2 == 0 {
+                let at = if rng.coin() {
                     rng.below(len.min(64))
                 } else {
                     rng.below(len)
@@ -114,19 +117,20 @@ pub fn apply(valid: &[u8], damage: Damage, seed: u64) -> Vec<u8> {
             }
         }
         Damage::Overwrite => {
-            let start = if rng.next() % 2 == 0 {
+            let start = if rng.coin() {
                 rng.below(len.min(64))
             } else {
                 rng.below(len + 1)
             };
             let run = 1 + rng.below(16);
-            for i in start..(start + run).min(len) {
-                out[i] = rng.next() as u8;
+            let end = (start + run).min(len);
+            for byte in &mut out[start.min(end)..end] {
+                *byte = rng.next() as u8;
             }
         }
         Damage::Shift => {
             let at = rng.below(len + 1);
-            if rng.next() % 2 == 0 {
+            if rng.coin() {
                 let n = 1 + rng.below(16);
                 let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
                 out.splice(at..at, bytes);

@@ -99,6 +99,23 @@ fn conv_and_pool_sizes_that_overflow_are_errors() {
         "{m}"
     );
 
+    // Within the element limit but beyond any memory: the output buffer is
+    // refused by the allocator, an error instead of an abort.
+    let x3 = Tensor::ones([1, 1, 3, 3], DType::F64);
+    let params = Conv2dParams {
+        padding: (1 << 50, 0),
+        ..Conv2dParams::default()
+    };
+    let m = message(x3.conv2d(&w, None, params));
+    assert!(
+        m.starts_with("conv2d: cannot allocate 4503599627370500 elements of 8 bytes"),
+        "{m}"
+    );
+    assert!(
+        m.ends_with("the system could not provide that much memory"),
+        "{m}"
+    );
+
     let pool = MaxPool2dParams {
         kernel: (2, 2),
         stride: (2, 2),

@@ -56,7 +56,25 @@ pub enum Damage {
     Shift,
     /// Random bytes of a similar length, sharing at most a prefix.
     Random,
+    /// One aligned big-endian `u32` of the first 64 bytes (binary headers:
+    /// sizes, magic numbers) set to an extreme: 0, 1, 2^31 - 1, 2^31 or 2^32 - 1.
+    ExtremeWord,
+    /// One run of ASCII digits (a size, offset or attribute in a JSON text)
+    /// replaced by an extreme number: 0, 1, 2^50, 2^62, 2^64 - 1 or 10^20.
+    /// Each is either harmless or far beyond any memory, so a reader that
+    /// checks sizes fails fast on it and none makes a test slow.
+    Digits,
 }
+
+const EXTREME_WORDS: [u32; 5] = [0, 1, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff];
+const EXTREME_NUMBERS: [&str; 6] = [
+    "0",
+    "1",
+    "1125899906842624",
+    "4611686018427387904",
+    "18446744073709551615",
+    "100000000000000000000",
+];
 
 /// A damage kind and the seed of its random choices.
 pub fn damage() -> impl Strategy<Value = (Damage, u64)> {
@@ -67,6 +85,8 @@ pub fn damage() -> impl Strategy<Value = (Damage, u64)> {
             Just(Damage::Overwrite),
             Just(Damage::Shift),
             Just(Damage::Random),
+            Just(Damage::ExtremeWord),
+            Just(Damage::Digits),
         ],
         any::<u64>(),
     )
@@ -139,6 +159,22 @@ pub fn apply(valid: &[u8], damage: Damage, seed: u64) -> Vec<u8> {
                 out.drain(at..end);
             }
         }
+        Damage::ExtremeWord => {
+            let words = len.min(64) / 4;
+            if words > 0 {
+                let at = 4 * rng.below(words);
+                let value = EXTREME_WORDS[rng.below(EXTREME_WORDS.len())];
+                out[at..at + 4].copy_from_slice(&value.to_be_bytes());
+            }
+        }
+        Damage::Digits => {
+            let runs: Vec<(usize, usize)> = digit_runs(&out);
+            if !runs.is_empty() {
+                let (start, end) = runs[rng.below(runs.len())];
+                let number = EXTREME_NUMBERS[rng.below(EXTREME_NUMBERS.len())];
+                out.splice(start..end, number.bytes());
+            }
+        }
         Damage::Random => {
             let keep = rng.below(len.min(16) + 1);
             out.truncate(keep);
@@ -147,4 +183,24 @@ pub fn apply(valid: &[u8], damage: Damage, seed: u64) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The `(start, end)` of every run of ASCII digits in `bytes`.
+fn digit_runs(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (i, b) in bytes.iter().enumerate() {
+        match (b.is_ascii_digit(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                runs.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        runs.push((s, bytes.len()));
+    }
+    runs
 }

@@ -1,7 +1,7 @@
 //! 2-D convolution (NCHW) and the two products of its backward pass.
 
 use crate::{with_float, Element, Result, Shape, Tensor, TensorError};
-use gradlab_cpu::{Conv2dShape, Float};
+use gradlab_cpu::Conv2dShape;
 
 /// Convolution parameters with PyTorch's names and meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -107,7 +107,7 @@ fn forward_impl<T: Element>(
         w.contiguous_slice::<T>("conv2d")?,
     );
     let bias = b.map(|b| b.contiguous_slice::<T>("conv2d")).transpose()?;
-    let mut out = vec![T::ZERO; s.output_len()];
+    let mut out = gradlab_cpu::try_zeros::<T>("conv2d", s.output_len())?;
     gradlab_cpu::conv2d_forward(s, &x, &w, bias.as_deref(), &mut out);
     Tensor::from_vec(out, output_shape(s))
 }
@@ -166,7 +166,7 @@ impl Tensor {
                 self.contiguous_slice::<T>(op)?,
                 weight.contiguous_slice::<T>(op)?,
             );
-            let mut out = vec![T::ZERO; s.input_len()];
+            let mut out = gradlab_cpu::try_zeros::<T>(op, s.input_len())?;
             gradlab_cpu::conv2d_backward_data(&s, &g, &w, &mut out);
             Tensor::from_vec(out, input_shape.clone())
         })
@@ -193,7 +193,7 @@ impl Tensor {
                 self.contiguous_slice::<T>(op)?,
                 input.contiguous_slice::<T>(op)?,
             );
-            let mut out = vec![T::ZERO; s.weight_len()];
+            let mut out = gradlab_cpu::try_zeros::<T>(op, s.weight_len())?;
             gradlab_cpu::conv2d_backward_weight(&s, &x, &g, &mut out);
             Tensor::from_vec(out, weight_shape.clone())
         })

@@ -92,8 +92,8 @@ fn out_shape(s: &Pool2dShape) -> Shape {
 
 fn forward_impl<T: Element>(s: &Pool2dShape, x: &Tensor) -> Result<(Tensor, Tensor)> {
     let x = x.contiguous_slice::<T>("max_pool2d")?;
-    let mut out = vec![T::ZERO; s.output_len()];
-    let mut arg = vec![0i64; s.output_len()];
+    let mut out = gradlab_cpu::try_zeros::<T>("max_pool2d", s.output_len())?;
+    let mut arg = gradlab_cpu::try_zeros::<i64>("max_pool2d", s.output_len())?;
     gradlab_cpu::max_pool2d_forward(s, &x, &mut out, &mut arg);
     Ok((
         Tensor::from_vec(out, out_shape(s))?,
@@ -160,7 +160,7 @@ impl Tensor {
         with_float!(self.dtype(), op, |T| {
             let g = self.contiguous_slice::<T>(op)?;
             // Already zero: the kernel only adds the winners' gradients.
-            let mut out = vec![T::ZERO; s.input_len()];
+            let mut out = gradlab_cpu::try_zeros::<T>(op, s.input_len())?;
             gradlab_cpu::max_pool2d_backward_add(&s, &g, &arg, &mut out);
             Tensor::from_vec(out, input_shape.clone())
         })

@@ -87,6 +87,39 @@ fn idx_images_gzip_stream_damaged() {
     });
 }
 
+/// An IDX size: small, a power of two that makes products wrap (2^31),
+/// the largest, or anything.
+fn idx_size() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        0u32..5,
+        Just(1 << 31),
+        Just(4),
+        Just(u32::MAX),
+        any::<u32>()
+    ]
+}
+
+#[test]
+fn idx_headers_with_extreme_sizes() {
+    // Valid files' structure with sizes drawn from the extremes and a body
+    // of any length: 4 x 2^31 x 2^31 with no body is 2^64 bytes, which
+    // wrapped to 0 and "matched" the empty body unchecked.
+    let strategy = (
+        [idx_size(), idx_size(), idx_size()],
+        prop_oneof![Just(0usize), 0usize..200],
+        any::<bool>(),
+    );
+    fuzz("idx-sizes", 2000, strategy, |dir, (dims, body, gz)| {
+        let raw = idx(IDX_IMAGES_MAGIC, &dims, &vec![5u8; body]);
+        let (name, bytes) = if gz {
+            ("sizes.gz", gzip(&raw))
+        } else {
+            ("sizes", raw)
+        };
+        check_images(&dir.join(name), &bytes)
+    });
+}
+
 #[test]
 fn idx_pairs_damaged() {
     let strategy = (damage(), any::<bool>(), 0u8..3);

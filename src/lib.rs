@@ -13,4 +13,5 @@ pub use gradlab_tensor as tensor;
 pub mod bench;
 pub mod fixtures;
 pub mod introspect;
+pub mod threads;
 pub mod train;

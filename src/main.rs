@@ -56,7 +56,31 @@ fn keep_large_allocations_in_the_heap() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_large_allocations_in_the_heap() {}
 
+/// Lets a closed pipe end the process quietly, as it ends `cat` or `seq`.
+///
+/// Rust ignores SIGPIPE, so a write to a closed pipe (`gradlab fixtures DIR
+/// | head -1`) returns an error and `println!` panics on it. With the
+/// default action restored the kernel ends the process at that write, with
+/// no message, which is what a shell pipeline expects of a command-line tool.
+#[cfg(unix)]
+fn die_quietly_on_closed_pipes() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: restoring a signal's default action is always sound; it is
+    // done before any other thread exists.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_quietly_on_closed_pipes() {}
+
 fn main() -> ExitCode {
+    die_quietly_on_closed_pipes();
     keep_large_allocations_in_the_heap();
     let cli = Cli::parse();
     gradlab::tensor::backend::set_kernels(cli.kernels);

@@ -61,8 +61,8 @@ pub struct BenchArgs {
 pub enum BenchError {
     #[error("bench --device cuda: {0}")]
     Cuda(#[from] gradlab_cuda::CudaError),
-    #[error("bench: --threads must be at least 1")]
-    NoThreads,
+    #[error("bench: {0}")]
+    Threads(String),
     #[error("bench: cannot build a pool of {threads} threads: {message}")]
     ThreadPool { threads: usize, message: String },
     #[error("bench: cannot write {path}: {source}")]
@@ -95,12 +95,8 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     if args.device == BenchDevice::Cuda {
         return run_cuda(args);
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 {
-        return Err(BenchError::NoThreads);
-    }
+    crate::threads::check_threads(args.threads).map_err(BenchError::Threads)?;
+    let threads = args.threads.unwrap_or_else(crate::threads::cores);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

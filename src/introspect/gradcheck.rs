@@ -287,6 +287,24 @@ pub fn check_case(
     Ok((text, exit_code(&report)))
 }
 
+/// Refuses `--shape`s whose element count overflows or whose f64 values
+/// the machine cannot hold, before any input is drawn (an unchecked
+/// `2^32 x 2^32` wrapped to an empty tensor; a large one aborted the
+/// process in the allocator).
+pub fn check_input_sizes(shapes: &[Vec<usize>]) -> Result<(), String> {
+    for dims in shapes {
+        let flag = || {
+            let sizes: Vec<String> = dims.iter().map(usize::to_string).collect();
+            format!("gradcheck --shape {}", sizes.join(","))
+        };
+        let n = gradlab_tensor::Shape::from(dims.as_slice())
+            .checked_numel("gradcheck")
+            .map_err(|e| format!("{}: {e}", flag()))?;
+        gradlab_cpu::try_vec::<f64>("gradcheck", n).map_err(|e| format!("{}: {e}", flag()))?;
+    }
+    Ok(())
+}
+
 /// What `gradlab gradcheck` prints for `args`, and its exit code.
 pub fn execute(args: &GradcheckArgs) -> Result<(String, ExitCode), String> {
     if let Some(kind) = args.model {
@@ -298,6 +316,7 @@ pub fn execute(args: &GradcheckArgs) -> Result<(String, ExitCode), String> {
             GRADCHECK_OPS.join(" ")
         ));
     }
+    check_input_sizes(&args.shapes)?;
     let case = GradcheckCase::from_args(args)?;
     if args.drift {
         let report = case.drift(args.seed)?;

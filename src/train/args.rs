@@ -90,13 +90,15 @@ pub struct TrainArgs {
     /// Seed of initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Worker threads for the kernels (default: rayon's choice, one per core).
+    /// Worker threads for the kernels (default: rayon's choice, one per
+    /// core; at most 4 per core).
     #[arg(long)]
     pub threads: Option<usize>,
     /// cpu, or cuda / cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Append one JSON object per epoch to this file.
+    /// Append one JSON object per epoch to this file (a resumed run first
+    /// drops the lines of epochs after the checkpoint's).
     #[arg(long)]
     pub metrics: Option<PathBuf>,
     /// Write `<model>-epoch<N>.safetensors` and `last.safetensors` here after every epoch.
@@ -105,6 +107,22 @@ pub struct TrainArgs {
     /// Continue from a checkpoint written by --checkpoint-dir.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// With --resume: start the optimizer afresh (no momentum buffers or
+    /// Adam moments) and count steps from the checkpoint's epoch, instead of
+    /// refusing a checkpoint whose optimizer state is missing or disagrees
+    /// with its epoch.
+    #[arg(long, requires = "resume")]
+    pub reset_optimizer: bool,
+    /// Start from the model weights of this file: a gradlab checkpoint, or a
+    /// PyTorch state_dict saved with safetensors whose names and shapes match
+    /// the model (LeNet's are PyTorch's). The optimizer and epoch count start
+    /// fresh.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+    /// Let a fresh run replace the checkpoints another run left in
+    /// --checkpoint-dir (without it, such a directory is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Stop once this many epochs are done, as if interrupted: the schedule
     /// still spans --epochs, and --resume continues the run exactly.
     #[arg(long)]
@@ -124,16 +142,23 @@ pub struct TrainArgs {
 #[derive(Parser, Debug, Clone)]
 #[command(name = "eval")]
 pub struct EvalArgs {
-    /// A checkpoint written by `gradlab train --checkpoint-dir`.
+    /// A checkpoint written by `gradlab train --checkpoint-dir`, or a PyTorch
+    /// state_dict saved with safetensors (`safetensors.torch.save_file(model.state_dict(), F)`)
+    /// whose names and shapes match the model.
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// How pixels are normalised (default: as the checkpoint was trained, or
+    /// half for a PyTorch state_dict, which carries no such record).
+    #[arg(long, value_enum)]
+    pub normalization: Option<NormalizationKind>,
     /// Data directory (default: as for train).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Data set (default: the one the checkpoint was trained on).
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetKind>,
-    /// Refuse the checkpoint unless it holds this model.
+    /// Refuse the checkpoint unless it holds this model (a PyTorch
+    /// state_dict's model is otherwise recognised by its tensor names).
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
     #[arg(long, default_value_t = 250, allow_negative_numbers = true)]

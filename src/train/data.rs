@@ -42,6 +42,33 @@ pub fn load_split(
     Ok(Arc::new(dataset))
 }
 
+/// Checks that the training and test splits hold images of one size and
+/// the same classes, so a mismatch is found at load rather than as a shape
+/// error after a whole epoch of training.
+pub fn check_same_images(train: &Dataset, test: &Dataset) -> Result<(), String> {
+    let describe = |d: &Dataset| {
+        let dims = d.dims();
+        format!("{}x{}x{}", dims.channels, dims.height, dims.width)
+    };
+    if train.dims() != test.dims() {
+        return Err(format!(
+            "the training images are {} (channels x height x width) but the test images are {}: both splits must hold images of one size",
+            describe(train),
+            describe(test)
+        ));
+    }
+    if train.class_names() != test.class_names() {
+        return Err(format!(
+            "the training split has {} classes ({}) but the test split {} ({})",
+            train.num_classes(),
+            train.class_names().join(", "),
+            test.num_classes(),
+            test.class_names().join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// The first `n` images of a data set.
 fn first(dataset: &Dataset, n: usize) -> Result<Dataset, String> {
     let len = dataset.dims().len();

@@ -12,6 +12,7 @@ pub mod args;
 mod checkpoints;
 pub mod data;
 pub mod evaluate;
+mod metrics;
 pub mod models;
 mod setup;
 mod trainer;
@@ -22,6 +23,7 @@ pub use args::{
 pub use checkpoints::{checkpoint_paths, Progress, FORMAT as CHECKPOINT_FORMAT};
 pub use evaluate::{evaluate, Evaluation};
 pub use models::build_model;
+pub use setup::open_device;
 pub use trainer::{train, EpochMetrics, TrainReport};
 
 use gradlab_data::{LoaderConfig, Split};
@@ -45,20 +47,33 @@ pub fn run_train(args: &TrainArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Evaluates a checkpoint on the test split of its data set.
+/// Evaluates a checkpoint on the test split of its data set: a trainer
+/// checkpoint, or a bare state_dict (PyTorch's) of one of the trainer's
+/// models, evaluated on `--dataset` (default CIFAR-10) with
+/// `--normalization` (default half, the PyTorch tutorial's).
 pub fn evaluate_checkpoint(args: &EvalArgs) -> Result<Evaluation, String> {
     let batch_size = setup::positive_batch_size(args.batch_size)?;
+    crate::threads::check_threads(args.threads)?;
     let device = setup::check_device(&args.device)?;
-    let (ck, model_kind, trained_on) = checkpoints::open(&args.checkpoint, args.model)?;
+    let opened = checkpoints::open(&args.checkpoint, args.model)?;
+    checkpoints::check_finite(&opened.checkpoint, &args.checkpoint)?;
+    let ck = &opened.checkpoint;
+    let trained_on = match opened.origin {
+        checkpoints::Origin::Trainer { dataset } => dataset,
+        checkpoints::Origin::StateDict => DatasetKind::Cifar10,
+    };
     let dataset = args.dataset.unwrap_or(trained_on);
     let test = data::load_split(dataset, args.data.as_deref(), Split::Test, args.limit_test)?;
-    let normalization = ck
-        .meta("normalization")
-        .and_then(args::parse_value::<NormalizationKind>)
+    let normalization = args
+        .normalization
+        .or_else(|| {
+            ck.meta("normalization")
+                .and_then(args::parse_value::<NormalizationKind>)
+        })
         .unwrap_or(NormalizationKind::Half);
     let norm = data::normalization(normalization, dataset, test.dims().channels);
     let model = build_model(
-        model_kind,
+        opened.model,
         test.dims(),
         test.num_classes(),
         &mut Rng::new(0),
@@ -75,7 +90,9 @@ pub fn evaluate_checkpoint(args: &EvalArgs) -> Result<Evaluation, String> {
     setup::with_threads(args.threads, || evaluate(&model, &loader))?
 }
 
-/// `gradlab eval`: prints test loss, accuracy, per-class accuracy and the confusion matrix.
+/// `gradlab eval`: prints test loss, accuracy, per-class accuracy and the
+/// confusion matrix; fails when the loss is not finite (the numbers of a
+/// diverged model are no result).
 pub fn run_eval(args: &EvalArgs) -> Result<ExitCode, String> {
     let evaluation = evaluate_checkpoint(args)?;
     println!(
@@ -86,5 +103,11 @@ pub fn run_eval(args: &EvalArgs) -> Result<ExitCode, String> {
         evaluation.loss
     );
     print!("{}", evaluation.render());
+    if !evaluation.loss.is_finite() {
+        return Err(format!(
+            "the test loss is {}: the model's outputs are not finite on some test images",
+            evaluation.loss
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }

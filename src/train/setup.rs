@@ -4,7 +4,7 @@
 use super::args::{OptimizerKind, ScheduleKind, TrainArgs};
 use gradlab_autograd::Var;
 use gradlab_nn::{Adam, AdamConfig, LrSchedule, Module, OneCycle, Optimizer, Sgd, SgdConfig};
-use gradlab_tensor::{DType, Device, Tensor};
+use gradlab_tensor::Device;
 
 /// The batch size as a count, refusing zero and negative values.
 pub fn positive_batch_size(batch_size: i64) -> Result<usize, String> {
@@ -55,10 +55,25 @@ pub fn check_train_args(args: &TrainArgs) -> Result<usize, String> {
 /// driver is reported before any data is loaded.
 pub fn check_device(device: &str) -> Result<Device, String> {
     let parsed = device.parse::<Device>()?;
-    if parsed.is_cuda() {
-        Tensor::zeros_on([1], DType::F32, parsed).map_err(|e| format!("--device {device}: {e}"))?;
-    }
+    open_device(parsed).map_err(|e| format!("--device {device}: {e}"))?;
     Ok(parsed)
+}
+
+/// Opens `device` (a no-op for the CPU), with the driver's own error.
+///
+/// Opening it by creating a tensor there would prefix the error with that
+/// tensor op's name (`full: no CUDA driver found`), which names nothing the
+/// user asked for.
+pub fn open_device(device: Device) -> Result<(), String> {
+    match device {
+        Device::Cpu => Ok(()),
+        Device::Cuda(0) => gradlab_cuda::Gpu::global()
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Device::Cuda(n) => Err(format!(
+            "cuda:{n} is not available: gradlab drives one GPU, cuda:0"
+        )),
+    }
 }
 
 /// Moves the model's parameters and buffers, and the optimizer's state, to
@@ -153,9 +168,7 @@ pub fn with_threads<R: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> R + Send,
 ) -> Result<R, String> {
-    if threads == Some(0) {
-        return Err("--threads must be at least 1".into());
-    }
+    crate::threads::check_threads(threads)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         .build()

@@ -2,18 +2,20 @@
 //! test-set evaluation, a metrics line and a checkpoint.
 
 use super::args::TrainArgs;
-use super::checkpoints::{checkpoint_paths, resume, snapshot, Progress};
-use super::data::{load_split, normalization};
+use super::checkpoints::{
+    check_fresh_directory, checkpoint_paths, init_from, resume, snapshot, Progress,
+};
+use super::data::{check_same_images, load_split, normalization};
 use super::evaluate::{batch_tensors, evaluate, Evaluation};
+use super::metrics::MetricsLog;
 use super::models::build_model;
 use super::setup::{build_optimizer, build_schedule, check_train_args, with_threads};
 use gradlab_autograd::Var;
 use gradlab_data::{Augmentation, DataLoader, LoaderConfig, Split};
-use gradlab_nn::{cross_entropy, LrSchedule, Module, Optimizer};
+use gradlab_nn::{cross_entropy, Checkpoint, LrSchedule, Module, Optimizer};
 use gradlab_tensor::{Rng, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::fs::OpenOptions;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -78,13 +80,16 @@ struct Run<'a> {
     train: DataLoader,
     test: DataLoader,
     progress: Progress,
+    /// The last checkpoint written or resumed from (every one is checked
+    /// finite first, so it holds a state worth going back to).
     last_checkpoint: Option<PathBuf>,
-    metrics: Option<std::fs::File>,
+    metrics: Option<MetricsLog>,
     device: gradlab_tensor::Device,
 }
 
 impl<'a> Run<'a> {
     fn new(args: &'a TrainArgs, batch_size: usize) -> Result<Run<'a>, String> {
+        check_fresh_directory(args)?;
         let train_set = load_split(
             args.dataset,
             args.data.as_deref(),
@@ -97,6 +102,7 @@ impl<'a> Run<'a> {
             Split::Test,
             args.limit_test,
         )?;
+        check_same_images(&train_set, &test_set)?;
         let dims = train_set.dims();
         let norm = normalization(args.normalization, args.dataset, dims.channels);
         let augmentation = if args.augment {
@@ -127,24 +133,22 @@ impl<'a> Run<'a> {
             &mut Rng::new(args.seed),
         )
         .map_err(|e| e.to_string())?;
+        if let Some(path) = &args.init_from {
+            init_from(path, args.model, &model)?;
+        }
         let mut optimizer = build_optimizer(args, model.parameters())?;
         let schedule = build_schedule(args, train.num_batches())?;
         let progress = match &args.resume {
-            Some(path) => resume(path, args, &model, optimizer.as_mut())?,
+            Some(path) => resume(path, args, &model, optimizer.as_mut(), train.num_batches())?,
             None => Progress::default(),
         };
         let device = super::setup::check_device(&args.device)?;
         super::setup::move_to_device(&model, Some(optimizer.as_mut()), device)?;
         let metrics = match &args.metrics {
-            Some(path) => Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(args.resume.is_some())
-                    .write(true)
-                    .truncate(args.resume.is_none())
-                    .open(path)
-                    .map_err(|e| format!("cannot open metrics file {}: {e}", path.display()))?,
-            ),
+            Some(path) => Some(MetricsLog::open(
+                path,
+                args.resume.is_some().then_some(progress.epoch),
+            )?),
             None => None,
         };
         if let Some(dir) = &args.checkpoint_dir {
@@ -277,6 +281,7 @@ impl<'a> Run<'a> {
             step: self.progress.step,
             rss_mib: resident_mib(),
         };
+        self.check_not_diverged(&metrics)?;
         report.evaluation = Some(evaluation);
         if !args.quiet {
             println!(
@@ -314,16 +319,13 @@ impl<'a> Run<'a> {
         let loss = cross_entropy(&logits, target).map_err(|e| e.to_string())?;
         let value = loss.item().map_err(|e| e.to_string())?;
         if !value.is_finite() {
-            let kept = match &self.last_checkpoint {
-                Some(path) => format!("the last good checkpoint is {}", path.display()),
-                None => "no checkpoint had been written yet".to_string(),
-            };
             return Err(format!(
                 "training stopped: the loss is {value} at step {} (epoch {}, batch {} of {steps}); \
-                 no checkpoint was written from this state; {kept}. Try a smaller --lr.",
+                 no checkpoint was written from this state; {}. Try a smaller --lr.",
                 self.progress.step + 1,
                 epoch + 1,
-                index + 1
+                index + 1,
+                self.kept()
             ));
         }
         self.optimizer.zero_grad();
@@ -332,15 +334,49 @@ impl<'a> Run<'a> {
         Ok(value)
     }
 
-    fn write_metrics(&mut self, metrics: &EpochMetrics) -> Result<(), String> {
-        if let (Some(file), Some(path)) = (&mut self.metrics, &self.args.metrics) {
-            let line = serde_json::to_string(metrics).map_err(|e| e.to_string())?;
-            writeln!(file, "{line}")
-                .map_err(|e| format!("writing metrics file {}: {e}", path.display()))?;
-            file.flush()
-                .map_err(|e| format!("writing metrics file {}: {e}", path.display()))?;
+    /// What is kept on disk, for the error that stops a diverged run.
+    fn kept(&self) -> String {
+        match &self.last_checkpoint {
+            Some(path) => format!(
+                "the last checkpoint, {}, holds finite weights (checked when it was written or resumed from)",
+                path.display()
+            ),
+            None => "no checkpoint had been written yet".to_string(),
         }
-        Ok(())
+    }
+
+    /// Refuses to record an epoch whose evaluation or state is not finite:
+    /// the last update of an epoch can blow the weights up after the last
+    /// loss was checked, and such a state must not replace a good
+    /// `last.safetensors` (nor leave a metrics line for an epoch that has no
+    /// checkpoint).
+    fn check_not_diverged(&self, metrics: &EpochMetrics) -> Result<(), String> {
+        let mut state = Checkpoint::new();
+        state.add_module(&self.model);
+        state.add_optimizer(self.optimizer.as_ref());
+        let what = if let Some((name, index, value)) = state.first_non_finite() {
+            format!("'{name}' holds {value} at flat index {index}")
+        } else if !metrics.test_loss.is_finite() {
+            format!("the test loss is {}", metrics.test_loss)
+        } else if !metrics.train_loss.is_finite() {
+            format!("the mean training loss is {}", metrics.train_loss)
+        } else {
+            return Ok(());
+        };
+        Err(format!(
+            "training stopped after epoch {} (step {}): {what}; nothing was written for this epoch \
+             (no checkpoint, no metrics line); {}. Try a smaller --lr.",
+            metrics.epoch,
+            metrics.step,
+            self.kept()
+        ))
+    }
+
+    fn write_metrics(&mut self, metrics: &EpochMetrics) -> Result<(), String> {
+        match &mut self.metrics {
+            Some(log) => log.append(metrics),
+            None => Ok(()),
+        }
     }
 
     fn checkpoint(&mut self, report: &mut TrainReport) -> Result<(), String> {
@@ -352,6 +388,7 @@ impl<'a> Run<'a> {
             &self.model,
             self.optimizer.as_ref(),
             self.progress,
+            self.train.num_batches(),
         );
         let (epoch_path, last_path) = checkpoint_paths(dir, self.args.model, self.progress.epoch);
         for path in [&epoch_path, &last_path] {

@@ -42,11 +42,15 @@ pub(crate) fn replay(result: gradlab_tensor::Result<Tensor>) -> Option<Result<Te
     Some(result.map_err(Into::into))
 }
 
-/// One recorded operation: its backward op, its inputs, and where it was created.
+/// One recorded operation: its backward op, its inputs (with the version
+/// each had when the op ran), and where it was created.
 pub struct Node {
     pub(crate) op: Mutex<Option<Box<dyn BackwardOp>>>,
     pub(crate) name: &'static str,
     pub(crate) inputs: Vec<Var>,
+    /// `inputs[i].version()` when the op ran: backward reads the inputs'
+    /// values, so it must see the ones the forward pass saw.
+    pub(crate) saved_versions: Vec<u64>,
     pub(crate) location: &'static Location<'static>,
 }
 
@@ -61,6 +65,28 @@ impl Node {
     /// Where in the user's code the op was called.
     pub fn location(&self) -> &'static Location<'static> {
         self.location
+    }
+
+    /// Checks that no input was changed in place since the op ran: every
+    /// backward rule reads its inputs' current values, so a changed one
+    /// would give a gradient of a different function (PyTorch: "one of the
+    /// variables needed for gradient computation has been modified by an
+    /// inplace operation").
+    pub(crate) fn check_saved_versions(&self) -> Result<()> {
+        for (index, (input, &saved)) in self.inputs.iter().zip(&self.saved_versions).enumerate() {
+            let now = input.version();
+            if now != saved {
+                return Err(AutogradError::ModifiedInPlace {
+                    op: self.name,
+                    location: self.location.to_string(),
+                    index,
+                    input: format!("{input:?}"),
+                    saved,
+                    now,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -197,6 +223,7 @@ pub(crate) fn record(
         name: op.name(),
         op: Mutex::new(Some(Box::new(op))),
         inputs: inputs.iter().map(|v| (*v).clone()).collect(),
+        saved_versions: inputs.iter().map(|v| v.version()).collect(),
         location,
     };
     Ok(Var::from_node(output, node))

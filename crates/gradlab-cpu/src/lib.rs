@@ -7,6 +7,7 @@
 //! calls; they pick the best implementation for the problem and the CPU
 //! (see [`simd`] for how the instruction set is chosen and forced).
 
+pub mod alloc;
 pub mod conv;
 pub mod float;
 pub mod gemm;
@@ -23,10 +24,13 @@ mod scratch;
 pub mod shapes;
 pub mod simd;
 
+pub use alloc::{try_full, try_reserve, try_vec, try_zeros, AllocError, MAX_ELEMENTS};
 pub use float::Float;
 pub use op::{BinaryOp, UnaryOp};
 pub use rng::Rng;
-pub use shapes::{conv_out_len, pool_out_len, Conv2dShape, Pool2dShape};
+pub use shapes::{
+    checked_conv_out_len, conv_out_len, pool_out_len, Conv2dShape, Pool2dShape, SizeOverflow,
+};
 pub use simd::{
     detected_simd_level, set_simd_level, simd_level, with_simd_level, SimdLevel,
     UnsupportedSimdLevel,

@@ -46,6 +46,11 @@ pub enum TensorError {
     #[error("{op}: {msg}")]
     Invalid { op: &'static str, msg: String },
 
+    /// A buffer the op needs cannot be allocated (the message names the op,
+    /// the element count and the bytes).
+    #[error(transparent)]
+    Alloc(#[from] gradlab_cpu::AllocError),
+
     /// The CUDA backend failed or is unavailable.
     #[error("{op}: {msg}")]
     Backend { op: &'static str, msg: String },

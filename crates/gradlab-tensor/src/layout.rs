@@ -55,7 +55,7 @@ impl Layout {
             if d != 1 && s != expected {
                 return false;
             }
-            expected *= d;
+            expected = expected.saturating_mul(d);
         }
         true
     }
@@ -67,18 +67,19 @@ impl Layout {
     }
 
     /// Largest storage index touched, plus one (0 for an empty tensor).
+    /// Saturates rather than wraps, so a layout that reaches past any
+    /// storage never looks as if it fits.
     pub fn storage_span(&self) -> usize {
         if self.numel() == 0 {
             return 0;
         }
-        self.offset
-            + self
-                .dims()
-                .iter()
-                .zip(&self.strides)
-                .map(|(&d, &s)| (d - 1) * s)
-                .sum::<usize>()
-            + 1
+        self.dims()
+            .iter()
+            .zip(&self.strides)
+            .fold(self.offset, |acc, (&d, &s)| {
+                acc.saturating_add((d - 1).saturating_mul(s))
+            })
+            .saturating_add(1)
     }
 
     pub fn permute(&self, dims: &[usize]) -> Result<Layout> {
@@ -133,8 +134,11 @@ impl Layout {
         })
     }
 
-    /// A view with `shape`, repeating size-1 (or missing leading) dims with stride 0.
+    /// A view with `shape`, repeating size-1 (or missing leading) dims with
+    /// stride 0. The new shape must pass [`Shape::checked_numel`]: a view
+    /// costs no memory, but every op on it loops over its elements.
     pub fn broadcast_to(&self, shape: &Shape) -> Result<Layout> {
+        shape.checked_numel("broadcast_to")?;
         let err = || {
             TensorError::shape(
                 "broadcast_to",
@@ -471,5 +475,19 @@ mod tests {
         assert!(l.narrow(1, 2, 2).is_err());
         assert!(l.transpose(0, 2).is_err());
         assert!(l.broadcast_to(&Shape::from([2, 4])).is_err());
+        let err = Layout::contiguous(Shape::from([1, 1]), 0)
+            .broadcast_to(&Shape::from([1 << 32, 1 << 32]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("broadcast_to: shape [4294967296, 4294967296] has more elements"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn spans_of_huge_views_saturate() {
+        let l = Layout::new(Shape::from([1 << 40, 1 << 40]), vec![1 << 40, 1], 0);
+        assert_eq!(l.storage_span(), usize::MAX);
     }
 }

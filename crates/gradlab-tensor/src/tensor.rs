@@ -68,13 +68,13 @@ impl Tensor {
     /// A contiguous tensor owning `data`, whose length must match `shape`.
     pub fn from_vec<T: StorageElement>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
+        let numel = shape.checked_numel("from_vec")?;
+        if data.len() != numel {
             return Err(TensorError::shape(
                 "from_vec",
                 format!(
-                    "{} elements cannot fill shape {shape} ({} elements)",
+                    "{} elements cannot fill shape {shape} ({numel} elements)",
                     data.len(),
-                    shape.numel()
                 ),
             ));
         }
@@ -296,7 +296,7 @@ impl Tensor {
         let data = self.storage_slice::<T>(op)?;
         Ok(match self.layout.contiguous_range() {
             Some(r) => std::borrow::Cow::Borrowed(&data[r]),
-            None => std::borrow::Cow::Owned(crate::backend::cpu::gather(data, &self.layout)),
+            None => std::borrow::Cow::Owned(crate::backend::cpu::gather(data, &self.layout)?),
         })
     }
 
@@ -316,9 +316,12 @@ impl Tensor {
         }
         use crate::backend::cpu::gather;
         Ok(match self.cpu_storage("to_vec_f64")? {
-            CpuStorage::F32(v) => gather(v, &self.layout).into_iter().map(f64::from).collect(),
-            CpuStorage::F64(v) => gather(v, &self.layout),
-            CpuStorage::I64(v) => gather(v, &self.layout)
+            CpuStorage::F32(v) => gather(v, &self.layout)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            CpuStorage::F64(v) => gather(v, &self.layout)?,
+            CpuStorage::I64(v) => gather(v, &self.layout)?
                 .into_iter()
                 .map(|x| x as f64)
                 .collect(),
@@ -402,7 +405,7 @@ impl Tensor {
     /// Same elements in a new shape: a view of contiguous data, a copy otherwise.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if shape.numel() != self.numel() {
+        if shape.checked_numel("reshape")? != self.numel() {
             return Err(TensorError::shape(
                 "reshape",
                 format!(

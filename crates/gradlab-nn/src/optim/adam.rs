@@ -183,7 +183,7 @@ impl Optimizer for Adam {
             states.push(match part {
                 [None, None, None] => None,
                 [Some(step), Some(m), Some(v)] => Some(AdamState {
-                    step: step.item::<i64>()?.max(0) as u64,
+                    step: checked_step(name, step.item::<i64>()?)?,
                     exp_avg: m,
                     exp_avg_sq: v,
                 }),
@@ -198,6 +198,30 @@ impl Optimizer for Adam {
         self.states = states;
         Ok(())
     }
+
+    fn missing_state(&self) -> Vec<String> {
+        self.params
+            .iter()
+            .zip(&self.states)
+            .filter(|(_, state)| state.is_none())
+            .flat_map(|((name, _), _)| KEYS.iter().map(move |key| format!("{name}.{key}")))
+            .collect()
+    }
+}
+
+/// A saved step count: at least 1 (state exists only after a step) and at
+/// most `i32::MAX`, the largest the bias corrections (`beta.powi(step)`) take.
+fn checked_step(name: &str, step: i64) -> Result<u64> {
+    if !(1..=i64::from(i32::MAX)).contains(&step) {
+        return Err(NnError::invalid(
+            "Adam::load_state",
+            format!(
+                "state '{name}.step' is {step}; a saved step count is between 1 and {}",
+                i32::MAX
+            ),
+        ));
+    }
+    Ok(step as u64)
 }
 
 #[cfg(test)]
@@ -332,5 +356,35 @@ mod tests {
                 .contains("state of 'w' needs all of step, exp_avg and exp_avg_sq"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn missing_moments_and_impossible_step_counts_are_named() {
+        let (_, opt) = run(AdamConfig::adam(0.01), &[1.0, -1.0], &[vec![0.1, 0.2]]);
+        assert!(opt.missing_state().is_empty());
+        let fresh = Adam::new(opt.params().to_vec(), AdamConfig::adam(0.01)).unwrap();
+        assert_eq!(
+            fresh.missing_state(),
+            ["w.step", "w.exp_avg", "w.exp_avg_sq"]
+        );
+        for bad in [0i64, -5, i64::MAX, i64::from(i32::MAX) + 1] {
+            let state: Vec<(String, Tensor)> = opt
+                .state()
+                .into_iter()
+                .map(|(n, t)| {
+                    if n == "w.step" {
+                        (n, Tensor::scalar(bad))
+                    } else {
+                        (n, t)
+                    }
+                })
+                .collect();
+            let mut resumed = Adam::new(opt.params().to_vec(), AdamConfig::adam(0.01)).unwrap();
+            let err = resumed.load_state(&state).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("Adam::load_state: state 'w.step' is {bad}; a saved step count is between 1 and 2147483647")
+            );
+        }
     }
 }

@@ -52,6 +52,13 @@ pub trait Optimizer: Send {
     /// one of this optimizer's parameters and a key it keeps, with the
     /// parameter's shape and dtype.
     fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()>;
+
+    /// The state this optimizer keeps for every parameter once it has
+    /// stepped, but does not hold now, as `<param>.<key>` names (SGD with
+    /// momentum: each `momentum_buffer`; Adam: each `step`, `exp_avg`,
+    /// `exp_avg_sq`). After loading a checkpoint written after some steps,
+    /// anything listed here would silently restart from zero.
+    fn missing_state(&self) -> Vec<String>;
 }
 
 /// Splits `<param>.<key>` into the index of the parameter and the key,

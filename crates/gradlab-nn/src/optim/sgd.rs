@@ -131,6 +131,18 @@ impl Optimizer for Sgd {
         self.momentum_buffers = buffers;
         Ok(())
     }
+
+    fn missing_state(&self) -> Vec<String> {
+        if self.config.momentum == 0.0 {
+            return Vec::new();
+        }
+        self.params
+            .iter()
+            .zip(&self.momentum_buffers)
+            .filter(|(_, buf)| buf.is_none())
+            .map(|((name, _), _)| format!("{name}.{MOMENTUM_BUFFER}"))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -288,9 +300,14 @@ mod tests {
         v.set_grad(Some(Var::constant(
             Tensor::from_vec(vec![1.0f64, -1.0], [2]).unwrap(),
         )));
-        opt.step().unwrap();
         let mut other = Sgd::new(params.clone(), SgdConfig::new(0.1).with_momentum(0.9)).unwrap();
+        assert_eq!(other.missing_state(), ["fc.weight.momentum_buffer"]);
+        let plain = Sgd::new(params.clone(), SgdConfig::new(0.1)).unwrap();
+        assert!(plain.missing_state().is_empty(), "plain SGD keeps no state");
+        opt.step().unwrap();
+        assert!(opt.missing_state().is_empty());
         other.load_state(&opt.state()).unwrap();
+        assert!(other.missing_state().is_empty());
         assert_eq!(other.state()[0].1.to_vec::<f64>().unwrap(), vec![1.0, -1.0]);
 
         let err = other

@@ -6,25 +6,18 @@ use crate::{DType, Element, Layout, Result, Shape, Tensor, TensorError};
 use std::sync::Arc;
 
 /// A buffer of `len` copies of `value` for the output of `op`: a clear
-/// error, not an abort, when the memory is not there.
-pub(crate) fn filled<T: Copy>(op: &'static str, len: usize, value: T) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
-        TensorError::invalid(
-            op,
-            format!(
-                "cannot allocate {len} elements ({} bytes) for the result",
-                len.saturating_mul(std::mem::size_of::<T>())
-            ),
-        )
-    })?;
-    v.resize(len, value);
-    Ok(v)
+/// error ([`TensorError::Alloc`]), not an abort, when the memory is not there.
+pub(crate) fn filled<T: Clone>(op: &'static str, len: usize, value: T) -> Result<Vec<T>> {
+    Ok(gradlab_cpu::alloc::try_full(op, len, value)?)
 }
 
-/// A zeroed output buffer of `len` elements (see [`filled`]).
-pub(crate) fn zeros<T: Copy + Default>(op: &'static str, len: usize) -> Result<Vec<T>> {
-    filled(op, len, T::default())
+/// A zeroed output buffer of `len` elements (fresh zero pages from the
+/// allocator, as `vec![0; n]` gets), failing as [`filled`] does.
+pub(crate) fn zeros<T: gradlab_cpu::alloc::Zeroable>(
+    op: &'static str,
+    len: usize,
+) -> Result<Vec<T>> {
+    Ok(gradlab_cpu::alloc::try_zeros(op, len)?)
 }
 
 /// A contiguous tensor of `shape` owning `data`.
@@ -94,7 +87,7 @@ pub(crate) fn from_f64(values: Vec<f64>, shape: Shape, dtype: DType) -> Tensor {
 }
 
 /// Zeros of `shape` with each part copied into the region its layout names.
-pub(crate) fn assemble<T: StorageElement + Default>(
+pub(crate) fn assemble<T: StorageElement + gradlab_cpu::alloc::Zeroable>(
     op: &'static str,
     shape: &Shape,
     parts: &[(&Tensor, Layout)],

@@ -78,9 +78,9 @@ impl Backend for Reference {
         host::any_dtype(
             x,
             "copy",
-            |v| tensor(gather(v, x.layout()), shape.clone()),
-            |v| tensor(gather(v, x.layout()), shape.clone()),
-            |v| tensor(gather(v, x.layout()), shape.clone()),
+            |v| tensor(gather(v, x.layout())?, shape.clone()),
+            |v| tensor(gather(v, x.layout())?, shape.clone()),
+            |v| tensor(gather(v, x.layout())?, shape.clone()),
         )?
     }
 
@@ -477,10 +477,10 @@ impl Backend for Reference {
 }
 
 /// The elements of `data` at `layout`'s offsets, in row-major order.
-fn gather<T: Copy>(data: &[T], layout: &Layout) -> Vec<T> {
-    let mut out = Vec::with_capacity(layout.numel());
+fn gather<T: Copy>(data: &[T], layout: &Layout) -> Result<Vec<T>> {
+    let mut out = gradlab_cpu::alloc::try_vec("copy", layout.numel())?;
     layout.for_each_offset(|o| out.push(data[o]));
-    out
+    Ok(out)
 }
 
 pub(crate) fn conv_output_shape(s: &Conv2dShape) -> Shape {

@@ -70,6 +70,9 @@ impl Conv2dParams {
             dilation: p.dilation,
             groups: p.groups,
         };
+        // Before any other arithmetic on the sizes: none of them may wrap.
+        s.check_sizes()
+            .map_err(|e| TensorError::shape(op, e.to_string()))?;
         let span_h = p.dilation.0 * (w[2].max(1) - 1) + 1;
         let span_w = p.dilation.1 * (w[3].max(1) - 1) + 1;
         if w[2] == 0

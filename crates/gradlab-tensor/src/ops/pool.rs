@@ -70,6 +70,8 @@ impl MaxPool2dParams {
             dilation: p.dilation,
             ceil_mode: p.ceil_mode,
         };
+        s.check_sizes()
+            .map_err(|e| TensorError::shape(op, e.to_string()))?;
         if s.out_h() == 0 || s.out_w() == 0 {
             return Err(TensorError::shape(
                 op,

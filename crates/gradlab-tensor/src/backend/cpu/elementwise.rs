@@ -62,7 +62,7 @@ fn zip_map<T: Element>(
             par_map::map(&da[ra], |x| f(x, y))
         }
         _ => {
-            let mut out = Vec::with_capacity(shape.numel());
+            let mut out = gradlab_cpu::alloc::try_vec(op.name(), shape.numel())?;
             la.for_each_run_pair(&lb, |r| match (r.stride_a, r.stride_b) {
                 (1, 1) => out.extend(
                     da[r.a..r.a + r.len]
@@ -87,12 +87,14 @@ fn zip_map<T: Element>(
 }
 
 /// The elements of `data` at `layout`'s offsets, in row-major order, whole
-/// runs at a time: contiguous runs are copied, broadcast runs repeat one value.
-pub(crate) fn gather<T: Copy>(data: &[T], layout: &Layout) -> Vec<T> {
-    match layout.contiguous_range() {
+/// runs at a time: contiguous runs are copied, broadcast runs repeat one
+/// value. A broadcast view may hold far more elements than its storage:
+/// the buffer is allocated fallibly.
+pub(crate) fn gather<T: Copy>(data: &[T], layout: &Layout) -> Result<Vec<T>> {
+    Ok(match layout.contiguous_range() {
         Some(r) => data[r].to_vec(),
         None => {
-            let mut out = Vec::with_capacity(layout.numel());
+            let mut out = gradlab_cpu::alloc::try_vec("copy", layout.numel())?;
             layout.for_each_run_pair(layout, |r| match r.stride_a {
                 1 => out.extend_from_slice(&data[r.a..r.a + r.len]),
                 0 => out.extend(std::iter::repeat_n(data[r.a], r.len)),
@@ -100,5 +102,5 @@ pub(crate) fn gather<T: Copy>(data: &[T], layout: &Layout) -> Vec<T> {
             });
             out
         }
-    }
+    })
 }

@@ -82,9 +82,9 @@ impl Backend for Cpu {
         host::any_dtype(
             x,
             "copy",
-            |v| tensor(gather(v, x.layout()), shape.clone()),
-            |v| tensor(gather(v, x.layout()), shape.clone()),
-            |v| tensor(gather(v, x.layout()), shape.clone()),
+            |v| tensor(gather(v, x.layout())?, shape.clone()),
+            |v| tensor(gather(v, x.layout())?, shape.clone()),
+            |v| tensor(gather(v, x.layout())?, shape.clone()),
         )?
     }
 

@@ -1,6 +1,6 @@
 //! Sums, max along a dim, and the gather/scatter pair on the fast path.
 
-use crate::backend::host::{tensor, zeros};
+use crate::backend::host::{filled, tensor, zeros};
 use crate::ops::reduce::{reduced_shape, split_at_dim};
 use crate::{Element, Layout, Result, Shape, Tensor, TensorError};
 use gradlab_cpu::Float;
@@ -92,8 +92,8 @@ pub(super) fn max_along<T: Element>(x: &Tensor, dim: usize) -> Result<(Tensor, T
     let data = x.storage_slice::<T>("max_dim")?;
     let kept = reduced_shape(x.shape(), &[dim], true);
     let n = kept.numel();
-    let mut best = vec![T::NEG_INFINITY; n];
-    let mut arg = vec![-1i64; n];
+    let mut best = filled("max_dim", n, T::NEG_INFINITY)?;
+    let mut arg = filled("max_dim", n, -1i64)?;
     let out_layout = Layout::contiguous(kept.clone(), 0).broadcast_to(x.shape())?;
     // Row-major order visits each output's candidates in increasing index
     // along `dim`, so `>` keeps the first maximum, as PyTorch does on CPU.
@@ -141,7 +141,7 @@ pub(super) fn gather_along<T: Element>(x: &Tensor, dim: usize, index: &Tensor) -
     let src = x.contiguous_slice::<T>(op)?;
     let (outer, len, inner) = split_at_dim(index.dims(), dim);
     let full = x.dims()[dim];
-    let mut out = Vec::with_capacity(index.numel());
+    let mut out = gradlab_cpu::alloc::try_vec(op, index.numel())?;
     for o in 0..outer {
         for j in 0..len {
             for i in 0..inner {

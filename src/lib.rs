@@ -13,5 +13,6 @@ pub use gradlab_tensor as tensor;
 pub mod bench;
 pub mod fixtures;
 pub mod introspect;
+pub mod plot;
 pub mod threads;
 pub mod train;

@@ -24,13 +24,14 @@ mod error;
 pub mod gradcheck;
 mod graph;
 pub mod ops;
+pub mod profile;
 pub mod trace;
 mod var;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use dot::{GraphNode, NodeKind, RecordedGraph};
+pub use dot::{GraphNode, Highlight, NodeKind, RecordedGraph};
 pub use engine::{grad, topological_order, BackwardOptions};
 pub use error::{AutogradError, Result};
 pub use gradcheck::{
@@ -44,5 +45,6 @@ pub use graph::{
 pub use ops::norm::{
     batch_norm2d, batch_norm2d_train, batch_norm2d_train_with_stats, batch_stats2d,
 };
+pub use profile::{profile, profile_with, Profile, ProfileOptions};
 pub use trace::{capture_trace, set_trace, TraceEvent};
 pub use var::{GradHook, Var};

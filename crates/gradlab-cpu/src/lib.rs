@@ -9,6 +9,7 @@
 
 pub mod alloc;
 pub mod conv;
+pub mod cost;
 pub mod float;
 pub mod gemm;
 pub mod loss;
@@ -25,6 +26,7 @@ pub mod shapes;
 pub mod simd;
 
 pub use alloc::{try_full, try_reserve, try_vec, try_zeros, AllocError, MAX_ELEMENTS};
+pub use cost::Cost;
 pub use float::Float;
 pub use op::{BinaryOp, UnaryOp};
 pub use rng::Rng;

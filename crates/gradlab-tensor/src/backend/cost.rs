@@ -107,7 +107,9 @@ pub fn scatter_add_along(src: &Tensor, shape: &Shape) -> Cost {
     )
 }
 
-/// `a [.., m, k] @ b [.., k, n]` over the broadcast `batch`.
+/// `a [.., m, k] @ b [.., k, n]` over the broadcast `batch`: `2·m·k·n`
+/// FLOPs per product; each operand read once at its own size (a
+/// broadcast operand is not read once per product), the result written.
 ///
 /// ```
 /// use gradlab_tensor::{backend::cost, DType, Shape, Tensor};
@@ -115,6 +117,7 @@ pub fn scatter_add_along(src: &Tensor, shape: &Shape) -> Cost {
 /// let b = Tensor::zeros([3, 5], DType::F32); // broadcast over the batch of 4
 /// let c = cost::matmul(&a, &b, &Shape::new(&[4]));
 /// assert_eq!(c.flops, 4.0 * 2.0 * 2.0 * 3.0 * 5.0);
+/// assert_eq!(c.bytes, (24.0 + 15.0 + 40.0) * 4.0);
 /// ```
 pub fn matmul(a: &Tensor, b: &Tensor, batch: &Shape) -> Cost {
     let (ra, rb) = (a.rank(), b.rank());
@@ -122,7 +125,11 @@ pub fn matmul(a: &Tensor, b: &Tensor, batch: &Shape) -> Cost {
         return Cost::ZERO;
     }
     let (m, k, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 1]);
-    gemm_cost(batch.numel(), m, k, n, a.dtype().size_in_bytes())
+    let products = batch.numel();
+    Cost::new(
+        gemm_cost(products, m, k, n, a.dtype().size_in_bytes()).flops,
+        tensor_bytes(a) + tensor_bytes(b) + bytes_of(products * m * n, a.dtype()),
+    )
 }
 
 pub fn conv2d(s: &Conv2dShape, x: &Tensor, bias: bool) -> Cost {

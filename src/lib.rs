@@ -14,5 +14,6 @@ pub mod bench;
 pub mod fixtures;
 pub mod introspect;
 pub mod plot;
+pub mod profile;
 pub mod threads;
 pub mod train;

@@ -7,6 +7,7 @@
 //! second), on the same thread pool, so that shares compare like with like.
 
 mod cases;
+mod fingerprint;
 mod peak;
 mod report;
 mod timing;
@@ -14,6 +15,7 @@ mod timing;
 use gradlab_tensor::backend::Kernels;
 use std::path::PathBuf;
 
+pub use fingerprint::{cpu_model, Cache, Fingerprint};
 pub use peak::MachinePeak;
 pub use report::Row;
 

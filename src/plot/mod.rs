@@ -17,6 +17,9 @@
 //! ```
 
 mod draw;
+mod roofline;
+
+pub use roofline::{roofline, RooflinePoint};
 
 use std::path::Path;
 

@@ -125,7 +125,7 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// One row per node, medians over the steps.
+    /// One row per node, means over the steps.
     pub fn summary(&self) -> Summary {
         Summary::of(&self.steps)
     }
@@ -141,7 +141,7 @@ impl Profile {
         all
     }
 
-    /// The last step's graph as DOT, each op coloured by `metric` (medians
+    /// The last step's graph as DOT, each op coloured by `metric` (means
     /// over the steps); `None` when no backward pass ran.
     pub fn to_dot(&self, metric: DotMetric) -> Option<String> {
         let last = self.steps.iter().rev().find(|s| s.graph.is_some())?;

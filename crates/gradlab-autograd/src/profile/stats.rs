@@ -44,6 +44,7 @@ impl Partial {
         }
     }
 
+    /// The plain loop: exact for any values, NaN and infinity included.
     fn of(values: impl Iterator<Item = f64>) -> Partial {
         let mut p = Partial::default();
         for v in values {
@@ -59,10 +60,45 @@ impl Partial {
         }
         p
     }
+
+    /// The same sums in eight independent lanes without branches, which
+    /// the compiler turns into SIMD: several times faster on the large
+    /// activations a profile reads. A run holding NaN or infinity makes
+    /// the sums non-finite and is redone by [`Partial::of`].
+    fn of_lanes<T: Copy + Into<f64>>(values: &[T]) -> Partial {
+        const LANES: usize = 8;
+        let mut sum = [0f64; LANES];
+        let mut sum_sq = [0f64; LANES];
+        let mut max_abs = [0f64; LANES];
+        let mut zeros = [0usize; LANES];
+        let chunks = values.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        for chunk in chunks {
+            for lane in 0..LANES {
+                let v: f64 = chunk[lane].into();
+                sum[lane] += v;
+                sum_sq[lane] += v * v;
+                max_abs[lane] = max_abs[lane].max(v.abs());
+                zeros[lane] += usize::from(v == 0.0);
+            }
+        }
+        let lanes = Partial {
+            count: values.len() - tail.len(),
+            sum: sum.iter().sum(),
+            sum_sq: sum_sq.iter().sum(),
+            max_abs: max_abs.iter().fold(0.0, |a, &b| a.max(b)),
+            zeros: zeros.iter().sum(),
+            non_finite: 0,
+        };
+        if !(lanes.sum.is_finite() && lanes.sum_sq.is_finite()) {
+            return Partial::of(values.iter().map(|&v| v.into()));
+        }
+        lanes.merge(Partial::of(tail.iter().map(|&v| v.into())))
+    }
 }
 
 /// Runs of this many values are summed apart (and in parallel).
-const CHUNK: usize = 1 << 14;
+const CHUNK: usize = 1 << 15;
 
 fn partial(t: &Tensor) -> Option<Partial> {
     let host;
@@ -73,22 +109,90 @@ fn partial(t: &Tensor) -> Option<Partial> {
         t
     };
     Some(match t.dtype() {
-        DType::F32 => {
-            let values = t.contiguous_slice::<f32>("profile").ok()?;
-            values
-                .par_chunks(CHUNK)
-                .map(|c| Partial::of(c.iter().map(|&v| f64::from(v))))
-                .reduce(Partial::default, Partial::merge)
-        }
-        DType::F64 => {
-            let values = t.contiguous_slice::<f64>("profile").ok()?;
-            values
-                .par_chunks(CHUNK)
-                .map(|c| Partial::of(c.iter().copied()))
-                .reduce(Partial::default, Partial::merge)
-        }
+        DType::F32 => f32_over(&t.contiguous_slice::<f32>("profile").ok()?),
+        DType::F64 => lanes_over(&t.contiguous_slice::<f64>("profile").ok()?),
         DType::I64 => return None,
     })
+}
+
+/// [`Partial::of_lanes`] over `values`, split over the thread pool when
+/// there are enough of them to pay for waking it.
+fn lanes_over<T: Copy + Into<f64> + Sync>(values: &[T]) -> Partial {
+    if values.len() < 4 * CHUNK {
+        return Partial::of_lanes(values);
+    }
+    values
+        .par_chunks(CHUNK)
+        .map(Partial::of_lanes)
+        .reduce(Partial::default, Partial::merge)
+}
+
+/// f32 values (every activation of a training step) in blocks summed in
+/// sixteen f32 lanes (one AVX-512 register, two AVX2 ones), each block's
+/// sums then added in f64: a block is short enough that f32 sums lose
+/// nothing a statistic shows.
+fn f32_over(values: &[f32]) -> Partial {
+    #[inline(always)]
+    fn block(values: &[f32]) -> Partial {
+        const LANES: usize = 16;
+        let mut sum = [0f32; LANES];
+        let mut sum_sq = [0f32; LANES];
+        let mut max_abs = [0f32; LANES];
+        let mut zeros = [0u32; LANES];
+        let chunks = values.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        for chunk in chunks {
+            for lane in 0..LANES {
+                let v = chunk[lane];
+                sum[lane] += v;
+                sum_sq[lane] += v * v;
+                let a = v.abs();
+                max_abs[lane] = if a > max_abs[lane] { a } else { max_abs[lane] };
+                zeros[lane] += u32::from(v == 0.0);
+            }
+        }
+        let lanes = Partial {
+            count: values.len() - tail.len(),
+            sum: sum.iter().map(|&v| f64::from(v)).sum(),
+            sum_sq: sum_sq.iter().map(|&v| f64::from(v)).sum(),
+            max_abs: f64::from(max_abs.iter().fold(0f32, |a, &b| a.max(b))),
+            zeros: zeros.iter().map(|&z| z as usize).sum(),
+            non_finite: 0,
+        };
+        if !(lanes.sum.is_finite() && lanes.sum_sq.is_finite()) {
+            return Partial::of(values.iter().map(|&v| f64::from(v)));
+        }
+        lanes.merge(Partial::of(tail.iter().map(|&v| f64::from(v))))
+    }
+    const BLOCK: usize = 1024;
+    #[inline(always)]
+    fn blocks(values: &[f32]) -> Partial {
+        values
+            .chunks(BLOCK)
+            .map(block)
+            .fold(Partial::default(), Partial::merge)
+    }
+    /// The same loop compiled for AVX2 (eight f32 lanes a register).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn blocks_avx2(values: &[f32]) -> Partial {
+        blocks(values)
+    }
+    let sequential = |values: &[f32]| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { blocks_avx2(values) };
+        }
+        blocks(values)
+    };
+    if values.len() < 4 * CHUNK {
+        return sequential(values);
+    }
+    values
+        .par_chunks(CHUNK)
+        .map(sequential)
+        .reduce(Partial::default, Partial::merge)
 }
 
 /// The statistics of a float tensor's values (`None` for integer tensors

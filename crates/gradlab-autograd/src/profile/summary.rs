@@ -1,4 +1,4 @@
-//! Several profiled steps reduced to one row per node (medians over the
+//! Several profiled steps reduced to one row per node (means over the
 //! steps), and the table, the verdicts and the coloured graph drawn from it.
 
 use super::report::{KernelTotal, NodeProfile, ParameterGradient, StepProfile, Warning};
@@ -46,7 +46,7 @@ pub struct NodeSummary {
     pub layer: Option<String>,
     pub location: String,
     pub output_shape: Vec<usize>,
-    /// Medians over the steps.
+    /// Means over the steps.
     pub forward_seconds: f64,
     pub backward_seconds: f64,
     /// FLOPs and bytes of one step's forward and backward.
@@ -110,7 +110,7 @@ pub struct Summary {
     pub steps: usize,
     /// Sorted by time, costliest first.
     pub nodes: Vec<NodeSummary>,
-    /// Medians over the steps: the step's own time (wall time less the
+    /// Means over the steps: the step's own time (wall time less the
     /// profiler's), its wall time, the profiler's time, and the kernels
     /// that ran outside any node.
     pub step_seconds: f64,
@@ -124,16 +124,13 @@ pub struct Summary {
     pub warnings: Vec<Warning>,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// Means, not medians: the mean of the steps' totals is the total of the
+/// nodes' means, so the table's rows add up to its totals.
+fn mean(values: Vec<f64>) -> f64 {
     if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
+        0.0
     } else {
-        0.5 * (values[n / 2 - 1] + values[n / 2])
+        values.iter().sum::<f64>() / values.len() as f64
     }
 }
 
@@ -181,10 +178,8 @@ impl Summary {
                     layer: node.layer.clone(),
                     location: node.location.clone(),
                     output_shape: node.output_shape.clone(),
-                    forward_seconds: median(matched.iter().map(|n| n.forward_seconds()).collect()),
-                    backward_seconds: median(
-                        matched.iter().map(|n| n.backward_seconds()).collect(),
-                    ),
+                    forward_seconds: mean(matched.iter().map(|n| n.forward_seconds()).collect()),
+                    backward_seconds: mean(matched.iter().map(|n| n.backward_seconds()).collect()),
                     flops: cost.flops,
                     bytes: cost.bytes,
                     saved_bytes: node.saved_bytes,
@@ -203,10 +198,10 @@ impl Summary {
         Summary {
             steps: steps.len(),
             nodes,
-            step_seconds: median(steps.iter().map(StepProfile::seconds).collect()),
-            wall_seconds: median(steps.iter().map(|s| s.wall_seconds).collect()),
-            profiler_seconds: median(steps.iter().map(|s| s.profiler_seconds).collect()),
-            outside_seconds: median(steps.iter().map(|s| s.outside.seconds).collect()),
+            step_seconds: mean(steps.iter().map(StepProfile::seconds).collect()),
+            wall_seconds: mean(steps.iter().map(|s| s.wall_seconds).collect()),
+            profiler_seconds: mean(steps.iter().map(|s| s.profiler_seconds).collect()),
+            outside_seconds: mean(steps.iter().map(|s| s.outside.seconds).collect()),
             outside_kernels: last.map(|s| s.outside.kernels.clone()).unwrap_or_default(),
             saved_peak_bytes: steps.iter().map(|s| s.saved_peak_bytes).max().unwrap_or(0),
             saved_peak_activation_bytes: steps
@@ -219,7 +214,7 @@ impl Summary {
         }
     }
 
-    /// Time in nodes (median step).
+    /// Time in nodes (mean step).
     pub fn node_seconds(&self) -> f64 {
         self.nodes.iter().map(NodeSummary::seconds).sum()
     }
@@ -302,7 +297,7 @@ impl Summary {
         }
         let _ = writeln!(
             out,
-            "step: {:.3} ms (median of {}; the profiler's own {:.3} ms left out); {:.1} GFLOP; saved for backward at peak {:.2} MB ({:.2} MB without parameters)",
+            "step: {:.3} ms (mean of {}; the profiler's own {:.3} ms left out); {:.1} GFLOP; saved for backward at peak {:.2} MB ({:.2} MB without parameters)",
             step_ms,
             self.steps,
             self.profiler_seconds * 1e3,
@@ -449,14 +444,19 @@ fn limit_line(node: &NodeSummary, step_seconds: f64, roof: Option<&Roof>) -> Str
         node.forward_seconds * 1e3,
         node.backward_seconds * 1e3
     );
-    let dominant = node.dominant_kernel().map(|k| {
-        format!(
-            "; {:.0}% of it in {} ({} calls)",
-            100.0 * k.seconds / node.seconds().max(f64::MIN_POSITIVE),
-            k.primitive,
-            k.calls
-        )
-    });
+    let kernel_seconds: f64 = node.kernels.iter().map(|k| k.seconds).sum();
+    let dominant = node
+        .dominant_kernel()
+        .filter(|_| kernel_seconds > 0.0)
+        .map(|k| {
+            format!(
+                "; {:.0}% of its kernel time in {} ({} call{})",
+                100.0 * k.seconds / kernel_seconds,
+                k.primitive,
+                k.calls,
+                if k.calls == 1 { "" } else { "s" }
+            )
+        });
     let verdict = match (roof, node.intensity()) {
         (_, None) => "moves no data: a view or bookkeeping, limited by per-op overhead".to_string(),
         (None, Some(i)) => format!("intensity {i:.2} FLOP/B (no measured roof to compare)"),

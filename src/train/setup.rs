@@ -59,11 +59,8 @@ pub fn check_device(device: &str) -> Result<Device, String> {
     Ok(parsed)
 }
 
-/// Opens `device` (a no-op for the CPU), with the driver's own error.
-///
-/// Opening it by creating a tensor there would prefix the error with that
-/// tensor op's name (`full: no CUDA driver found`), which names nothing the
-/// user asked for.
+/// Opens `device` (a no-op for the CPU), with the driver's own error, so
+/// that the caller can name the flag that asked for it.
 pub fn open_device(device: Device) -> Result<(), String> {
     match device {
         Device::Cpu => Ok(()),

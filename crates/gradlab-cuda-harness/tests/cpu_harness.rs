@@ -67,8 +67,9 @@ fn cpu_harness_cross_entropy_target_out_of_range_is_an_error() {
 }
 
 #[test]
-fn cpu_harness_sgd() {
+fn cpu_harness_sgd_and_adam() {
     checks::optim::check_sgd(&cpu_device());
+    checks::optim::check_adam(&cpu_device());
 }
 
 /// Kernel names defined in a kernel file's source: `extern "C"` kernels and

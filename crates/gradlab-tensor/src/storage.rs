@@ -11,6 +11,19 @@ pub enum CpuStorage {
     I64(Vec<i64>),
 }
 
+/// A dropped host buffer goes back to the backend's bins, for the next
+/// output of its length (see `backend::recycle`).
+impl Drop for CpuStorage {
+    fn drop(&mut self) {
+        use crate::backend::recycle::give;
+        match self {
+            CpuStorage::F32(v) => give(std::mem::take(v)),
+            CpuStorage::F64(v) => give(std::mem::take(v)),
+            CpuStorage::I64(v) => give(std::mem::take(v)),
+        }
+    }
+}
+
 impl CpuStorage {
     pub fn dtype(&self) -> DType {
         match self {

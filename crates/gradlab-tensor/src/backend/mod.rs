@@ -26,7 +26,11 @@
 pub mod cpu;
 pub mod cuda;
 pub(crate) mod host;
+#[doc(hidden)]
+pub mod recycle;
 pub mod reference;
+
+pub use recycle::poison_recycled_buffers;
 
 use crate::{DType, Layout, Result, Shape, Tensor, TensorError};
 use gradlab_cpu::optim::{AdamConfig, SgdConfig};

@@ -25,8 +25,8 @@ enum Command {
     Fixtures(gradlab::fixtures::FixturesArgs),
     /// Time every kernel variant side by side against the machine's measured peak.
     Bench(gradlab::bench::BenchArgs),
-    /// Train a classifier on CIFAR-10 or Fashion-MNIST, keeping the run in runs/<model>-<date>-<time>/.
-    Train(gradlab::train::TrainArgs),
+    /// Train a classifier on CIFAR-10 or Fashion-MNIST, keeping the run in `runs/<model>-<date>-<time>/`.
+    Train(Box<gradlab::train::TrainArgs>),
     /// Test accuracy of a run (`--run DIR`) or of a checkpoint file.
     Eval(gradlab::train::EvalArgs),
     /// List the runs kept under runs/, or draw several runs' curves in one picture (`--plot A B`).

@@ -50,7 +50,7 @@ fn parse_train(argv: &[&str]) -> TrainArgs {
 
 /// `--no-save` unless the arguments name where the run goes: tests keep
 /// nothing in the working tree's runs/.
-fn with_output_flag<'a>(mut argv: Vec<&'a str>) -> Vec<&'a str> {
+fn with_output_flag(mut argv: Vec<&str>) -> Vec<&str> {
     if !argv.iter().any(|a| {
         matches!(
             *a,

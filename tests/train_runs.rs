@@ -397,6 +397,9 @@ fn the_command_line_says_where_the_run_is_first_and_last() {
             dir.join("last.safetensors").display()
         )
     );
+    // `--run runs` picks the run started last.
+    let newest = gradlab(&["eval", "--run", "runs"]);
+    assert_eq!(newest, out);
     // The table lists it; --plot compares it with itself.
     let out = gradlab(&["runs"]);
     assert!(out.lines().nth(1).unwrap().starts_with(&name), "{out}");

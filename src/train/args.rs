@@ -120,7 +120,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub device: Option<String>,
     /// The run's directory: checkpoints, metrics.jsonl, config.json and the
-    /// pictures go here (default: runs/<model>-<date>-<time>, in UTC).
+    /// pictures go here (default: `runs/<model>-<date>-<time>`, in UTC).
     #[arg(long, conflicts_with_all = ["no_save", "checkpoint_dir"])]
     pub run_dir: Option<PathBuf>,
     /// Keep nothing: no run directory (a --metrics file is still written).
@@ -178,10 +178,11 @@ pub struct TrainArgs {
 #[command(name = "eval")]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["run", "checkpoint"]))]
 pub struct EvalArgs {
-    /// A run directory written by `gradlab train`: its last checkpoint (or
-    /// that of --epoch) is evaluated as the run was (data set, data
-    /// directory, normalisation, --limit-test, threads, device and kernels
-    /// from its config.json), so the accuracy is the one training printed.
+    /// A run directory written by `gradlab train`, or a directory of runs
+    /// (`runs`: the run started last): its last checkpoint (or that of
+    /// --epoch) is evaluated as the run was (data set, data directory,
+    /// normalisation, --limit-test, threads, device and kernels from its
+    /// config.json), so the accuracy is the one training printed.
     #[arg(long)]
     pub run: Option<PathBuf>,
     /// With --run: the checkpoint of this epoch instead of the last.

@@ -34,7 +34,7 @@ pub use config::RunConfig;
 pub use evaluate::{evaluate, Evaluation};
 pub use models::build_model;
 pub use setup::open_device;
-pub use trainer::{train, EpochMetrics, TrainReport, EVAL_BATCH};
+pub use trainer::{train, EpochMetrics, TrainReport, EVAL_BATCH, LOSS_CURVE_POINTS};
 
 use gradlab_data::{LoaderConfig, Split};
 use gradlab_tensor::backend::{chosen_kernels, with_kernels};
@@ -110,9 +110,10 @@ fn eval_target(args: &EvalArgs) -> Result<(PathBuf, Option<RunConfig>), String> 
     if let Some(path) = &args.checkpoint {
         return Ok((path.clone(), None));
     }
-    let Some(dir) = &args.run else {
+    let Some(named) = &args.run else {
         return Err("pass --run DIR or --checkpoint FILE".into());
     };
+    let dir = &run_dir::run_or_newest(named)?;
     if !dir.is_dir() {
         return Err(format!("--run {}: not a directory", dir.display()));
     }

@@ -251,6 +251,29 @@ pub fn list_runs(root: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(dirs)
 }
 
+/// The run `path` names: itself when it is a run directory (it holds a
+/// `config.json` or a checkpoint), else, when it holds runs (as `runs/`
+/// does), the one started last.
+pub fn run_or_newest(path: &Path) -> Result<PathBuf, String> {
+    let is_run = |d: &Path| d.join(CONFIG_FILE).is_file() || d.join(LAST_CHECKPOINT).is_file();
+    if !path.is_dir() || is_run(path) {
+        return Ok(path.to_path_buf());
+    }
+    let newest = list_runs(path)?
+        .into_iter()
+        .filter_map(|dir| {
+            let started = RunConfig::read(&dir.join(CONFIG_FILE)).ok()?.started;
+            Some((started, dir))
+        })
+        .max();
+    newest.map(|(_, dir)| dir).ok_or_else(|| {
+        format!(
+            "{} is neither a run directory nor a directory of runs (no {CONFIG_FILE} in it or in its subdirectories)",
+            path.display()
+        )
+    })
+}
+
 /// The epochs of a metrics file, in order; lines that do not parse (one a
 /// kill cut short) are left out, and a later line for the same epoch (a
 /// resumed run's) replaces an earlier one.

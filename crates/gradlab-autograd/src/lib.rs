@@ -24,6 +24,7 @@ mod error;
 pub mod gradcheck;
 mod graph;
 pub mod ops;
+mod requires_grad;
 pub mod trace;
 mod var;
 
@@ -44,5 +45,6 @@ pub use graph::{
 pub use ops::norm::{
     batch_norm2d, batch_norm2d_train, batch_norm2d_train_with_stats, batch_stats2d,
 };
+pub use requires_grad::RequiresGrad;
 pub use trace::{capture_trace, set_trace, TraceEvent};
 pub use var::{GradHook, Var};

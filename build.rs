@@ -1,7 +1,11 @@
-//! Records the commit the binary is built from, for the machine fingerprint
-//! of `gradlab bench --json` (`unknown` outside a git checkout).
+//! Records the commit the `gradlab` crate is built from (`GRADLAB_COMMIT`),
+//! which every run writes into its `config.json`.
+//!
+//! Only git's HEAD and the branch it names are watched: nothing a build or
+//! a test run writes, so a `cargo test` after a `cargo build` never reruns
+//! this script (which would rebuild the crate and everything that links it).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn git(args: &[&str]) -> Option<String> {
@@ -12,23 +16,26 @@ fn git(args: &[&str]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+fn watch(path: &Path) {
+    if path.exists() {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+}
+
 fn main() {
-    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=GRADLAB_COMMIT={commit}");
-    // Rebuilt when HEAD moves: the checkout's HEAD and the branch it names.
-    let mut watched = Vec::new();
-    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        watched.push(format!("{dir}/HEAD"));
-    }
-    if let (Some(common), Some(branch)) = (
-        git(&["rev-parse", "--git-common-dir"]),
-        git(&["rev-parse", "--symbolic-full-name", "HEAD"]),
-    ) {
-        watched.push(format!("{common}/{branch}"));
-        watched.push(format!("{common}/packed-refs"));
-    }
-    for path in watched.iter().filter(|p| Path::new(p).exists()) {
-        println!("cargo:rerun-if-changed={path}");
-    }
     println!("cargo:rerun-if-changed=build.rs");
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=GRADLAB_COMMIT={commit}");
+    let (Some(git_dir), Some(common_dir)) = (
+        git(&["rev-parse", "--git-dir"]),
+        git(&["rev-parse", "--git-common-dir"]),
+    ) else {
+        return;
+    };
+    let (git_dir, common_dir) = (PathBuf::from(git_dir), PathBuf::from(common_dir));
+    watch(&git_dir.join("HEAD"));
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watch(&common_dir.join(branch));
+    }
+    watch(&common_dir.join("packed-refs"));
 }

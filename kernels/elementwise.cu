@@ -32,8 +32,6 @@ struct StridedArgs {
 #define OP_MUL 2
 #define OP_DIV 3
 #define OP_MAX 4
-#define OP_MIN 5
-#define OP_POW 6
 #define OP_RELU_BACKWARD 7  // a * (b > 0): gradient a masked by relu input b
 
 __device__ __forceinline__ float binary_apply(int op, float a, float b) {
@@ -43,8 +41,6 @@ __device__ __forceinline__ float binary_apply(int op, float a, float b) {
         case OP_MUL: return a * b;
         case OP_DIV: return a / b;
         case OP_MAX: return (a > b || isnan(a)) ? a : b;
-        case OP_MIN: return (a < b || isnan(a)) ? a : b;
-        case OP_POW: return powf(a, b);
         case OP_RELU_BACKWARD: return b > 0.0f ? a : 0.0f;
         default: return __int_as_float(0x7fffffff);
     }
@@ -125,7 +121,7 @@ extern "C" __global__ void binary_contiguous(int op, i64 numel, const float* a, 
 #define UOP_POWF 8
 #define UOP_ADD_SCALAR 9
 #define UOP_MUL_SCALAR 10
-#define UOP_RECIP 11
+#define UOP_GT_MASK 12  // 1 where x > param, else 0 (NaN gives 0)
 
 __device__ __forceinline__ float unary_apply(int op, float x, float param) {
     switch (op) {
@@ -140,7 +136,7 @@ __device__ __forceinline__ float unary_apply(int op, float x, float param) {
         case UOP_POWF: return powf(x, param);
         case UOP_ADD_SCALAR: return x + param;
         case UOP_MUL_SCALAR: return x * param;
-        case UOP_RECIP: return 1.0f / x;
+        case UOP_GT_MASK: return x > param ? 1.0f : 0.0f;
         default: return __int_as_float(0x7fffffff);
     }
 }

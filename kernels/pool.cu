@@ -77,18 +77,3 @@ extern "C" __global__ void max_pool2d_backward(PoolParams p, const float* __rest
         dx[e] = acc;
     }
 }
-
-// Index conversions for callers that still hold 32-bit indices (u32, with
-// u32::MAX for "no index"): widened to i64 with -1, and back. An i64 index
-// that does not fit 32 bits narrows to u32::MAX.
-extern "C" __global__ void indices_u32_to_i64(const unsigned* __restrict__ src, i64* __restrict__ dst,
-                                              i64 n) {
-    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
-        dst[i] = src[i] == 0xffffffffu ? -1LL : (i64)src[i];
-}
-
-extern "C" __global__ void indices_i64_to_u32(const i64* __restrict__ src, unsigned* __restrict__ dst,
-                                              i64 n) {
-    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
-        dst[i] = (src[i] < 0 || src[i] >= 0xffffffffLL) ? 0xffffffffu : (unsigned)src[i];
-}

@@ -1,4 +1,4 @@
-//! The `gradlab` command line: train, eval, fixtures, gradcheck, bench, graph, profile.
+//! The `gradlab` command line: train, eval, runs, fixtures, gradcheck, bench, graph, profile.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,10 +25,12 @@ enum Command {
     Fixtures(gradlab::fixtures::FixturesArgs),
     /// Time every kernel variant side by side against the machine's measured peak.
     Bench(gradlab::bench::BenchArgs),
-    /// Train a classifier on CIFAR-10 or Fashion-MNIST.
-    Train(gradlab::train::TrainArgs),
-    /// Test accuracy of a checkpoint written by `train`.
+    /// Train a classifier on CIFAR-10 or Fashion-MNIST, keeping the run in `runs/<model>-<date>-<time>/`.
+    Train(Box<gradlab::train::TrainArgs>),
+    /// Test accuracy of a run (`--run DIR`) or of a checkpoint file.
     Eval(gradlab::train::EvalArgs),
+    /// List the runs kept under runs/, or draw several runs' curves in one picture (`--plot A B`).
+    Runs(gradlab::runs::RunsArgs),
     /// Write a training step's autograd graph as Graphviz DOT (and SVG when `dot` is installed).
     Graph(gradlab::introspect::GraphArgs),
     /// Profile the trainer's step node by node: time, FLOPs, bytes, saved memory, roofline.
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Command::Train(args) => gradlab::train::run_train(args),
         Command::Eval(args) => gradlab::train::run_eval(args),
+        Command::Runs(args) => gradlab::runs::run(args),
         Command::Graph(args) => gradlab::introspect::run_graph(args),
         Command::Gradcheck(args) => gradlab::introspect::run_gradcheck(args),
         Command::Profile(args) => gradlab::profile::run(args),

@@ -115,3 +115,26 @@ fn convnet_step_is_the_same_on_the_reference_and_fast_kernels() {
     compare(ModelKind::Convnet, DType::F64, 2, 1e-10);
     compare(ModelKind::Convnet, DType::F32, 2, 1e-4);
 }
+
+/// Outputs that kernels overwrite come from recycled buffers holding old
+/// values. With poisoning on, every recycled buffer is filled with NaN
+/// before a kernel gets it: a kernel that left any element unwritten would
+/// change the step's results.
+#[test]
+fn recycled_output_buffers_never_leak_old_values() {
+    use gradlab::tensor::backend::poison_recycled_buffers;
+    for kind in [ModelKind::Lenet, ModelKind::Convnet] {
+        // The first step fills the bins with this step's sizes.
+        let clean = training_step(kind, DType::F32, 4);
+        poison_recycled_buffers(true);
+        let poisoned = training_step(kind, DType::F32, 4);
+        poison_recycled_buffers(false);
+        for ((name, a), (_, b)) in clean.iter().zip(&poisoned) {
+            let (a, b) = (a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap());
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{kind:?}: {name} changed when recycled buffers were poisoned"
+            );
+        }
+    }
+}

@@ -41,14 +41,28 @@ fn synthetic_cifar(name: &str) -> PathBuf {
 fn train_err(argv: &[&str]) -> String {
     let mut all = vec!["train", "--quiet"];
     all.extend_from_slice(argv);
-    let args = TrainArgs::try_parse_from(all).unwrap();
+    let args = TrainArgs::try_parse_from(with_output_flag(all)).unwrap();
     train(&args).expect_err("training should have failed")
 }
 
 fn train_ok(argv: &[&str]) {
     let mut all = vec!["train", "--quiet"];
     all.extend_from_slice(argv);
-    train(&TrainArgs::try_parse_from(all).unwrap()).unwrap();
+    train(&TrainArgs::try_parse_from(with_output_flag(all)).unwrap()).unwrap();
+}
+
+/// `--no-save` unless the arguments name where the run goes: tests keep
+/// nothing in the working tree's runs/.
+fn with_output_flag(mut argv: Vec<&str>) -> Vec<&str> {
+    if !argv.iter().any(|a| {
+        matches!(
+            *a,
+            "--checkpoint-dir" | "--run-dir" | "--resume" | "--no-save"
+        )
+    }) {
+        argv.push("--no-save");
+    }
+    argv
 }
 
 fn eval_err(argv: &[&str]) -> String {

@@ -45,7 +45,21 @@ fn synthetic_cifar(name: &str) -> PathBuf {
 fn parse_train(argv: &[&str]) -> TrainArgs {
     let mut all = vec!["train", "--quiet"];
     all.extend_from_slice(argv);
-    TrainArgs::try_parse_from(all).unwrap()
+    TrainArgs::try_parse_from(with_output_flag(all)).unwrap()
+}
+
+/// `--no-save` unless the arguments name where the run goes: tests keep
+/// nothing in the working tree's runs/.
+fn with_output_flag(mut argv: Vec<&str>) -> Vec<&str> {
+    if !argv.iter().any(|a| {
+        matches!(
+            *a,
+            "--checkpoint-dir" | "--run-dir" | "--resume" | "--no-save"
+        )
+    }) {
+        argv.push("--no-save");
+    }
+    argv
 }
 
 fn train_ok(argv: &[&str]) -> TrainReport {
@@ -195,10 +209,10 @@ fn a_fresh_run_does_not_overwrite_another_runs_checkpoints() {
     assert_eq!(
         err,
         format!(
-            "--checkpoint-dir {} already holds another run's checkpoints (last.safetensors, lenet-epoch1.safetensors); \
+            "--checkpoint-dir {} already holds another run's checkpoints (last.safetensors, lenet-epoch1.safetensors, config.json and 1 more); \
              pass --resume {} to continue that run, --overwrite to replace them, or another directory",
             ckdir.display(),
-            last.display()
+            ckdir.display()
         )
     );
     assert_eq!(std::fs::read(&last).unwrap(), before);

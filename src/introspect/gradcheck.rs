@@ -60,14 +60,23 @@ pub struct GradcheckArgs {
     /// Window size (conv2d weight, max_pool2d): `3` or `3,2`.
     #[arg(long, value_parser = parse_pair)]
     pub kernel: Option<(usize, usize)>,
+    /// Stride of conv2d and max_pool2d: `2` or `2,1` (default: 1 for
+    /// conv2d, the window size for max_pool2d, as in PyTorch).
     #[arg(long, value_parser = parse_pair)]
     pub stride: Option<(usize, usize)>,
+    /// Zero padding of conv2d (negative infinity for max_pool2d) on each
+    /// side: `1` or `1,0` (default 0).
     #[arg(long, value_parser = parse_pair)]
     pub padding: Option<(usize, usize)>,
+    /// Spacing between window elements of conv2d and max_pool2d: `2` or
+    /// `2,1` (default 1).
     #[arg(long, value_parser = parse_pair)]
     pub dilation: Option<(usize, usize)>,
+    /// conv2d's groups: input and output channels are split into this many
+    /// groups, each convolved alone (default 1).
     #[arg(long)]
     pub groups: Option<usize>,
+    /// max_pool2d rounds its output size up instead of down (PyTorch's ceil_mode).
     #[arg(long)]
     pub ceil_mode: bool,
     /// conv2d output channels when no weight shape is given.
@@ -86,6 +95,7 @@ pub struct GradcheckArgs {
     /// Reduced dims of sum/mean, e.g. `0,2` (default: all).
     #[arg(long, value_delimiter = ',')]
     pub dims: Option<Vec<usize>>,
+    /// sum, mean and max_dim keep each reduced dim as a dim of size 1.
     #[arg(long)]
     pub keepdim: bool,
     /// pow's exponent (default 2).
@@ -97,8 +107,10 @@ pub struct GradcheckArgs {
     /// permute's order (default: reversed).
     #[arg(long, value_delimiter = ',')]
     pub perm: Option<Vec<usize>>,
+    /// transpose's first dim (default 0).
     #[arg(long)]
     pub dim0: Option<usize>,
+    /// transpose's second dim (default: the last).
     #[arg(long)]
     pub dim1: Option<usize>,
     /// flatten's first merged dim (default 0).
@@ -113,6 +125,7 @@ pub struct GradcheckArgs {
     /// cross_entropy's reduction: mean or sum.
     #[arg(long, default_value = "mean")]
     pub reduction: String,
+    /// cross_entropy's label smoothing, between 0 and 1.
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f64,
     /// Seed of the inputs (and of the output cotangent).

@@ -1,6 +1,7 @@
 //! What the trainer writes into checkpoints and checks when it reads them back.
 
-use super::args::{parse_value, value_name, DatasetKind, ModelKind, TrainArgs};
+use super::args::{parse_value, value_name, DatasetKind, ModelKind};
+use super::config::RunConfig;
 use super::models::build_model;
 use gradlab_data::CIFAR10_DIMS;
 use gradlab_nn::checkpoint::OPTIMIZER_PREFIX;
@@ -22,7 +23,7 @@ pub struct Progress {
 /// A checkpoint of the whole run state after `progress`, for a run of
 /// `steps_per_epoch` steps per epoch.
 pub fn snapshot(
-    args: &TrainArgs,
+    config: &RunConfig,
     model: &dyn Module,
     optimizer: &dyn Optimizer,
     progress: Progress,
@@ -33,18 +34,18 @@ pub fn snapshot(
     ck.add_optimizer(optimizer);
     let facts = [
         ("format", FORMAT.to_string()),
-        ("model", value_name(args.model)),
-        ("dataset", value_name(args.dataset)),
+        ("model", value_name(config.model)),
+        ("dataset", value_name(config.dataset)),
         ("epoch", progress.epoch.to_string()),
         ("step", progress.step.to_string()),
         ("steps_per_epoch", steps_per_epoch.to_string()),
-        ("seed", args.seed.to_string()),
-        ("batch_size", args.batch_size.to_string()),
-        ("base_lr", args.lr.to_string()),
-        ("epochs", args.epochs.to_string()),
-        ("schedule", value_name(args.schedule)),
-        ("normalization", value_name(args.normalization)),
-        ("augment", args.augment.to_string()),
+        ("seed", config.seed.to_string()),
+        ("batch_size", config.batch_size.to_string()),
+        ("base_lr", config.lr.to_string()),
+        ("epochs", config.epochs.to_string()),
+        ("schedule", value_name(config.schedule)),
+        ("normalization", value_name(config.normalization)),
+        ("augment", config.augment.to_string()),
     ];
     for (key, value) in facts {
         ck.metadata.insert(key.to_string(), value);
@@ -76,33 +77,6 @@ pub fn existing_checkpoints(dir: &Path) -> Vec<String> {
         .collect();
     found.sort();
     found
-}
-
-/// Refuses a fresh run (no `--resume`) whose `--checkpoint-dir` holds
-/// another run's checkpoints, unless `--overwrite` says to replace them.
-pub fn check_fresh_directory(args: &TrainArgs) -> Result<(), String> {
-    let Some(dir) = &args.checkpoint_dir else {
-        return Ok(());
-    };
-    if args.resume.is_some() || args.overwrite {
-        return Ok(());
-    }
-    let found = existing_checkpoints(dir);
-    if found.is_empty() {
-        return Ok(());
-    }
-    let shown = found.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-    let more = if found.len() > 3 {
-        format!(" and {} more", found.len() - 3)
-    } else {
-        String::new()
-    };
-    Err(format!(
-        "--checkpoint-dir {} already holds another run's checkpoints ({shown}{more}); \
-         pass --resume {} to continue that run, --overwrite to replace them, or another directory",
-        dir.display(),
-        dir.join("last.safetensors").display()
-    ))
 }
 
 /// Where a checkpoint file came from.
@@ -222,9 +196,9 @@ pub fn init_from(path: &Path, kind: ModelKind, model: &dyn Module) -> Result<(),
         .map_err(|e| e.to_string())
 }
 
-/// Loads a checkpoint into the model and optimizer of a run with `args`
-/// (whose epochs have `steps_per_epoch` steps), returning where the run
-/// stopped.
+/// Loads a checkpoint into the model and optimizer of a run configured as
+/// `config` (whose epochs have `steps_per_epoch` steps), returning where the
+/// run stopped.
 ///
 /// Refused: a bare state_dict (no run to continue), another data set, a
 /// non-finite state, a step count that disagrees with the epoch, and
@@ -234,7 +208,8 @@ pub fn init_from(path: &Path, kind: ModelKind, model: &dyn Module) -> Result<(),
 /// the epoch.
 pub fn resume(
     path: &Path,
-    args: &TrainArgs,
+    config: &RunConfig,
+    reset_optimizer: bool,
     model: &dyn Module,
     optimizer: &mut dyn Optimizer,
     steps_per_epoch: usize,
@@ -243,18 +218,18 @@ pub fn resume(
         checkpoint: ck,
         origin,
         ..
-    } = open(path, Some(args.model))?;
+    } = open(path, Some(config.model))?;
     let here = path.display();
     let Origin::Trainer { dataset } = origin else {
         return Err(format!(
             "checkpoint {here} is a bare state_dict with no run to resume; use --init-from {here} to start a run from its weights"
         ));
     };
-    if dataset != args.dataset {
+    if dataset != config.dataset {
         return Err(format!(
             "checkpoint {here} was trained on {}, not {} as requested",
             value_name(dataset),
-            value_name(args.dataset)
+            value_name(config.dataset)
         ));
     }
     check_finite(&ck, path)?;
@@ -267,8 +242,8 @@ pub fn resume(
     let epoch = number("epoch")?;
     let step = number("step")?;
     for (key, now) in [
-        ("seed", args.seed.to_string()),
-        ("batch_size", args.batch_size.to_string()),
+        ("seed", config.seed.to_string()),
+        ("batch_size", config.batch_size.to_string()),
     ] {
         if let Some(then) = ck.meta(key) {
             if then != now {
@@ -276,8 +251,8 @@ pub fn resume(
             }
         }
     }
-    let consistent = step_matches_epoch(&ck, args, epoch, step, steps_per_epoch);
-    if args.reset_optimizer {
+    let consistent = step_matches_epoch(&ck, config, epoch, step, steps_per_epoch);
+    if reset_optimizer {
         let step = epoch.saturating_mul(steps_per_epoch);
         eprintln!(
             "note: --reset-optimizer: the optimizer starts afresh after epoch {epoch}, counting from step {step}"
@@ -317,12 +292,12 @@ pub fn resume(
 /// number of steps per epoch.
 fn step_matches_epoch(
     ck: &Checkpoint,
-    args: &TrainArgs,
+    config: &RunConfig,
     epoch: usize,
     step: usize,
     steps_now: usize,
 ) -> Result<(), String> {
-    let same_batch = ck.meta("batch_size") == Some(args.batch_size.to_string().as_str());
+    let same_batch = ck.meta("batch_size") == Some(config.batch_size.to_string().as_str());
     let per_epoch = match ck.meta("steps_per_epoch") {
         Some(v) => Some(
             v.parse::<usize>()

@@ -5,8 +5,31 @@ use gradlab_data::{
     cifar10_dir, fashion_mnist_dir, load_cifar10_limited, load_fashion_mnist, Dataset,
     Normalization, Split,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The directory `kind` is read from: `dir` when given, else the default
+/// location (as `gradlab_data::cifar10_dir` / `fashion_mnist_dir` find it).
+pub fn find_data_dir(kind: DatasetKind, dir: Option<&Path>) -> Result<PathBuf, String> {
+    match kind {
+        DatasetKind::Cifar10 => cifar10_dir(dir).ok_or_else(|| {
+            "CIFAR-10 not found: pass --data DIR, set GRADLAB_DATA, or run data/get-cifar10.sh"
+                .to_string()
+        }),
+        DatasetKind::FashionMnist => fashion_mnist_dir(dir).ok_or_else(|| {
+            "Fashion-MNIST not found: pass --data DIR, set GRADLAB_FASHION_MNIST, or install the Debian package dataset-fashion-mnist"
+                .to_string()
+        }),
+    }
+}
+
+/// `path` made absolute (against the current directory), so that a run's
+/// configuration still names it when read from elsewhere.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
 
 /// Loads one split of `kind` from `dir` (or the default location), keeping
 /// the first `limit` images when given.
@@ -16,17 +39,12 @@ pub fn load_split(
     split: Split,
     limit: Option<usize>,
 ) -> Result<Arc<Dataset>, String> {
+    let dir = find_data_dir(kind, dir)?;
     let dataset = match kind {
         DatasetKind::Cifar10 => {
-            let dir = cifar10_dir(dir).ok_or(
-                "CIFAR-10 not found: pass --data DIR, set GRADLAB_DATA, or run data/get-cifar10.sh",
-            )?;
             load_cifar10_limited(&dir, split, limit).map_err(|e| e.to_string())?
         }
         DatasetKind::FashionMnist => {
-            let dir = fashion_mnist_dir(dir).ok_or(
-                "Fashion-MNIST not found: pass --data DIR, set GRADLAB_FASHION_MNIST, or install the Debian package dataset-fashion-mnist",
-            )?;
             let full = load_fashion_mnist(&dir, split).map_err(|e| e.to_string())?;
             match limit {
                 Some(n) if n < full.len() => first(&full, n)?,

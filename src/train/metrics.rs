@@ -123,6 +123,7 @@ mod tests {
             lr: 0.1,
             step: 10 * epoch,
             rss_mib: None,
+            loss_curve: Vec::new(),
         }
     }
 

@@ -25,6 +25,7 @@ pub mod gradcheck;
 mod graph;
 pub mod ops;
 pub mod profile;
+mod requires_grad;
 pub mod trace;
 mod var;
 
@@ -46,5 +47,6 @@ pub use ops::norm::{
     batch_norm2d, batch_norm2d_train, batch_norm2d_train_with_stats, batch_stats2d,
 };
 pub use profile::{profile, profile_with, Profile, ProfileOptions};
+pub use requires_grad::RequiresGrad;
 pub use trace::{capture_trace, set_trace, TraceEvent};
 pub use var::{GradHook, Var};

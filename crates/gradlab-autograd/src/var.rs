@@ -68,6 +68,8 @@ impl Var {
     }
 
     /// A leaf that requires grad: gradients accumulate into [`Var::grad`].
+    /// PyTorch's `torch.tensor(data, requires_grad=True)`; also spelled
+    /// `tensor.requires_grad_()` ([`crate::RequiresGrad`]).
     pub fn parameter(data: Tensor) -> Var {
         Var::make(data, true, None)
     }
@@ -79,7 +81,7 @@ impl Var {
         v
     }
 
-    /// A leaf requiring grad or not.
+    /// A leaf requiring grad or not: `torch.tensor(data, requires_grad=...)`.
     pub fn leaf(data: Tensor, requires_grad: bool) -> Var {
         Var::make(data, requires_grad, None)
     }
@@ -160,6 +162,9 @@ impl Var {
         self.data().device()
     }
 
+    /// Whether gradients flow to this var (PyTorch's `t.requires_grad`).
+    /// To make a tensor require grad, wrap it with [`Var::parameter`] or
+    /// call `tensor.requires_grad_()` ([`crate::RequiresGrad`]).
     pub fn requires_grad(&self) -> bool {
         self.inner.requires_grad
     }

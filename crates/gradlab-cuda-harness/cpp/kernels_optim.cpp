@@ -4,4 +4,5 @@
 #include "registry.h"
 
 HARNESS_TABLE(optim,
-              HARNESS_KERNEL(sgd_step));
+              HARNESS_KERNEL(sgd_step),
+              HARNESS_KERNEL(adam_step));

@@ -5,6 +5,4 @@
 
 HARNESS_TABLE(pool,
               HARNESS_KERNEL(max_pool2d_forward),
-              HARNESS_KERNEL(max_pool2d_backward),
-              HARNESS_KERNEL(indices_u32_to_i64),
-              HARNESS_KERNEL(indices_i64_to_u32));
+              HARNESS_KERNEL(max_pool2d_backward));

@@ -67,8 +67,9 @@ fn cpu_harness_cross_entropy_target_out_of_range_is_an_error() {
 }
 
 #[test]
-fn cpu_harness_sgd() {
+fn cpu_harness_sgd_and_adam() {
     checks::optim::check_sgd(&cpu_device());
+    checks::optim::check_adam(&cpu_device());
 }
 
 /// Kernel names defined in a kernel file's source: `extern "C"` kernels and
@@ -155,6 +156,7 @@ fn cpu_harness_checks_parameters_against_the_kernel_signature() {
     }
     .unwrap_err();
     assert!(e.contains("passed 1 parameters, the kernel takes 3"), "{e}");
+    // SAFETY: as above: the sizes do not match, so nothing is read.
     let e = unsafe {
         CpuKernels.launch(
             KernelFile::Elementwise,
@@ -169,6 +171,7 @@ fn cpu_harness_checks_parameters_against_the_kernel_signature() {
         e.contains("parameter 1 has 4 bytes, the kernel expects 8"),
         "{e}"
     );
+    // SAFETY: kernels with inline PTX are refused before any parameter is read.
     let e = unsafe {
         CpuKernels.launch(
             KernelFile::Matmul,

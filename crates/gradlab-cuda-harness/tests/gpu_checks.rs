@@ -65,7 +65,8 @@ fn gpu_reductions_softmax_cross_entropy() {
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn gpu_sgd() {
+fn gpu_sgd_and_adam() {
     let Some(gpu) = gpu() else { return };
     checks::optim::check_sgd(&gpu);
+    checks::optim::check_adam(&gpu);
 }

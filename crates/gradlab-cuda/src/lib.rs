@@ -37,8 +37,8 @@ pub use ops::elementwise::{
     unary, unary_inplace, BinaryOp, UnaryOp, View, MAX_RANK,
 };
 pub use ops::matmul::{gemm, matmul, GemmProblem, MatmulVariant, MatrixLayout, OperandLayout};
-pub use ops::optim::{sgd_step, SgdConfig};
-pub use ops::pool::{max_pool2d_backward, max_pool2d_forward, IndexElem, NO_ARGMAX};
+pub use ops::optim::{adam_step, sgd_step, AdamConfig, SgdConfig};
+pub use ops::pool::{max_pool2d_backward, max_pool2d_forward, NO_ARGMAX};
 pub use ops::reduce::{
     cross_entropy_backward, cross_entropy_forward, cross_entropy_loss, cross_entropy_loss_backward,
     log_softmax_rows, reduce, reduction_chunks, softmax_rows, CrossEntropyOptions, LossReduction,

@@ -51,9 +51,13 @@ pub enum TensorError {
     #[error(transparent)]
     Alloc(#[from] gradlab_cpu::AllocError),
 
-    /// The CUDA backend failed or is unavailable.
+    /// The CUDA backend failed.
     #[error("{op}: {msg}")]
     Backend { op: &'static str, msg: String },
+
+    /// A device that cannot be opened (no driver, no such ordinal).
+    #[error("{device}: {msg}")]
+    Device { device: Device, msg: String },
 
     /// A primitive of the device contract that this backend does not
     /// implement (see [`crate::backend::coverage`]).

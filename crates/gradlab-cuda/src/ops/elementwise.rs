@@ -45,71 +45,38 @@ impl<'a> View<'a> {
     }
 }
 
-/// Binary ops; the codes match `OP_*` in `kernels/elementwise.cu`. Those
-/// codes are stable: an op enum shared by all backends maps onto them in
-/// [`BinaryOp::code`] (0 add, 1 sub, 2 mul, 3 div, 4 maximum, 5 minimum,
-/// 6 pow, 7 relu-backward `a * (b > 0)`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    /// NaN-propagating maximum.
-    Maximum,
-    /// NaN-propagating minimum.
-    Minimum,
-    /// `a ^ b` (powf).
-    Pow,
-    /// `a * (b > 0)`: the gradient `a` of a ReLU whose input was `b`.
-    ReluBackward,
-}
+/// The engine's op enum, one for every backend ([`gradlab_cpu::op`]).
+pub use gradlab_cpu::{BinaryOp, UnaryOp};
 
-impl BinaryOp {
-    /// The kernel's op code (`OP_*` in `kernels/elementwise.cu`).
-    pub fn code(self) -> i32 {
-        self as i32
+/// The kernel's code for `op`: `OP_*` in `kernels/elementwise.cu` (0 add,
+/// 1 sub, 2 mul, 3 div, 4 maximum, 7 relu-backward `a * (b > 0)`).
+pub fn binary_code(op: BinaryOp) -> i32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Maximum => 4,
+        BinaryOp::ReluBackward => 7,
     }
 }
 
-/// Unary ops; codes match `UOP_*` in `kernels/elementwise.cu`, stable as the
-/// binary ones (0 neg, 1 exp, 2 log, 3 sqrt, 4 relu, 5 sigmoid, 6 tanh,
-/// 7 abs, 8 powf(p), 9 add-scalar(s), 10 mul-scalar(s), 11 recip).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Relu,
-    Sigmoid,
-    Tanh,
-    Abs,
-    /// `x ^ p`.
-    Powf(f32),
-    AddScalar(f32),
-    MulScalar(f32),
-    /// `1 / x`.
-    Recip,
-}
-
-impl UnaryOp {
-    /// The kernel's op code (`UOP_*`) and its scalar parameter.
-    pub fn code_and_param(self) -> (i32, f32) {
-        match self {
-            UnaryOp::Neg => (0, 0.0),
-            UnaryOp::Exp => (1, 0.0),
-            UnaryOp::Log => (2, 0.0),
-            UnaryOp::Sqrt => (3, 0.0),
-            UnaryOp::Relu => (4, 0.0),
-            UnaryOp::Sigmoid => (5, 0.0),
-            UnaryOp::Tanh => (6, 0.0),
-            UnaryOp::Abs => (7, 0.0),
-            UnaryOp::Powf(p) => (8, p),
-            UnaryOp::AddScalar(s) => (9, s),
-            UnaryOp::MulScalar(s) => (10, s),
-            UnaryOp::Recip => (11, 0.0),
-        }
+/// The kernel's code for `op` (`UOP_*` in `kernels/elementwise.cu`) and its
+/// scalar parameter, in f32 as the kernels compute.
+pub fn unary_code(op: UnaryOp) -> (i32, f32) {
+    match op {
+        UnaryOp::Neg => (0, 0.0),
+        UnaryOp::Exp => (1, 0.0),
+        UnaryOp::Log => (2, 0.0),
+        UnaryOp::Sqrt => (3, 0.0),
+        UnaryOp::Relu => (4, 0.0),
+        UnaryOp::Sigmoid => (5, 0.0),
+        UnaryOp::Tanh => (6, 0.0),
+        UnaryOp::Abs => (7, 0.0),
+        UnaryOp::Pow(p) => (8, p as f32),
+        UnaryOp::AddScalar(s) => (9, s as f32),
+        UnaryOp::MulScalar(s) => (10, s as f32),
+        UnaryOp::GtMask(t) => (12, t as f32),
     }
 }
 
@@ -305,7 +272,7 @@ fn binary_launch(
     match plan(OP, shape, &[ov, av, bv], numel)? {
         Walk::Contiguous => {
             let launch = [
-                Arg::I32(op.code()),
+                Arg::I32(binary_code(op)),
                 Arg::I64(numel as i64),
                 Arg::Ptr(at(a, av)),
                 Arg::Ptr(at(b, bv)),
@@ -320,7 +287,7 @@ fn binary_launch(
                 "binary_strided"
             };
             let launch = [
-                Arg::I32(op.code()),
+                Arg::I32(binary_code(op)),
                 Arg::Strided(*args),
                 Arg::I64(numel as i64),
                 Arg::Ptr(a),
@@ -372,7 +339,7 @@ pub fn binary_contiguous(
         return Ok(());
     }
     let launch = [
-        Arg::I32(op.code()),
+        Arg::I32(binary_code(op)),
         Arg::I64(a.len() as i64),
         Arg::Ptr(a.device_ptr()),
         Arg::Ptr(b.device_ptr()),
@@ -390,7 +357,7 @@ fn unary_launch(op: UnaryOp, x: u64, out: u64, n: usize, gpu: &crate::Gpu) -> Re
     if n == 0 {
         return Ok(());
     }
-    let (code, param) = op.code_and_param();
+    let (code, param) = unary_code(op);
     let launch = [
         Arg::I32(code),
         Arg::F32(param),
@@ -537,11 +504,24 @@ mod tests {
     fn op_codes_match_the_kernel_file() {
         let src = crate::KernelFile::Elementwise.source();
         for (name, code) in [
-            ("OP_ADD", BinaryOp::Add.code()),
-            ("OP_MAX", BinaryOp::Maximum.code()),
-            ("OP_RELU_BACKWARD", BinaryOp::ReluBackward.code()),
-            ("UOP_POWF", UnaryOp::Powf(2.0).code_and_param().0),
-            ("UOP_RECIP", UnaryOp::Recip.code_and_param().0),
+            ("OP_ADD", binary_code(BinaryOp::Add)),
+            ("OP_SUB", binary_code(BinaryOp::Sub)),
+            ("OP_MUL", binary_code(BinaryOp::Mul)),
+            ("OP_DIV", binary_code(BinaryOp::Div)),
+            ("OP_MAX", binary_code(BinaryOp::Maximum)),
+            ("OP_RELU_BACKWARD", binary_code(BinaryOp::ReluBackward)),
+            ("UOP_NEG", unary_code(UnaryOp::Neg).0),
+            ("UOP_EXP", unary_code(UnaryOp::Exp).0),
+            ("UOP_LOG", unary_code(UnaryOp::Log).0),
+            ("UOP_SQRT", unary_code(UnaryOp::Sqrt).0),
+            ("UOP_RELU", unary_code(UnaryOp::Relu).0),
+            ("UOP_SIGMOID", unary_code(UnaryOp::Sigmoid).0),
+            ("UOP_TANH", unary_code(UnaryOp::Tanh).0),
+            ("UOP_ABS", unary_code(UnaryOp::Abs).0),
+            ("UOP_POWF", unary_code(UnaryOp::Pow(2.0)).0),
+            ("UOP_ADD_SCALAR", unary_code(UnaryOp::AddScalar(1.0)).0),
+            ("UOP_MUL_SCALAR", unary_code(UnaryOp::MulScalar(1.0)).0),
+            ("UOP_GT_MASK", unary_code(UnaryOp::GtMask(0.0)).0),
         ] {
             assert!(
                 src.contains(&format!("#define {name} {code}")),

@@ -1,15 +1,13 @@
 //! 2-D max pooling with argmax, and its deterministic (gathering) backward.
 //!
 //! Argmax indices are i64 on the device (`-1`: a window that saw no
-//! element), as PyTorch stores them. The wrappers also accept `u32` index
-//! buffers (`u32::MAX`: no element) for callers that still store those; such
-//! indices are converted on the device, one extra pass each way.
+//! element), as PyTorch stores them, and as tensors keep them.
 
-use super::{check_len, same_gpu, to_i32, to_i64};
+use super::{check_len, same_gpu, to_i32};
 use crate::compile::KernelFile;
-use crate::device::{Arg, Gpu};
+use crate::device::Arg;
 use crate::error::{CudaError, Result};
-use crate::memory::{DeviceBuffer, DeviceElem};
+use crate::memory::DeviceBuffer;
 use cudarc::driver::DeviceRepr;
 use gradlab_cpu::Pool2dShape;
 
@@ -38,54 +36,6 @@ unsafe impl DeviceRepr for PoolParams {}
 /// Argmax value of a window that saw no input element (cannot happen for
 /// shapes that pass validation; kept so a reader knows the sentinel).
 pub const NO_ARGMAX: i64 = -1;
-
-/// Element types of index buffers: `i64` (what the kernels use) or `u32`
-/// (converted on the device; `u32::MAX` stands for -1).
-pub trait IndexElem: DeviceElem + sealed::Sealed {
-    /// True for i64, which the kernels read and write directly.
-    const NATIVE: bool;
-}
-impl IndexElem for i64 {
-    const NATIVE: bool = true;
-}
-impl IndexElem for u32 {
-    const NATIVE: bool = false;
-}
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for i64 {}
-    impl Sealed for u32 {}
-}
-
-/// Converts `len` indices at `src` into `dst` with `kernel` (a u32 <-> i64 pass).
-fn convert_indices(gpu: &Gpu, kernel: &'static str, src: u64, dst: u64, len: usize) -> Result<()> {
-    if len == 0 {
-        return Ok(());
-    }
-    let args = [
-        Arg::Ptr(src),
-        Arg::Ptr(dst),
-        Arg::I64(to_i64(kernel, "length", len)?),
-    ];
-    gpu.launch(KernelFile::Pool, kernel, gpu.elementwise_config(len), &args)
-}
-
-/// An i64 copy of an index buffer (None when it already is one).
-pub(crate) fn widened<I: IndexElem>(idx: &DeviceBuffer<I>) -> Result<Option<DeviceBuffer<i64>>> {
-    if I::NATIVE {
-        return Ok(None);
-    }
-    let wide = DeviceBuffer::<i64>::uninit(idx.gpu(), idx.len())?;
-    let gpu = idx.gpu().clone();
-    convert_indices(
-        &gpu,
-        "indices_u32_to_i64",
-        idx.device_ptr(),
-        wide.device_ptr(),
-        idx.len(),
-    )?;
-    Ok(Some(wide))
-}
 
 fn params(op: &'static str, s: &Pool2dShape) -> Result<PoolParams> {
     let bad = |m: &str| Err(CudaError::invalid(op, format!("{m} in {s:?}")));
@@ -122,14 +72,12 @@ fn params(op: &'static str, s: &Pool2dShape) -> Result<PoolParams> {
 
 /// Max-pool forward. `argmax[o]` receives the index of the winning element
 /// within its input plane (`ih * in_w + iw`), as PyTorch records it; ties keep
-/// the first maximum in scan order and NaN propagates. `argmax` is normally
-/// `DeviceBuffer<i64>`; a `u32` buffer is filled through a conversion pass
-/// (an index of 2^32 - 1 or more then reads as `u32::MAX`).
-pub fn max_pool2d_forward<I: IndexElem>(
+/// the first maximum in scan order and NaN propagates.
+pub fn max_pool2d_forward(
     s: &Pool2dShape,
     input: &DeviceBuffer<f32>,
     out: &mut DeviceBuffer<f32>,
-    argmax: &mut DeviceBuffer<I>,
+    argmax: &mut DeviceBuffer<i64>,
 ) -> Result<()> {
     const OP: &str = "max_pool2d_forward";
     let gpu = same_gpu(OP, &[input.gpu(), out.gpu(), argmax.gpu()])?.clone();
@@ -140,40 +88,22 @@ pub fn max_pool2d_forward<I: IndexElem>(
     if s.output_len() == 0 {
         return Ok(());
     }
-    let wide = if I::NATIVE {
-        None
-    } else {
-        Some(DeviceBuffer::<i64>::uninit(&gpu, s.output_len())?)
-    };
-    let argmax_ptr = wide
-        .as_ref()
-        .map_or(argmax.device_ptr(), |w| w.device_ptr());
     let args = [
         Arg::Pool(p),
         Arg::Ptr(input.device_ptr()),
         Arg::Ptr(out.device_ptr()),
-        Arg::Ptr(argmax_ptr),
+        Arg::Ptr(argmax.device_ptr()),
     ];
     let cfg = gpu.elementwise_config(s.output_len());
-    gpu.launch(KernelFile::Pool, "max_pool2d_forward", cfg, &args)?;
-    match wide {
-        Some(w) => convert_indices(
-            &gpu,
-            "indices_i64_to_u32",
-            w.device_ptr(),
-            argmax.device_ptr(),
-            w.len(),
-        ),
-        None => Ok(()),
-    }
+    gpu.launch(KernelFile::Pool, "max_pool2d_forward", cfg, &args)
 }
 
 /// Max-pool backward (overwrites `grad_input`): every input element gathers
 /// the gradients of the windows it won, in output order, without atomics.
-pub fn max_pool2d_backward<I: IndexElem>(
+pub fn max_pool2d_backward(
     s: &Pool2dShape,
     grad_out: &DeviceBuffer<f32>,
-    argmax: &DeviceBuffer<I>,
+    argmax: &DeviceBuffer<i64>,
     grad_input: &mut DeviceBuffer<f32>,
 ) -> Result<()> {
     const OP: &str = "max_pool2d_backward";
@@ -185,14 +115,10 @@ pub fn max_pool2d_backward<I: IndexElem>(
     if s.input_len() == 0 {
         return Ok(());
     }
-    let wide = widened(argmax)?;
     let args = [
         Arg::Pool(p),
         Arg::Ptr(grad_out.device_ptr()),
-        Arg::Ptr(
-            wide.as_ref()
-                .map_or(argmax.device_ptr(), |w| w.device_ptr()),
-        ),
+        Arg::Ptr(argmax.device_ptr()),
         Arg::Ptr(grad_input.device_ptr()),
     ];
     let cfg = gpu.elementwise_config(s.input_len());

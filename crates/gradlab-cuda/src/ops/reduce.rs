@@ -1,6 +1,5 @@
 //! Reductions, softmax and cross-entropy over rows.
 
-use super::pool::{widened, IndexElem};
 use super::{check_len, same_gpu, to_i64};
 use crate::compile::KernelFile;
 use crate::device::{Arg, Gpu};
@@ -502,14 +501,14 @@ fn backward_launch(
     Ok(())
 }
 
-/// Per-row cross-entropy of `logits` `[rows, cols]` against class indices
-/// (`i64`, or `u32` converted on the device): `losses[r] =
+/// Per-row cross-entropy of `logits` `[rows, cols]` against i64 class
+/// indices: `losses[r] =
 /// logsumexp(logits[r]) - logits[r, targets[r]]`, with no ignored index. A
 /// target outside `0..cols` is reported as in [`cross_entropy_loss`].
 /// Prefer [`cross_entropy_loss`], which has PyTorch's full semantics.
-pub fn cross_entropy_forward<I: IndexElem>(
+pub fn cross_entropy_forward(
     logits: &DeviceBuffer<f32>,
-    targets: &DeviceBuffer<I>,
+    targets: &DeviceBuffer<i64>,
     rows: usize,
     cols: usize,
     losses: &mut DeviceBuffer<f32>,
@@ -525,10 +524,7 @@ pub fn cross_entropy_forward<I: IndexElem>(
     if cols == 0 {
         return Err(CudaError::invalid(OP, "logits have no classes"));
     }
-    let wide = widened(targets)?;
-    let t = wide
-        .as_ref()
-        .map_or(targets.device_ptr(), |w| w.device_ptr());
+    let t = targets.device_ptr();
     cross_entropy_rows(
         &gpu,
         logits,
@@ -547,9 +543,9 @@ pub fn cross_entropy_forward<I: IndexElem>(
 /// and `scale = 1 / rows` for a mean. One kernel. Prefer
 /// [`cross_entropy_loss_backward`], which has PyTorch's full semantics.
 #[allow(clippy::too_many_arguments)]
-pub fn cross_entropy_backward<I: IndexElem>(
+pub fn cross_entropy_backward(
     logits: &DeviceBuffer<f32>,
-    targets: &DeviceBuffer<I>,
+    targets: &DeviceBuffer<i64>,
     grad_loss: &DeviceBuffer<f32>,
     grad_stride: usize,
     scale: f32,
@@ -584,10 +580,7 @@ pub fn cross_entropy_backward<I: IndexElem>(
             ),
         ));
     }
-    let wide = widened(targets)?;
-    let t = wide
-        .as_ref()
-        .map_or(targets.device_ptr(), |w| w.device_ptr());
+    let t = targets.device_ptr();
     let opts = CrossEntropyOptions {
         ignore_index: i64::MIN,
         label_smoothing: 0.0,

@@ -28,7 +28,11 @@ pub mod cpu;
 pub mod cuda;
 pub(crate) mod host;
 pub mod meter;
+#[doc(hidden)]
+pub mod recycle;
 pub mod reference;
+
+pub use recycle::poison_recycled_buffers;
 
 use crate::{DType, Layout, Result, Shape, Tensor, TensorError};
 use gradlab_cpu::optim::{AdamConfig, SgdConfig};

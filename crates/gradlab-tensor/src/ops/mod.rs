@@ -7,6 +7,7 @@ mod conv;
 pub mod elementwise;
 mod matmul;
 mod norm;
+pub mod operators;
 mod optim;
 mod pool;
 pub mod reduce;

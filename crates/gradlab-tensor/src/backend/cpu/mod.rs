@@ -12,6 +12,7 @@ mod reduce;
 pub(crate) use elementwise::gather;
 
 use super::host::{self, dense, dense_opt, tensor, zeros};
+use super::recycle;
 use super::reference::{adam_on_host, pool_output_shape, sgd_on_host};
 use super::{Backend, Primitive};
 use crate::ops::reduce::split_at_dim;
@@ -167,8 +168,8 @@ impl Backend for Cpu {
         let shape = pool_output_shape(s);
         with_float!(x.dtype(), op, |T| {
             let xs = dense::<T>(op, x)?;
-            let mut out = zeros::<T>(op, s.output_len())?;
-            let mut arg = zeros::<i64>(op, s.output_len())?;
+            let mut out = recycle::output::<T>(op, s.output_len())?;
+            let mut arg = recycle::output::<i64>(op, s.output_len())?;
             gradlab_cpu::max_pool2d_forward(s, &xs, &mut out, &mut arg);
             Ok((tensor(out, shape.clone())?, tensor(arg, shape.clone())?))
         })
@@ -222,7 +223,7 @@ impl Backend for Cpu {
         with_float!(x.dtype(), op, |T| {
             let xs = dense::<T>(op, x)?;
             let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
-            let mut y = zeros::<T>(op, s.len())?;
+            let mut y = recycle::output::<T>(op, s.len())?;
             let (mut mean, mut var) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
             gradlab_cpu::batch_norm2d_train_forward(
                 s,
@@ -260,7 +261,7 @@ impl Backend for Cpu {
                 dense::<T>(op, var)?,
             );
             let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
-            let mut y = zeros::<T>(op, s.len())?;
+            let mut y = recycle::output::<T>(op, s.len())?;
             gradlab_cpu::batch_norm2d_inference(
                 s,
                 &xs,
@@ -293,7 +294,7 @@ impl Backend for Cpu {
                 dense::<T>(op, var)?,
                 dense_opt::<T>(op, weight)?,
             );
-            let mut dx = zeros::<T>(op, s.len())?;
+            let mut dx = recycle::output::<T>(op, s.len())?;
             let (mut dw, mut db) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
             gradlab_cpu::batch_norm2d_backward(
                 s,
@@ -320,7 +321,7 @@ impl Backend for Cpu {
         let (outer, len, inner) = split_at_dim(x.dims(), dim);
         with_float!(x.dtype(), op, |T| {
             let xs = dense::<T>(op, x)?;
-            let mut out = zeros::<T>(op, xs.len())?;
+            let mut out = recycle::output::<T>(op, xs.len())?;
             // No faster kernel exists for softmax: the sizes the engine
             // sees (class logits) are small, and the loop is memory-bound.
             gradlab_cpu::reference::softmax(&xs, outer, len, inner, log, &mut out);
@@ -334,7 +335,7 @@ impl Backend for Cpu {
         let t = dense::<i64>(op, target)?;
         with_float!(logits.dtype(), op, |T| {
             let x = dense::<T>(op, logits)?;
-            let mut losses = zeros::<T>(op, rows)?;
+            let mut losses = recycle::output::<T>(op, rows)?;
             gradlab_cpu::cross_entropy_forward(&x, classes, &t, eps, &mut losses)
                 .map_err(label_error(op))?;
             tensor(losses, [rows])
@@ -353,7 +354,7 @@ impl Backend for Cpu {
         let t = dense::<i64>(op, target)?;
         with_float!(logits.dtype(), op, |T| {
             let (x, g) = (dense::<T>(op, logits)?, dense::<T>(op, grad)?);
-            let mut out = zeros::<T>(op, x.len())?;
+            let mut out = recycle::output::<T>(op, x.len())?;
             gradlab_cpu::cross_entropy_backward(&x, classes, &t, eps, &g, &mut out)
                 .map_err(label_error(op))?;
             tensor(out, logits.shape().clone())

@@ -1,6 +1,7 @@
 //! Matrix products and convolutions on the fast kernels of `gradlab_cpu`.
 
 use crate::backend::host::{dense, dense_opt, tensor, zeros};
+use crate::backend::recycle;
 use crate::backend::reference::conv_output_shape;
 use crate::{Element, Result, Shape, Tensor};
 use gradlab_cpu::Conv2dShape;
@@ -15,7 +16,13 @@ pub(super) fn matmul<T: Element>(a: &Tensor, b: &Tensor, batch: &Shape) -> Resul
         a.storage_slice::<T>("matmul")?,
         b.storage_slice::<T>("matmul")?,
     );
-    let mut out = zeros::<T>("matmul", batch.numel() * m * n)?;
+    // GEMM overwrites its output unless there is nothing to sum (k = 0).
+    let len = batch.numel() * m * n;
+    let mut out = if k > 0 {
+        recycle::output::<T>("matmul", len)?
+    } else {
+        zeros::<T>("matmul", len)?
+    };
     // Operands are read in place through their strides, whatever their layout.
     if m * n > 0 {
         for ((c, oa), ob) in out.chunks_mut(m * n).zip(ma.offsets()).zip(mb.offsets()) {
@@ -54,7 +61,7 @@ pub(super) fn conv2d<T: Element>(
         dense::<T>(op, w)?,
         dense_opt::<T>(op, b)?,
     );
-    let mut out = zeros::<T>(op, s.output_len())?;
+    let mut out = recycle::output::<T>(op, s.output_len())?;
     gradlab_cpu::conv2d_forward(s, &xs, &ws, bs.as_deref(), &mut out);
     tensor(out, conv_output_shape(s))
 }
@@ -66,7 +73,7 @@ pub(super) fn conv2d_backward_data<T: Element>(
 ) -> Result<Tensor> {
     let op = "conv2d_backward_data";
     let (g, ws) = (dense::<T>(op, grad)?, dense::<T>(op, w)?);
-    let mut out = zeros::<T>(op, s.input_len())?;
+    let mut out = recycle::output::<T>(op, s.input_len())?;
     gradlab_cpu::conv2d_backward_data(s, &g, &ws, &mut out);
     tensor(out, [s.batch, s.in_channels, s.in_h, s.in_w])
 }
@@ -78,7 +85,7 @@ pub(super) fn conv2d_backward_weight<T: Element>(
 ) -> Result<Tensor> {
     let op = "conv2d_backward_weight";
     let (g, xs) = (dense::<T>(op, grad)?, dense::<T>(op, x)?);
-    let mut out = zeros::<T>(op, s.weight_len())?;
+    let mut out = recycle::output::<T>(op, s.weight_len())?;
     gradlab_cpu::conv2d_backward_weight(s, &xs, &g, &mut out);
     tensor(
         out,

@@ -24,7 +24,6 @@ pub const GAPS: &[(Primitive, &str)] = &[
         Primitive::MaxPool2dGather,
         "no gather kernel (needed only by second derivatives of max_pool2d)",
     ),
-    (Primitive::AdamStep, "no Adam kernel"),
 ];
 
 fn f32_only(op: &'static str, dtype: DType) -> Result<()> {
@@ -222,13 +221,13 @@ impl Backend for Cuda {
 
     fn adam_step(
         &self,
-        _: &mut Tensor,
-        _: &Tensor,
-        _: &mut Tensor,
-        _: &mut Tensor,
-        _: u64,
-        _: &AdamConfig,
+        param: &mut Tensor,
+        grad: &Tensor,
+        exp_avg: &mut Tensor,
+        exp_avg_sq: &mut Tensor,
+        step: u64,
+        config: &AdamConfig,
     ) -> Result<()> {
-        Err(unsupported(self, Primitive::AdamStep))
+        optim::adam_step(param, grad, exp_avg, exp_avg_sq, step, config)
     }
 }

@@ -41,9 +41,14 @@ pub(crate) fn backend(op: &'static str) -> impl Fn(CudaError) -> TensorError {
 /// The device for `device`: only ordinal 0 (`Gpu::global()`) exists.
 pub(crate) fn gpu_for(op: &'static str, device: Device) -> Result<Arc<Gpu>> {
     match device {
-        Device::Cuda(0) => Gpu::global().map_err(backend(op)),
-        Device::Cuda(n) => Err(TensorError::Backend {
-            op,
+        // Opening the device is not the op's failure: the error names the
+        // device, whatever op asked first.
+        Device::Cuda(0) => Gpu::global().map_err(|e| TensorError::Device {
+            device,
+            msg: e.to_string(),
+        }),
+        Device::Cuda(n) => Err(TensorError::Device {
+            device,
             msg: format!("cuda:{n} is not available: gradlab drives one GPU, cuda:0"),
         }),
         Device::Cpu => Err(TensorError::invalid(op, "cpu is not a CUDA device")),
@@ -67,8 +72,8 @@ pub(crate) fn f32_buffer<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a Devi
     }
 }
 
-/// The u32 buffer behind a CUDA index (i64) tensor.
-pub(crate) fn index_buffer<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a DeviceBuffer<u32>> {
+/// The buffer behind a CUDA index (i64) tensor.
+pub(crate) fn index_buffer<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a DeviceBuffer<i64>> {
     match &**t.storage() {
         Storage::Cuda(CudaStorage::Index(b)) => Ok(b),
         Storage::Cuda(CudaStorage::F32(_)) => Err(TensorError::UnsupportedDType {
@@ -111,13 +116,13 @@ pub(crate) fn dense<'a>(op: &'static str, t: &'a Tensor) -> Result<Dense<'a, f32
 }
 
 /// The index elements of `t` as one dense buffer.
-pub(crate) fn dense_index<'a>(op: &'static str, t: &'a Tensor) -> Result<Dense<'a, u32>> {
+pub(crate) fn dense_index<'a>(op: &'static str, t: &'a Tensor) -> Result<Dense<'a, i64>> {
     let buf = index_buffer(op, t)?;
     if t.is_dense() {
         return Ok(Dense::Borrowed(buf));
     }
     // Index tensors come out of the kernels dense and their reshapes stay
-    // dense; a strided one would need a u32 copy kernel, which gradlab-cuda
+    // dense; a strided one would need an i64 copy kernel, which gradlab-cuda
     // does not have.
     Err(TensorError::Backend {
         op,
@@ -158,8 +163,8 @@ pub(crate) fn from_f32(buf: DeviceBuffer<f32>, shape: Shape) -> Tensor {
     Tensor::from_cuda(CudaStorage::F32(buf), Layout::contiguous(shape, 0))
 }
 
-/// A contiguous i64 tensor owning the u32 indices `buf`.
-pub(crate) fn from_index(buf: DeviceBuffer<u32>, shape: Shape) -> Tensor {
+/// A contiguous i64 tensor owning the indices `buf`.
+pub(crate) fn from_index(buf: DeviceBuffer<i64>, shape: Shape) -> Tensor {
     Tensor::from_cuda(CudaStorage::Index(buf), Layout::contiguous(shape, 0))
 }
 

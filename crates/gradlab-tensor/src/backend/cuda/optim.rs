@@ -3,7 +3,7 @@
 use super::{backend, dense};
 use crate::storage::{CudaStorage, Storage};
 use crate::{Result, Tensor, TensorError};
-use gradlab_cpu::optim::SgdConfig;
+use gradlab_cpu::optim::{AdamConfig, SgdConfig};
 use gradlab_cuda as cu;
 use std::sync::Arc;
 
@@ -31,18 +31,28 @@ pub(super) fn sgd_step(
     config: &SgdConfig,
 ) -> Result<()> {
     const OP: &str = "sgd_step";
-    let kernel_config = cu::SgdConfig {
-        lr: config.lr as f32,
-        momentum: config.momentum as f32,
-        dampening: config.dampening as f32,
-        weight_decay: config.weight_decay as f32,
-        nesterov: config.nesterov,
-    };
     let g = dense(OP, grad)?;
     let p = unique_buffer(OP, param)?;
     let (buf, first) = match momentum {
         Some((b, first)) => (Some(unique_buffer(OP, b)?), first),
         None => (None, false),
     };
-    cu::sgd_step(&kernel_config, p, &g, buf, first).map_err(backend(OP))
+    cu::sgd_step(config, p, &g, buf, first).map_err(backend(OP))
+}
+
+/// One Adam(W) step on `param` and its moments in place, in f32 on the device.
+pub(super) fn adam_step(
+    param: &mut Tensor,
+    grad: &Tensor,
+    exp_avg: &mut Tensor,
+    exp_avg_sq: &mut Tensor,
+    step: u64,
+    config: &AdamConfig,
+) -> Result<()> {
+    const OP: &str = "adam_step";
+    let g = dense(OP, grad)?;
+    let p = unique_buffer(OP, param)?;
+    let m = unique_buffer(OP, exp_avg)?;
+    let v = unique_buffer(OP, exp_avg_sq)?;
+    cu::adam_step(config, p, &g, m, v, step).map_err(backend(OP))
 }

@@ -45,7 +45,7 @@ pub(super) fn sum(x: &Tensor, dims: &[usize], scale: f64) -> Result<Tensor> {
     let mut out = alloc(OP, x, outer * inner)?;
     cu::reduce(cu::ReduceOp::Sum, &src, outer, len, inner, &mut out).map_err(backend(OP))?;
     if scale != 1.0 {
-        cu::unary_inplace(cu::UnaryOp::MulScalar(scale as f32), &mut out).map_err(backend(OP))?;
+        cu::unary_inplace(cu::UnaryOp::MulScalar(scale), &mut out).map_err(backend(OP))?;
     }
     Ok(from_f32(out, reduced_shape(x.shape(), dims, true)))
 }

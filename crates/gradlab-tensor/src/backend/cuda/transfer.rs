@@ -6,14 +6,11 @@ use crate::{DType, Device, Layout, Result, Shape, Tensor, TensorError};
 use gradlab_cuda::{DeviceBuffer, Gpu};
 use std::sync::{Arc, Mutex};
 
-/// The CPU's "no index" (-1) as a CUDA index.
-const NO_INDEX: u32 = u32::MAX;
-
 /// Host data ready for upload: the checks happen before the GPU is opened,
 /// so a wrong dtype or index is reported even without a driver.
 enum HostData<'a> {
     F32(std::borrow::Cow<'a, [f32]>),
-    Index(Vec<u32>),
+    Index(std::borrow::Cow<'a, [i64]>),
 }
 
 /// Host → device. The result is contiguous.
@@ -26,20 +23,7 @@ pub(crate) fn to_cuda(t: &Tensor, device: Device) -> Result<Tensor> {
     }
     let data = match t.dtype() {
         DType::F32 => HostData::F32(t.contiguous_slice::<f32>(OP)?),
-        DType::I64 => HostData::Index(
-            t.contiguous_slice::<i64>(OP)?
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| match v {
-                    -1 => Ok(NO_INDEX),
-                    v if (0..NO_INDEX as i64).contains(&v) => Ok(v as u32),
-                    v => Err(TensorError::invalid(
-                        OP,
-                        format!("index {v} at position {i} does not fit CUDA's u32 indices (0..2^32 - 1, or -1)"),
-                    )),
-                })
-                .collect::<Result<Vec<u32>>>()?,
-        ),
+        DType::I64 => HostData::Index(t.contiguous_slice::<i64>(OP)?),
         dtype => {
             return Err(TensorError::UnsupportedDType {
                 op: OP,
@@ -71,13 +55,7 @@ pub(crate) fn to_cpu(t: &Tensor) -> Result<Tensor> {
     let storage = match &**t.storage() {
         Storage::Cpu(_) => return Ok(t.clone()),
         Storage::Cuda(CudaStorage::F32(b)) => CpuStorage::F32(b.to_host().map_err(backend(OP))?),
-        Storage::Cuda(CudaStorage::Index(b)) => CpuStorage::I64(
-            b.to_host()
-                .map_err(backend(OP))?
-                .into_iter()
-                .map(|v| if v == NO_INDEX { -1 } else { v as i64 })
-                .collect(),
-        ),
+        Storage::Cuda(CudaStorage::Index(b)) => CpuStorage::I64(b.to_host().map_err(backend(OP))?),
     };
     Ok(Tensor::from_cpu(storage, t.layout().clone()))
 }
@@ -113,7 +91,7 @@ pub(crate) fn full(shape: Shape, value: f64, dtype: DType, device: Device) -> Re
             Ok(super::from_f32(buf, shape))
         }
         DType::I64 => {
-            let v = if value < 0.0 { NO_INDEX } else { value as u32 };
+            let v = value as i64;
             let buf = DeviceBuffer::from_host(&gpu, &vec![v; n]).map_err(backend(OP))?;
             Ok(super::from_index(buf, shape))
         }
@@ -153,7 +131,7 @@ fn prepare_constants(gpu: &Arc<Gpu>) -> Result<()> {
         let b = DeviceBuffer::from_host(gpu, &[v]).map_err(backend(OP))?;
         Ok(Arc::new(Storage::Cuda(CudaStorage::F32(b))))
     };
-    let i = |v: u32| -> Result<Arc<Storage>> {
+    let i = |v: i64| -> Result<Arc<Storage>> {
         let b = DeviceBuffer::from_host(gpu, &[v]).map_err(backend(OP))?;
         Ok(Arc::new(Storage::Cuda(CudaStorage::Index(b))))
     };

@@ -5,6 +5,9 @@
 #[path = "../src/bench/mod.rs"]
 mod bench;
 #[allow(dead_code)]
+#[path = "../src/plot/mod.rs"]
+mod plot;
+#[allow(dead_code)]
 #[path = "../src/threads.rs"]
 mod threads;
 

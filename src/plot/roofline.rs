@@ -57,10 +57,12 @@ pub fn roofline(
         ));
     for (name, points) in groups {
         let kept: Vec<&RooflinePoint> = points.iter().filter(|p| placed(p)).collect();
-        chart = chart.series(
-            Series::points(name, kept.iter().map(|p| (p.intensity, p.gflops)).collect())
-                .labelled(kept.iter().map(|p| p.label.clone()).collect()),
-        );
+        let mut series =
+            Series::points(name, kept.iter().map(|p| (p.intensity, p.gflops)).collect());
+        if kept.iter().any(|p| !p.label.is_empty()) {
+            series = series.labelled(kept.iter().map(|p| p.label.clone()).collect());
+        }
+        chart = chart.series(series);
     }
     chart
 }

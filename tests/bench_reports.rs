@@ -215,3 +215,57 @@ fn reports_round_trip_and_old_files_still_load() {
     assert!(load_rows(&bad).unwrap_err().contains("neither"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A report written as `--json` writes it, compared with itself, passes
+/// `--fail-slower`; the same report with one row planted 3x slower fails,
+/// naming that row and no other.
+#[test]
+fn the_gate_passes_an_unchanged_report_and_catches_a_planted_slowdown() {
+    let dir = std::env::temp_dir().join(format!("gradlab-gate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rows = gemm_rows(&gradlab::bench::gemm_variants(1), &[24, 32]);
+    let report = Report {
+        machine: gradlab::bench::Fingerprint::collect(&peak(), 1),
+        rows: rows.clone(),
+    };
+    let old_path = dir.join("old.json");
+    std::fs::write(&old_path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+
+    let unchanged = gradlab::bench::compare_with_file(&rows, &old_path).unwrap();
+    assert_eq!(unchanged.len(), rows.len());
+    assert!(unchanged
+        .iter()
+        .all(|c| c.verdict == Verdict::Same && c.ratio == 1.0));
+    gradlab::bench::fail_on_regressions(&unchanged, 5.0, &old_path).unwrap();
+
+    let mut slowed = rows.clone();
+    let victim = slowed
+        .iter_mut()
+        .find(|r| r.row.shape == "32x32x32" && r.row.variant.starts_with("fast"))
+        .unwrap();
+    for t in [
+        &mut victim.row.median_s,
+        victim.min_s.as_mut().unwrap(),
+        victim.max_s.as_mut().unwrap(),
+    ] {
+        *t *= 3.0;
+    }
+    let victim_name = victim.row.variant.clone();
+    let compared = gradlab::bench::compare_with_file(&slowed, &old_path).unwrap();
+    let slower: Vec<_> = compared
+        .iter()
+        .filter(|c| c.verdict == Verdict::Slower)
+        .collect();
+    assert_eq!(slower.len(), 1);
+    assert!((slower[0].ratio - 3.0).abs() < 1e-9);
+    let err = gradlab::bench::fail_on_regressions(&compared, 5.0, &old_path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("1 row(s)") && err.contains(&format!("32x32x32 {victim_name} (3.00x)")),
+        "{err}"
+    );
+    // Within the allowance it passes: 3x is a 200% slow-down.
+    gradlab::bench::fail_on_regressions(&compared, 250.0, &old_path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -24,6 +24,7 @@ pub use compare::{compare, regressions, Comparison, Verdict};
 pub use fingerprint::{cpu_model, Cache, Fingerprint};
 pub use gemm_crate::gemm_crate_sgemm;
 pub use measured::{load_rows, markdown, rank, Check, Measured, Report};
+pub use output::{compare_with_file, fail_on_regressions};
 pub use peak::MachinePeak;
 pub use pictures::figure;
 pub use report::Row;

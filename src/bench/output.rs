@@ -2,7 +2,7 @@
 //! `--json` (with the machine's fingerprint), `--svg`, and `--compare`
 //! with `--fail-slower`.
 
-use super::compare::{compare, regressions, table};
+use super::compare::{compare, regressions, table, Comparison};
 use super::fingerprint::Fingerprint;
 use super::measured::{load_rows, markdown, print_measured, Measured, Report};
 use super::peak::MachinePeak;
@@ -103,8 +103,7 @@ pub(crate) fn finish(
         write_atomically(path, text.as_bytes())?;
     }
     if let Some(old_path) = &args.compare {
-        let old = load_rows(old_path).map_err(BenchError::Output)?;
-        let comparisons = compare(&report.rows, &old);
+        let comparisons = compare_with_file(&report.rows, old_path)?;
         println!(
             "\ncompared with {} ({} of {} rows matched):",
             old_path.display(),
@@ -113,20 +112,42 @@ pub(crate) fn finish(
         );
         print!("{}", table(&comparisons));
         if let Some(percent) = args.fail_slower {
-            let slower = regressions(&comparisons, percent);
-            if !slower.is_empty() {
-                let rows: Vec<String> = slower
-                    .iter()
-                    .map(|c| format!("{} {} {} ({:.2}x)", c.kernel, c.shape, c.variant, c.ratio))
-                    .collect();
-                return Err(BenchError::Regression {
-                    count: slower.len(),
-                    percent,
-                    old: old_path.display().to_string(),
-                    rows: rows.join("; "),
-                });
-            }
+            fail_on_regressions(&comparisons, percent, old_path)?;
         }
     }
     Ok(())
+}
+
+/// `rows` against the report at `old_path` (rows matched by kernel, shape,
+/// variant and threads).
+pub fn compare_with_file(
+    rows: &[Measured],
+    old_path: &Path,
+) -> Result<Vec<Comparison>, BenchError> {
+    let old = load_rows(old_path).map_err(BenchError::Output)?;
+    Ok(compare(rows, &old))
+}
+
+/// `--fail-slower`: a [`BenchError::Regression`] naming every row judged
+/// slower (beyond both runs' spread) whose median grew by more than
+/// `percent`.
+pub fn fail_on_regressions(
+    comparisons: &[Comparison],
+    percent: f64,
+    old_path: &Path,
+) -> Result<(), BenchError> {
+    let slower = regressions(comparisons, percent);
+    if slower.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = slower
+        .iter()
+        .map(|c| format!("{} {} {} ({:.2}x)", c.kernel, c.shape, c.variant, c.ratio))
+        .collect();
+    Err(BenchError::Regression {
+        count: slower.len(),
+        percent,
+        old: old_path.display().to_string(),
+        rows: names.join("; "),
+    })
 }

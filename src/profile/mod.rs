@@ -4,7 +4,7 @@
 //! Runs the trainer's model (forward layer by layer, cross-entropy,
 //! backward, an SGD update) on random CIFAR-10-shaped batches: one warm-up
 //! step, then `--steps` profiled ones through
-//! [`gradlab_autograd::profile`]. Prints a table sorted by time (forward
+//! [`gradlab_autograd::profile`](mod@gradlab_autograd::profile). Prints a table sorted by time (forward
 //! and backward ms, share of the step, GFLOP/s, share of the roofline at
 //! the node's intensity, compute- or memory-bound by the ridge point of
 //! the peaks `gradlab bench` measures, saved MB), the three costliest

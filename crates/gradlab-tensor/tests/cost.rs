@@ -158,5 +158,5 @@ fn nested_primitives_count_once_and_paused_work_not_at_all() {
         })
     });
     assert!(quiet.is_empty());
-    assert_eq!(Shape::new(&[2, 3]).numel(), 6);
+    assert_eq!(Shape::new([2, 3]).numel(), 6);
 }

@@ -435,7 +435,8 @@ impl Session {
                         count: bad,
                     });
                 }
-                Some((_, max_abs, _)) if max_abs == 0.0 => {
+                // A float pattern compares with ==, so -0.0 counts as zero too.
+                Some((_, 0.0, _)) => {
                     self.step.warnings.push(Warning::ZeroGradient {
                         parameter: name.clone(),
                     });

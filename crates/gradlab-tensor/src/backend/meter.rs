@@ -3,7 +3,7 @@
 //! While a thread has metering on ([`set_metering`]), [`Tensor::backend`]
 //! hands out a [`Metered`] twin of the backend it would have returned: it
 //! runs the same method, times it, and logs a [`KernelCall`] with the
-//! primitive's [`cost`](super::cost). A CUDA call waits for the device
+//! primitive's [`cost`]. A CUDA call waits for the device
 //! before the clock stops, so its time is the kernel's, not the launch's.
 //! Primitives called from inside another primitive belong to the outer one
 //! and are not logged twice.

@@ -10,5 +10,6 @@ mod gradcheck_modes;
 mod inplace_versions;
 mod introspection_gradcheck;
 mod introspection_graph;
+mod profile;
 mod properties;
 mod testing_helpers;

@@ -6,6 +6,7 @@
 mod common;
 
 mod conv;
+mod cost;
 mod gemm;
 mod norm;
 mod pool;

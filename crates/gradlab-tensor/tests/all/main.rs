@@ -4,6 +4,7 @@
 //! each module is one subject.
 
 mod contract;
+mod cost;
 mod cuda_no_driver;
 mod sizes;
 mod user_errors;

@@ -41,15 +41,21 @@ impl SweepSizes {
     }
 }
 
-/// `from`, `from·factor`, ... rounded, up to `to`, which is always last.
+/// `from`, `from·factor`, ... rounded, up to `to`, which is always last;
+/// a size within half a step of `to` gives way to it.
 ///
 /// ```
 /// assert_eq!(gradlab::bench::geometric(32, 64, 1.25), vec![32, 40, 50, 64]);
 /// ```
 pub fn geometric(from: usize, to: usize, factor: f64) -> Vec<usize> {
+    // A factor of 1 or less (or NaN) would never reach `to`.
+    if from >= to || factor.is_nan() || factor <= 1.0 {
+        return vec![to];
+    }
     let mut sizes = Vec::new();
     let mut s = from as f64;
-    while (s.round() as usize) < to {
+    let half_step_below_to = to as f64 / factor.sqrt();
+    while s < half_step_below_to {
         let n = s.round() as usize;
         if sizes.last() != Some(&n) {
             sizes.push(n);

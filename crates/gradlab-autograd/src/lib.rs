@@ -43,7 +43,8 @@ pub use graph::{
     GradModeGuard, Node,
 };
 pub use ops::norm::{
-    batch_norm2d, batch_norm2d_train, batch_norm2d_train_with_stats, batch_stats2d,
+    batch_norm2d, batch_norm2d_relu_train, batch_norm2d_relu_train_with_stats, batch_norm2d_train,
+    batch_norm2d_train_with_stats, batch_stats2d,
 };
 pub use requires_grad::RequiresGrad;
 pub use trace::{capture_trace, set_trace, TraceEvent};

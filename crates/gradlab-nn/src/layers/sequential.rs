@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Children applied one after the other. Each child's state is named
 /// `<child>.<name>` (e.g. `conv1.weight`), as in a PyTorch module whose
 /// attributes are the children.
+///
+/// A child followed by a [`ReLU`](crate::layers::ReLU) runs as one op
+/// where the child has a fused form ([`Module::forward_relu`]: batch norm
+/// in training on the fast kernels); the values are those of the two
+/// children one after the other, which is what runs otherwise.
 pub struct Sequential {
     children: Vec<(String, Box<dyn Module>)>,
     training: AtomicBool,
@@ -55,7 +60,15 @@ impl Sequential {
 impl Module for Sequential {
     fn forward(&self, x: &Var) -> Result<Var> {
         let mut y = x.clone();
-        for (_, child) in &self.children {
+        let mut children = self.children.iter().map(|(_, c)| c).peekable();
+        while let Some(child) = children.next() {
+            if children.peek().is_some_and(|next| next.is_relu()) {
+                if let Some(fused) = child.forward_relu(&y) {
+                    y = fused?;
+                    children.next();
+                    continue;
+                }
+            }
             y = child.forward(&y)?;
         }
         Ok(y)

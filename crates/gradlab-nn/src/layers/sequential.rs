@@ -51,6 +51,32 @@ impl Sequential {
         Ok(self)
     }
 
+    /// [`Module::forward`], passing each child's output through
+    /// `after(name, y)` before the next child sees it (for a child and the
+    /// ReLU folded into it, once, with the ReLU's name): for inspecting or
+    /// altering activations between layers.
+    pub fn forward_each(
+        &self,
+        x: &Var,
+        mut after: impl FnMut(&str, Var) -> Result<Var>,
+    ) -> Result<Var> {
+        let mut y = x.clone();
+        let mut children = self.children.iter().peekable();
+        while let Some((name, child)) = children.next() {
+            if let Some((next_name, next)) = children.peek() {
+                if next.is_relu() {
+                    if let Some(fused) = child.forward_relu(&y) {
+                        y = after(next_name, fused?)?;
+                        children.next();
+                        continue;
+                    }
+                }
+            }
+            y = after(name, child.forward(&y)?)?;
+        }
+        Ok(y)
+    }
+
     /// The children with their names, in order.
     pub fn children(&self) -> impl Iterator<Item = (&str, &dyn Module)> {
         self.children.iter().map(|(n, c)| (n.as_str(), c.as_ref()))
@@ -59,19 +85,7 @@ impl Sequential {
 
 impl Module for Sequential {
     fn forward(&self, x: &Var) -> Result<Var> {
-        let mut y = x.clone();
-        let mut children = self.children.iter().map(|(_, c)| c).peekable();
-        while let Some(child) = children.next() {
-            if children.peek().is_some_and(|next| next.is_relu()) {
-                if let Some(fused) = child.forward_relu(&y) {
-                    y = fused?;
-                    children.next();
-                    continue;
-                }
-            }
-            y = child.forward(&y)?;
-        }
-        Ok(y)
+        self.forward_each(x, |_, y| Ok(y))
     }
 
     fn parameters(&self) -> Vec<(String, Var)> {

@@ -91,10 +91,11 @@ impl Block {
         let shift = self.shift;
         let mut chunks = values.chunks_exact(LANES);
         for chunk in &mut chunks {
-            for lane in 0..LANES {
-                let d = chunk[lane].to_f64() - shift;
-                self.sum[lane] += d;
-                self.squares[lane] += d * d;
+            let lanes = self.sum.iter_mut().zip(&mut self.squares);
+            for ((sum, squares), v) in lanes.zip(chunk) {
+                let d = v.to_f64() - shift;
+                *sum += d;
+                *squares += d * d;
             }
         }
         for (lane, v) in chunks.remainder().iter().enumerate() {

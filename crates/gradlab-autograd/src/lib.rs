@@ -44,7 +44,8 @@ pub use graph::{
     GradModeGuard, Node,
 };
 pub use ops::norm::{
-    batch_norm2d, batch_norm2d_train, batch_norm2d_train_with_stats, batch_stats2d,
+    batch_norm2d, batch_norm2d_relu_train, batch_norm2d_relu_train_with_stats, batch_norm2d_train,
+    batch_norm2d_train_with_stats, batch_stats2d,
 };
 pub use profile::{profile, profile_with, Profile, ProfileOptions};
 pub use requires_grad::RequiresGrad;

@@ -13,7 +13,9 @@ pub mod cost;
 pub mod float;
 pub mod gemm;
 pub mod loss;
+pub mod moments;
 pub mod norm;
+pub mod norm_relu;
 pub mod op;
 pub mod optim;
 pub mod parallel;
@@ -44,4 +46,5 @@ pub use loss::{cross_entropy_backward, cross_entropy_forward, LabelOutOfRange};
 pub use norm::{
     batch_norm2d_backward, batch_norm2d_inference, batch_norm2d_train_forward, BatchNormShape,
 };
+pub use norm_relu::{batch_norm2d_relu_backward, batch_norm2d_relu_train_forward};
 pub use pool::{max_pool2d_backward, max_pool2d_backward_add, max_pool2d_forward, PoolIndex};

@@ -4,10 +4,12 @@
 //! Composed of generic ops (mean, subtract, square, mean, add, square root,
 //! divide, scale, shift, and the reductions their gradients need), batch
 //! norm makes some twenty passes over an activation that can be tens of
-//! megabytes; these make three forward (two for the statistics, one to
-//! normalise) and two backward. Per-channel sums run in `f64`, each channel
-//! in a fixed order (image by image, position by position), so results do
-//! not depend on the thread count.
+//! megabytes; these make two forward (one for the statistics, see
+//! [`crate::moments`], one to normalise) and two backward. Per-channel sums
+//! run in `f64`, each channel in a fixed order (image by image, position by
+//! position), so results do not depend on the thread count.
+//!
+//! Batch norm followed by ReLU, as one op, is in [`crate::norm_relu`].
 //!
 //! In evaluation mode (running statistics) batch norm is one affine map per
 //! channel, [`batch_norm2d_inference`]: one pass.
@@ -16,6 +18,7 @@
 //! [`crate::reference::batch_norm2d_backward`] and
 //! [`crate::reference::batch_norm2d_inference`].
 
+use crate::moments::moments_of_runs;
 use crate::parallel::{for_each_chunk, map_indices};
 use crate::Float;
 
@@ -40,17 +43,17 @@ impl BatchNormShape {
     }
 }
 
-fn check(op: &str, what: &str, got: usize, want: usize) {
+pub(crate) fn check(op: &str, what: &str, got: usize, want: usize) {
     assert!(got >= want, "{op}: {what} has {got} elements, needs {want}");
 }
 
 /// Channel `c`'s runs of `x`: one `plane`-long slice per image.
-fn channel_runs<T>(x: &[T], s: BatchNormShape, c: usize) -> impl Iterator<Item = &[T]> {
+pub(crate) fn channel_runs<T>(x: &[T], s: BatchNormShape, c: usize) -> impl Iterator<Item = &[T]> {
     (0..s.batch).map(move |n| &x[(n * s.channels + c) * s.plane..][..s.plane])
 }
 
 /// Whether a pass over `len` values is worth splitting over threads.
-fn parallel(len: usize) -> bool {
+pub(crate) fn parallel(len: usize) -> bool {
     crate::parallel::worth_parallel_elems(len)
 }
 
@@ -83,25 +86,26 @@ pub fn batch_norm2d_train_forward<T: Float>(
         }
     }
     assert!(s.count() > 0, "{op}: no values per channel in {s:?}");
-    let count = s.count() as f64;
-    let stats = |c: usize| {
-        let sum: f64 = channel_runs(x, s, c)
-            .map(|run| run.iter().map(|v| v.to_f64()).sum::<f64>())
-            .sum();
-        let m = sum / count;
-        let squares: f64 = channel_runs(x, s, c)
-            .map(|run| run.iter().map(|v| (v.to_f64() - m).powi(2)).sum::<f64>())
-            .sum();
-        (m, squares / count)
-    };
-    for (c, (m, v)) in map_indices(s.channels, parallel(s.len()), stats)
+    batch_statistics(s, x, mean, var);
+    batch_norm2d_inference(s, x, mean, var, weight, bias, eps, y);
+}
+
+/// Each channel's batch mean and biased variance into `mean` and `var`,
+/// from one read of `x` ([`moments_of_runs`]).
+pub(crate) fn batch_statistics<T: Float>(
+    s: BatchNormShape,
+    x: &[T],
+    mean: &mut [T],
+    var: &mut [T],
+) {
+    let stats = |c: usize| moments_of_runs(channel_runs(x, s, c));
+    for (c, m) in map_indices(s.channels, parallel(s.len()), stats)
         .into_iter()
         .enumerate()
     {
-        mean[c] = T::from_f64(m);
-        var[c] = T::from_f64(v);
+        mean[c] = T::from_f64(m.mean);
+        var[c] = T::from_f64(m.variance());
     }
-    batch_norm2d_inference(s, x, mean, var, weight, bias, eps, y);
 }
 
 /// Gradients of [`batch_norm2d_train_forward`] (whose statistics depend on
@@ -141,51 +145,129 @@ pub fn batch_norm2d_backward<T: Float>(
         check(op, "weight", w.len(), s.channels);
     }
     assert!(s.count() > 0, "{op}: no values per channel in {s:?}");
+    gated_backward(s, dy, x, mean, var, weight, eps, None, dx, dweight, dbias);
+}
+
+/// Lanes of independent partial sums in the gradient's reductions.
+const LANES: usize = 8;
+
+/// `(Σ g, Σ g · (x - mean))` over channel `c`, with `g = gate(dy, x)` the
+/// gradient reaching batch norm's output (`dy` itself, or `dy` where the
+/// ReLU after it let the value through), summed in `f64` lanes.
+fn gradient_sums<T: Float>(
+    s: BatchNormShape,
+    dy: &[T],
+    x: &[T],
+    c: usize,
+    mean: T,
+    gate: impl Fn(T, T) -> T,
+) -> (f64, f64) {
+    let m = mean.to_f64();
+    let (mut sum_g, mut sum_g_xc) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let mut add = |lane: usize, g: T, v: T| {
+        let g = gate(g, v).to_f64();
+        sum_g[lane] += g;
+        sum_g_xc[lane] += g * (v.to_f64() - m);
+    };
+    for (g, v) in channel_runs(dy, s, c).zip(channel_runs(x, s, c)) {
+        let (gs, vs) = (g.chunks_exact(LANES), v.chunks_exact(LANES));
+        let (g_rest, v_rest) = (gs.remainder(), vs.remainder());
+        for (g, v) in gs.zip(vs) {
+            for lane in 0..LANES {
+                add(lane, g[lane], v[lane]);
+            }
+        }
+        for (lane, (&g, &v)) in g_rest.iter().zip(v_rest).enumerate() {
+            add(lane, g, v);
+        }
+    }
+    (sum_g.iter().sum(), sum_g_xc.iter().sum())
+}
+
+/// The backward of batch norm, and of batch norm followed by ReLU when
+/// `relu` holds the forward's [`affine_maps`]: then the gradient reaching
+/// batch norm is `dy` where the recomputed normalised value
+/// `(x - mean) * scale + bias` is positive and 0 elsewhere, applied inside
+/// both passes instead of written out first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gated_backward<T: Float>(
+    s: BatchNormShape,
+    dy: &[T],
+    x: &[T],
+    mean: &[T],
+    var: &[T],
+    weight: Option<&[T]>,
+    eps: f64,
+    relu: Option<&[(T, T, T)]>,
+    dx: &mut [T],
+    dweight: &mut [T],
+    dbias: &mut [T],
+) {
     let count = s.count() as f64;
     let invstd: Vec<f64> = var
         .iter()
         .map(|v| 1.0 / (v.to_f64() + eps).sqrt())
         .collect();
-    // (Σ dy, Σ dy · x̂) per channel.
+    // (Σ g, Σ g · x̂) per channel.
     let sums = |c: usize| {
-        let m = mean[c].to_f64();
-        let (mut sum_dy, mut sum_dy_xc) = (0.0f64, 0.0f64);
-        for (g, v) in channel_runs(dy, s, c).zip(channel_runs(x, s, c)) {
-            for (&g, &v) in g.iter().zip(v) {
-                let g = g.to_f64();
-                sum_dy += g;
-                sum_dy_xc += g * (v.to_f64() - m);
-            }
-        }
-        (sum_dy, sum_dy_xc * invstd[c])
+        let (sum_g, sum_g_xc) = match relu {
+            None => gradient_sums(s, dy, x, c, mean[c], |g, _| g),
+            Some(maps) => gradient_sums(s, dy, x, c, mean[c], relu_gate(maps[c])),
+        };
+        (sum_g, sum_g_xc * invstd[c])
     };
     let sums = map_indices(s.channels, parallel(s.len()), sums);
-    // dx = a·dy + b·(x - mean) + d per channel, with x̂ = (x - mean)·invstd.
+    // dx = a·g + b·(x - mean) + d per channel, with x̂ = (x - mean)·invstd.
     let coefficients: Vec<(T, T, T)> = sums
         .iter()
         .enumerate()
-        .map(|(c, &(sum_dy, sum_dy_xhat))| {
+        .map(|(c, &(sum_g, sum_g_xhat))| {
             let k = weight.map_or(1.0, |w| w[c].to_f64()) * invstd[c];
-            let b = -k * invstd[c] * sum_dy_xhat / count;
-            let d = -k * sum_dy / count;
+            let b = -k * invstd[c] * sum_g_xhat / count;
+            let d = -k * sum_g / count;
             (T::from_f64(k), T::from_f64(b), T::from_f64(d))
         })
         .collect();
-    for (c, &(sum_dy, sum_dy_xhat)) in sums.iter().enumerate() {
-        dbias[c] = T::from_f64(sum_dy);
-        dweight[c] = T::from_f64(sum_dy_xhat);
+    for (c, &(sum_g, sum_g_xhat)) in sums.iter().enumerate() {
+        dbias[c] = T::from_f64(sum_g);
+        dweight[c] = T::from_f64(sum_g_xhat);
+    }
+    fn write<T: Float>(
+        out: &mut [T],
+        dy: &[T],
+        x: &[T],
+        (a, b, d): (T, T, T),
+        m: T,
+        gate: impl Fn(T, T) -> T,
+    ) {
+        for ((o, &g), &v) in out.iter_mut().zip(dy).zip(x) {
+            *o = a * gate(g, v) + b * (v - m) + d;
+        }
     }
     let input_grad = |i: usize, out: &mut [T]| {
         let c = i % s.channels;
-        let (a, b, d) = coefficients[c];
-        let m = mean[c];
         let g = &dy[i * s.plane..][..s.plane];
         let v = &x[i * s.plane..][..s.plane];
-        for ((o, &g), &v) in out.iter_mut().zip(g).zip(v) {
-            *o = a * g + b * (v - m) + d;
+        match relu {
+            None => write(out, g, v, coefficients[c], mean[c], |g, _| g),
+            Some(maps) => write(out, g, v, coefficients[c], mean[c], relu_gate(maps[c])),
         }
     };
     for_each_chunk(&mut dx[..s.len()], s.plane, parallel(s.len()), input_grad);
+}
+
+/// `dy` where the normalised value of `x` under `(mean, scale, bias)` is
+/// positive, else 0: ReLU's mask recomputed from batch norm's input, with
+/// the forward's rounding (so the same values pass).
+#[inline(always)]
+pub(crate) fn relu_gate<T: Float>((m, scale, b): (T, T, T)) -> impl Fn(T, T) -> T {
+    move |g, v| {
+        if (v - m) * scale + b > T::ZERO {
+            g
+        } else {
+            T::ZERO
+        }
+    }
 }
 
 /// Evaluation-mode batch norm with given (running) statistics:
@@ -215,16 +297,7 @@ pub fn batch_norm2d_inference<T: Float>(
             check(op, what, v.len(), s.channels);
         }
     }
-    // y = (x - mean) * scale + bias, per channel (centring first keeps the
-    // precision when the mean is large against the spread).
-    let affine: Vec<(T, T, T)> = (0..s.channels)
-        .map(|c| {
-            let w = weight.map_or(1.0, |w| w[c].to_f64());
-            let b = bias.map_or(0.0, |b| b[c].to_f64());
-            let scale = w / (var[c].to_f64() + eps).sqrt();
-            (mean[c], T::from_f64(scale), T::from_f64(b))
-        })
-        .collect();
+    let affine = affine_maps(s.channels, mean, var, weight, bias, eps);
     let normalise = |i: usize, out: &mut [T]| {
         let (m, scale, b) = affine[i % s.channels];
         let x = &x[i * s.plane..][..s.plane];
@@ -233,4 +306,27 @@ pub fn batch_norm2d_inference<T: Float>(
         }
     };
     for_each_chunk(&mut y[..s.len()], s.plane, parallel(s.len()), normalise);
+}
+
+/// Per channel `(mean, scale, bias)` with `y = (x - mean) * scale + bias`
+/// the normalisation and affine map (centring first keeps the precision
+/// when the mean is large against the spread). Every kernel that
+/// normalises, or recomputes a normalised value, goes through this one
+/// rounding, so that they agree to the bit.
+pub(crate) fn affine_maps<T: Float>(
+    channels: usize,
+    mean: &[T],
+    var: &[T],
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    eps: f64,
+) -> Vec<(T, T, T)> {
+    (0..channels)
+        .map(|c| {
+            let w = weight.map_or(1.0, |w| w[c].to_f64());
+            let b = bias.map_or(0.0, |b| b[c].to_f64());
+            let scale = w / (var[c].to_f64() + eps).sqrt();
+            (mean[c], T::from_f64(scale), T::from_f64(b))
+        })
+        .collect()
 }

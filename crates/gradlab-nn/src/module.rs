@@ -13,6 +13,20 @@ pub trait Module: Send + Sync {
     /// Applies the module to a batch.
     fn forward(&self, x: &Var) -> Result<Var>;
 
+    /// This module followed by ReLU, as one op, where the module has such a
+    /// form now (its mode, the kernels in use); `None` means apply the
+    /// module, then ReLU. [`Sequential`](crate::layers::Sequential) asks
+    /// when a [`ReLU`](crate::layers::ReLU) comes next.
+    fn forward_relu(&self, _x: &Var) -> Option<Result<Var>> {
+        None
+    }
+
+    /// True for an elementwise ReLU with no state, which a container may
+    /// fold into the module before it ([`Module::forward_relu`]).
+    fn is_relu(&self) -> bool {
+        false
+    }
+
     /// Trainable parameters (vars that require grad), in registration order.
     fn parameters(&self) -> Vec<(String, Var)> {
         Vec::new()

@@ -8,11 +8,17 @@
 //! written with differentiable ops, so that gradients of gradients stay
 //! exact. Evaluation with running statistics inside a graph is composed
 //! from differentiable ops ([`batch_norm2d`]).
+//!
+//! Batch norm followed by ReLU can be one recorded op too
+//! ([`batch_norm2d_relu_train`], node `BatchNormReluBackward`): it keeps
+//! only its input, and its backward recomputes ReLU's mask from it inside
+//! batch norm's gradient. It computes what `batch_norm2d_train(..)?.relu()`
+//! computes, which stays the reference.
 
 use crate::graph::OpSite;
 use crate::graph::{is_grad_enabled, record, BackwardOp};
 use crate::{Result, Var};
-use gradlab_tensor::{Tensor, TensorError};
+use gradlab_tensor::{BinaryOp, Tensor, TensorError};
 
 /// Batch statistics of a `[N, C, H, W]` var: per-channel mean and biased
 /// variance, each shaped `[1, C, 1, 1]`.
@@ -99,6 +105,55 @@ fn train_at(
     Ok((record(y, &inputs, op, location)?, mean, var))
 }
 
+/// Batch norm in training mode followed by ReLU, as one recorded op
+/// (`BatchNormReluBackward`): `relu(batch_norm2d_train(x, ..))`.
+#[track_caller]
+pub fn batch_norm2d_relu_train(
+    x: &Var,
+    weight: Option<&Var>,
+    bias: Option<&Var>,
+    eps: f64,
+) -> Result<Var> {
+    Ok(relu_train_at(x, weight, bias, eps, OpSite::caller())?.0)
+}
+
+/// [`batch_norm2d_relu_train`], also returning the batch's per-channel
+/// mean and biased variance (shape `[C]`, outside the graph) for running
+/// statistics.
+#[track_caller]
+pub fn batch_norm2d_relu_train_with_stats(
+    x: &Var,
+    weight: Option<&Var>,
+    bias: Option<&Var>,
+    eps: f64,
+) -> Result<(Var, Tensor, Tensor)> {
+    relu_train_at(x, weight, bias, eps, OpSite::caller())
+}
+
+fn relu_train_at(
+    x: &Var,
+    weight: Option<&Var>,
+    bias: Option<&Var>,
+    eps: f64,
+    location: OpSite,
+) -> Result<(Var, Tensor, Tensor)> {
+    let (w, b) = (weight.map(Var::data), bias.map(Var::data));
+    let (y, mean, var) = x
+        .data()
+        .batch_norm2d_relu_train(w.as_ref(), b.as_ref(), eps)?;
+    let mut inputs = vec![x];
+    inputs.extend(weight);
+    inputs.extend(bias);
+    let op = BatchNormReluBackward {
+        mean: mean.clone(),
+        var: var.clone(),
+        eps,
+        has_weight: weight.is_some(),
+        has_bias: bias.is_some(),
+    };
+    Ok((record(y, &inputs, op, location)?, mean, var))
+}
+
 /// Inputs `(x, weight?, bias?)`; keeps the batch statistics of the forward pass.
 ///
 /// The gradient is the backend's `batch_norm2d_backward` primitive; its
@@ -158,6 +213,89 @@ impl BackwardOp for NativeBatchNormBackward {
         crate::graph::replay(
             inputs[0]
                 .batch_norm2d_train(weight, bias, self.eps)
+                .map(|(y, _, _)| y),
+        )
+    }
+}
+
+/// Inputs `(x, weight?, bias?)` of batch norm followed by ReLU; keeps the
+/// batch statistics of the forward pass, not its output: ReLU's mask is
+/// recomputed from `x` in the backward.
+///
+/// The gradient is the backend's `batch_norm2d_relu_backward` primitive;
+/// its plain loop is
+/// [`gradlab_tensor::kernels::reference::batch_norm2d_relu_backward`],
+/// which is the reference ReLU backward followed by the reference batch
+/// norm backward.
+struct BatchNormReluBackward {
+    mean: Tensor,
+    var: Tensor,
+    eps: f64,
+    has_weight: bool,
+    has_bias: bool,
+}
+
+impl BatchNormReluBackward {
+    fn weight_bias<'a, T>(&self, inputs: &'a [T]) -> (Option<&'a T>, Option<&'a T>) {
+        (
+            self.has_weight.then(|| &inputs[1]),
+            self.has_bias.then(|| &inputs[inputs.len() - 1]),
+        )
+    }
+}
+
+impl BackwardOp for BatchNormReluBackward {
+    fn name(&self) -> &'static str {
+        "BatchNormReluBackward"
+    }
+    fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
+        let x = &inputs[0];
+        let (weight, bias) = self.weight_bias(inputs);
+        let (w, b) = (weight.map(Var::data), bias.map(Var::data));
+        let (dx, dw, db) = if is_grad_enabled() {
+            // ReLU's mask is piecewise constant: the gradient reaching batch
+            // norm is `g` masked by the (recomputed) normalised values, and
+            // only batch norm's part needs recording.
+            let z = x.data().batch_norm2d_inference(
+                &self.mean,
+                &self.var,
+                w.as_ref(),
+                b.as_ref(),
+                self.eps,
+            )?;
+            let g = g.binary(&Var::constant(z), BinaryOp::ReluBackward)?;
+            differentiable_backward(x, weight, &g, self.eps)?
+        } else {
+            let (dx, dw, db) = g.data().batch_norm2d_relu_backward(
+                &x.data(),
+                &self.mean,
+                &self.var,
+                w.as_ref(),
+                b.as_ref(),
+                self.eps,
+            )?;
+            (Var::constant(dx), Var::constant(dw), Var::constant(db))
+        };
+        let mut grads = vec![x.requires_grad().then_some(dx)];
+        if let Some(w) = weight {
+            grads.push(w.requires_grad().then_some(dw));
+        }
+        if let Some(b) = bias {
+            grads.push(b.requires_grad().then_some(db));
+        }
+        Ok(grads)
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        // The batch statistics are recomputed from the (perturbed) input.
+        let (weight, bias) = self.weight_bias(inputs);
+        crate::graph::replay(
+            inputs[0]
+                .batch_norm2d_relu_train(weight, bias, self.eps)
                 .map(|(y, _, _)| y),
         )
     }

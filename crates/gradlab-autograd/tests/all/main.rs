@@ -1,9 +1,12 @@
-//! gradlab-autograd's integration tests. (Anomaly mode is a process-wide switch, so its tests keep a binary of their own: `introspection_anomaly.rs`.)
+//! gradlab-autograd's integration tests. (Anomaly mode is a process-wide
+//! switch, so its tests keep a binary of their own:
+//! `introspection_anomaly.rs`.)
 //!
 //! One test binary for the crate (one link instead of one per file);
 //! each module is one subject.
 
 mod batch_norm;
+mod batch_norm_relu;
 mod engine;
 mod gradcheck_localize;
 mod gradcheck_modes;

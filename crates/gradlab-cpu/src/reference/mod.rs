@@ -18,6 +18,9 @@ pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use elementwise::{binary, unary};
 pub use gemm::gemm;
 pub use loss::{cross_entropy_backward, cross_entropy_forward, one_hot};
-pub use norm::{batch_norm2d_backward, batch_norm2d_inference, batch_norm2d_train_forward};
+pub use norm::{
+    batch_norm2d_backward, batch_norm2d_inference, batch_norm2d_relu_backward,
+    batch_norm2d_relu_train_forward, batch_norm2d_train_forward,
+};
 pub use pool::{max_pool2d_backward, max_pool2d_forward, max_pool2d_gather};
 pub use reduce::{gather_along, max_along, scatter_add_along, softmax, sum};

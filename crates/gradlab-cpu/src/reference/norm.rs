@@ -1,7 +1,7 @@
 //! Training-mode batch norm, straight from its definition, in `f64`.
 
 use crate::norm::BatchNormShape;
-use crate::Float;
+use crate::{BinaryOp, Float, UnaryOp};
 
 fn at(s: BatchNormShape, n: usize, c: usize, p: usize) -> usize {
     (n * s.channels + c) * s.plane + p
@@ -101,4 +101,51 @@ pub fn batch_norm2d_inference<T: Float>(
             }
         }
     }
+}
+
+/// Same contract as [`crate::batch_norm2d_relu_train_forward`]: the
+/// reference batch norm, then ReLU. The output is normalised with the
+/// statistics as stored (rounded to `T`), as the backward recomputes it.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_relu_train_forward<T: Float>(
+    s: BatchNormShape,
+    x: &[T],
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    eps: f64,
+    y: &mut [T],
+    mean: &mut [T],
+    var: &mut [T],
+) {
+    batch_norm2d_train_forward(s, x, weight, bias, eps, y, mean, var);
+    batch_norm2d_inference(s, x, mean, var, weight, bias, eps, y);
+    for v in y.iter_mut().take(s.len()) {
+        *v = UnaryOp::Relu.eval(*v);
+    }
+}
+
+/// Same contract as [`crate::batch_norm2d_relu_backward`]: batch norm's
+/// output recomputed, ReLU's backward on it, then batch norm's backward.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_relu_backward<T: Float>(
+    s: BatchNormShape,
+    dy: &[T],
+    x: &[T],
+    mean: &[T],
+    var: &[T],
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    eps: f64,
+    dx: &mut [T],
+    dweight: &mut [T],
+    dbias: &mut [T],
+) {
+    let mut z = vec![T::ZERO; s.len()];
+    batch_norm2d_inference(s, x, mean, var, weight, bias, eps, &mut z);
+    let masked: Vec<T> = dy
+        .iter()
+        .zip(&z)
+        .map(|(&g, &z)| BinaryOp::ReluBackward.eval(g, z))
+        .collect();
+    batch_norm2d_backward(s, &masked, x, mean, var, weight, eps, dx, dweight, dbias);
 }

@@ -4,9 +4,10 @@
 //! each module is one subject.
 
 mod common;
-
 mod conv;
 mod cost;
 mod gemm;
+mod moments;
 mod norm;
+mod norm_relu;
 mod pool;

@@ -10,6 +10,10 @@ impl Module for ReLU {
     fn forward(&self, x: &Var) -> Result<Var> {
         Ok(x.relu()?)
     }
+
+    fn is_relu(&self) -> bool {
+        true
+    }
 }
 
 /// Merges dims `start_dim..` into one (`torch.nn.Flatten` uses `start_dim = 1`).

@@ -2,8 +2,10 @@
 
 use crate::{Module, NnError, Result};
 use gradlab_autograd::{
-    batch_norm2d, batch_norm2d_train_with_stats, is_grad_enabled, no_grad, Var,
+    batch_norm2d, batch_norm2d_relu_train_with_stats, batch_norm2d_train_with_stats,
+    is_grad_enabled, no_grad, Var,
 };
+use gradlab_tensor::backend::{kernels, Kernels};
 use gradlab_tensor::{DType, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -69,8 +71,9 @@ impl BatchNorm2d {
     }
 }
 
-impl Module for BatchNorm2d {
-    fn forward(&self, x: &Var) -> Result<Var> {
+impl BatchNorm2d {
+    /// The input must be `[N, C, H, W]` with this layer's channels.
+    fn check_input(&self, x: &Var) -> Result<()> {
         let dims = x.dims();
         if dims.len() != 4 || dims[1] != self.channels() {
             return Err(NnError::invalid(
@@ -82,6 +85,40 @@ impl Module for BatchNorm2d {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Values per channel of a training batch: more than one, or an error.
+    fn training_count(&self, x: &Var) -> Result<usize> {
+        let dims = x.dims();
+        let count = dims[0] * dims[2] * dims[3];
+        if count < 2 {
+            return Err(NnError::invalid(
+                "BatchNorm2d",
+                format!(
+                    "training needs more than 1 value per channel, got input {}",
+                    x.shape()
+                ),
+            ));
+        }
+        Ok(count)
+    }
+
+    /// Training with ReLU after: one op (`BatchNormReluBackward`), the
+    /// running statistics tracked as in [`Module::forward`].
+    fn train_relu(&self, x: &Var) -> Result<Var> {
+        self.check_input(x)?;
+        let count = self.training_count(x)?;
+        let (y, mean, var) =
+            batch_norm2d_relu_train_with_stats(x, Some(&self.weight), Some(&self.bias), self.eps)?;
+        no_grad(|| self.track(&mean, &var, count))?;
+        Ok(y)
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.check_input(x)?;
         let c = self.channels();
         if !self.is_training() {
             let needs_graph = is_grad_enabled()
@@ -108,20 +145,19 @@ impl Module for BatchNorm2d {
                 self.eps,
             )?);
         }
-        let count = dims[0] * dims[2] * dims[3];
-        if count < 2 {
-            return Err(NnError::invalid(
-                "BatchNorm2d",
-                format!(
-                    "training needs more than 1 value per channel, got input {}",
-                    x.shape()
-                ),
-            ));
-        }
+        let count = self.training_count(x)?;
         let (y, mean, var) =
             batch_norm2d_train_with_stats(x, Some(&self.weight), Some(&self.bias), self.eps)?;
         no_grad(|| self.track(&mean, &var, count))?;
         Ok(y)
+    }
+
+    /// In training, batch norm and ReLU as one op, unless the reference
+    /// kernels run host tensors: there the unfused pair is the reference.
+    /// Evaluation applies batch norm, then ReLU.
+    fn forward_relu(&self, x: &Var) -> Option<Result<Var>> {
+        let reference = !x.device().is_cuda() && kernels() == Kernels::Reference;
+        (self.is_training() && !reference).then(|| self.train_relu(x))
     }
 
     fn parameters(&self) -> Vec<(String, Var)> {

@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Children applied one after the other. Each child's state is named
 /// `<child>.<name>` (e.g. `conv1.weight`), as in a PyTorch module whose
 /// attributes are the children.
+///
+/// A child followed by a [`ReLU`](crate::layers::ReLU) runs as one op
+/// where the child has a fused form ([`Module::forward_relu`]: batch norm
+/// in training on the fast kernels); the values are those of the two
+/// children one after the other, which is what runs otherwise.
 pub struct Sequential {
     children: Vec<(String, Box<dyn Module>)>,
     training: AtomicBool,
@@ -46,6 +51,32 @@ impl Sequential {
         Ok(self)
     }
 
+    /// [`Module::forward`], passing each child's output through
+    /// `after(name, y)` before the next child sees it (for a child and the
+    /// ReLU folded into it, once, with the ReLU's name): for inspecting or
+    /// altering activations between layers.
+    pub fn forward_each(
+        &self,
+        x: &Var,
+        mut after: impl FnMut(&str, Var) -> Result<Var>,
+    ) -> Result<Var> {
+        let mut y = x.clone();
+        let mut children = self.children.iter().peekable();
+        while let Some((name, child)) = children.next() {
+            if let Some((next_name, next)) = children.peek() {
+                if next.is_relu() {
+                    if let Some(fused) = child.forward_relu(&y) {
+                        y = after(next_name, fused?)?;
+                        children.next();
+                        continue;
+                    }
+                }
+            }
+            y = after(name, child.forward(&y)?)?;
+        }
+        Ok(y)
+    }
+
     /// The children with their names, in order.
     pub fn children(&self) -> impl Iterator<Item = (&str, &dyn Module)> {
         self.children.iter().map(|(n, c)| (n.as_str(), c.as_ref()))
@@ -54,11 +85,7 @@ impl Sequential {
 
 impl Module for Sequential {
     fn forward(&self, x: &Var) -> Result<Var> {
-        let mut y = x.clone();
-        for (_, child) in &self.children {
-            y = child.forward(&y)?;
-        }
-        Ok(y)
+        self.forward_each(x, |_, y| Ok(y))
     }
 
     fn parameters(&self) -> Vec<(String, Var)> {

@@ -377,6 +377,43 @@ impl Backend for Metered {
         )
     }
 
+    fn batch_norm2d_relu_train(
+        &self,
+        s: BatchNormShape,
+        x: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        self.run(
+            Primitive::BatchNorm2dReluTrain,
+            x.dtype(),
+            // Batch norm's traffic and arithmetic; the max with 0 rides on
+            // the output's write.
+            || cost::batch_norm2d_train(s, x, weight.is_some(), bias.is_some()),
+            |b| b.batch_norm2d_relu_train(s, x, weight, bias, eps),
+        )
+    }
+
+    fn batch_norm2d_relu_backward(
+        &self,
+        s: BatchNormShape,
+        grad: &Tensor,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        self.run(
+            Primitive::BatchNorm2dReluBackward,
+            x.dtype(),
+            || cost::batch_norm2d_backward(s, x),
+            |b| b.batch_norm2d_relu_backward(s, grad, x, mean, var, weight, bias, eps),
+        )
+    }
+
     fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
         self.run(
             Primitive::Softmax,

@@ -176,6 +176,36 @@ pub trait Backend: Send + Sync + 'static {
         eps: f64,
     ) -> Result<(Tensor, Tensor, Tensor)>;
 
+    /// Training-mode batch norm followed by ReLU, as one op:
+    /// `(relu(y), mean, var)` with `y, mean, var` those of
+    /// [`Backend::batch_norm2d_train`] (`y` normalised with the statistics
+    /// as returned, rounded to the dtype).
+    fn batch_norm2d_relu_train(
+        &self,
+        s: BatchNormShape,
+        x: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)>;
+
+    /// `(dx, dweight, dbias)` of [`Backend::batch_norm2d_relu_train`] from
+    /// the output gradient, the forward's input and statistics and the same
+    /// parameters: batch norm's gradients of `grad` where the normalised
+    /// value (recomputed from `x`) is positive, 0 elsewhere.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_relu_backward(
+        &self,
+        s: BatchNormShape,
+        grad: &Tensor,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)>;
+
     // ---- softmax and cross-entropy ------------------------------------------
 
     /// Softmax (or log-softmax when `log`) along `dim`.
@@ -253,6 +283,8 @@ pub enum Primitive {
     BatchNorm2dTrain,
     BatchNorm2dInference,
     BatchNorm2dBackward,
+    BatchNorm2dReluTrain,
+    BatchNorm2dReluBackward,
     Softmax,
     CrossEntropy,
     CrossEntropyBackward,
@@ -263,7 +295,7 @@ pub enum Primitive {
 
 impl Primitive {
     /// Every primitive, in the order of [`Backend`]'s methods.
-    pub const ALL: [Primitive; 26] = [
+    pub const ALL: [Primitive; 28] = [
         Primitive::Full,
         Primitive::Copy,
         Primitive::Cast,
@@ -284,6 +316,8 @@ impl Primitive {
         Primitive::BatchNorm2dTrain,
         Primitive::BatchNorm2dInference,
         Primitive::BatchNorm2dBackward,
+        Primitive::BatchNorm2dReluTrain,
+        Primitive::BatchNorm2dReluBackward,
         Primitive::Softmax,
         Primitive::CrossEntropy,
         Primitive::CrossEntropyBackward,
@@ -315,6 +349,8 @@ impl Primitive {
             Primitive::BatchNorm2dTrain => "batch_norm2d_train",
             Primitive::BatchNorm2dInference => "batch_norm2d_inference",
             Primitive::BatchNorm2dBackward => "batch_norm2d_backward",
+            Primitive::BatchNorm2dReluTrain => "batch_norm2d_relu_train",
+            Primitive::BatchNorm2dReluBackward => "batch_norm2d_relu_backward",
             Primitive::Softmax => "softmax",
             Primitive::CrossEntropy => "cross_entropy",
             Primitive::CrossEntropyBackward => "cross_entropy_backward",

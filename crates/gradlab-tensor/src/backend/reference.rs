@@ -402,6 +402,77 @@ impl Backend for Reference {
         })
     }
 
+    fn batch_norm2d_relu_train(
+        &self,
+        s: BatchNormShape,
+        x: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let op = "batch_norm2d_relu_train";
+        with_float!(x.dtype(), op, |T| {
+            let xs = dense::<T>(op, x)?;
+            let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
+            let mut y = zeros::<T>(op, s.len())?;
+            let (mut mean, mut var) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
+            r::batch_norm2d_relu_train_forward(
+                s,
+                &xs,
+                w.as_deref(),
+                b.as_deref(),
+                eps,
+                &mut y,
+                &mut mean,
+                &mut var,
+            );
+            Ok((
+                tensor(y, x.shape().clone())?,
+                tensor(mean, [s.channels])?,
+                tensor(var, [s.channels])?,
+            ))
+        })
+    }
+
+    fn batch_norm2d_relu_backward(
+        &self,
+        s: BatchNormShape,
+        grad: &Tensor,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let op = "batch_norm2d_relu_backward";
+        with_float!(x.dtype(), op, |T| {
+            let (dy, xs) = (dense::<T>(op, grad)?, dense::<T>(op, x)?);
+            let (m, v) = (dense::<T>(op, mean)?, dense::<T>(op, var)?);
+            let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
+            let mut dx = zeros::<T>(op, s.len())?;
+            let (mut dw, mut db) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
+            r::batch_norm2d_relu_backward(
+                s,
+                &dy,
+                &xs,
+                &m,
+                &v,
+                w.as_deref(),
+                b.as_deref(),
+                eps,
+                &mut dx,
+                &mut dw,
+                &mut db,
+            );
+            Ok((
+                tensor(dx, x.shape().clone())?,
+                tensor(dw, [s.channels])?,
+                tensor(db, [s.channels])?,
+            ))
+        })
+    }
+
     fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
         let op = if log { "log_softmax" } else { "softmax" };
         let (outer, len, inner) = split_at_dim(x.dims(), dim);

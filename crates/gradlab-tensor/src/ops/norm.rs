@@ -1,5 +1,6 @@
 //! Batch normalisation of `[N, C, H, W]` tensors as single primitives
-//! (training forward, evaluation forward, backward).
+//! (training forward, evaluation forward, backward), and training-mode
+//! batch norm followed by ReLU as one primitive pair.
 
 use crate::{Result, Tensor, TensorError};
 use gradlab_cpu::BatchNormShape;
@@ -115,19 +116,71 @@ impl Tensor {
             &[("mean", Some(mean)), ("var", Some(var)), ("weight", weight)],
             true,
         )?;
-        if self.shape() != x.shape() || self.dtype() != x.dtype() {
-            return Err(TensorError::shape(
-                op,
-                format!(
-                    "the gradient ({} {}) must match the input ({} {})",
-                    self.shape(),
-                    self.dtype(),
-                    x.shape(),
-                    x.dtype()
-                ),
-            ));
-        }
+        check_gradient(op, self, x)?;
         self.backend()
             .batch_norm2d_backward(s, self, x, mean, var, weight, eps)
     }
+
+    /// Training-mode batch norm followed by ReLU, in one primitive:
+    /// `(relu(y), mean, var)` with `(y, mean, var)` those of
+    /// [`Tensor::batch_norm2d_train`]. The unfused pair (batch norm, then
+    /// [`Tensor::relu`]) computes the same values.
+    pub fn batch_norm2d_relu_train(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let op = "batch_norm2d_relu_train";
+        let s = problem(op, self, &[("weight", weight), ("bias", bias)], true)?;
+        self.backend()
+            .batch_norm2d_relu_train(s, self, weight, bias, eps)
+    }
+
+    /// The gradients of [`Tensor::batch_norm2d_relu_train`] from the output
+    /// gradient `self`, given its input `x`, the `mean` and `var` it
+    /// returned and the same `weight`, `bias` and `eps`:
+    /// `(dx, dweight, dbias)`. ReLU's mask is recomputed from `x`.
+    pub fn batch_norm2d_relu_backward(
+        &self,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let op = "batch_norm2d_relu_backward";
+        let s = problem(
+            op,
+            x,
+            &[
+                ("mean", Some(mean)),
+                ("var", Some(var)),
+                ("weight", weight),
+                ("bias", bias),
+            ],
+            true,
+        )?;
+        check_gradient(op, self, x)?;
+        self.backend()
+            .batch_norm2d_relu_backward(s, self, x, mean, var, weight, bias, eps)
+    }
+}
+
+/// The output gradient must be shaped and typed as the input.
+fn check_gradient(op: &'static str, grad: &Tensor, x: &Tensor) -> Result<()> {
+    if grad.shape() != x.shape() || grad.dtype() != x.dtype() {
+        return Err(TensorError::shape(
+            op,
+            format!(
+                "the gradient ({} {}) must match the input ({} {})",
+                grad.shape(),
+                grad.dtype(),
+                x.shape(),
+                x.dtype()
+            ),
+        ));
+    }
+    grad.check_same_device(op, x)
 }

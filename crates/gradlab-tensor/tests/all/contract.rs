@@ -199,6 +199,27 @@ fn every_primitive_of_the_cpu_backend_matches_the_reference() {
                 vec![out, mean, var, dx, dw, db, eval]
             }),
         );
+        // Channel 0 all through ReLU, channel 1 all cut, channel 2 mixed.
+        let shifts = Tensor::from_vec(vec![50.0, -50.0, 0.0], [3])
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let beta_cut = beta.add(&shifts).unwrap();
+        assert_close(
+            "batch norm + ReLU",
+            both(|| {
+                let mut out = vec![];
+                for b in [Some(&beta_cut), None] {
+                    let (y, mean, var) = x.batch_norm2d_relu_train(Some(&gamma), b, 1e-5).unwrap();
+                    let g = randn(y.dims(), dtype, 16);
+                    let (dx, dw, db) = g
+                        .batch_norm2d_relu_backward(&x, &mean, &var, Some(&gamma), b, 1e-5)
+                        .unwrap();
+                    out.extend([y, mean, var, dx, dw, db]);
+                }
+                out
+            }),
+        );
         let logits = randn(&[5, 4], dtype, 14);
         let target = Tensor::from_vec(vec![0i64, 3, 1, 1, 2], [5]).unwrap();
         assert_close(

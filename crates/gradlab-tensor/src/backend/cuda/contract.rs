@@ -184,6 +184,31 @@ impl Backend for Cuda {
         norm::backward(s, grad, x, mean, var, weight, eps)
     }
 
+    fn batch_norm2d_relu_train(
+        &self,
+        s: BatchNormShape,
+        x: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        norm::train_relu(s, x, weight, bias, eps)
+    }
+
+    fn batch_norm2d_relu_backward(
+        &self,
+        s: BatchNormShape,
+        grad: &Tensor,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        norm::backward_relu(s, grad, x, mean, var, weight, bias, eps)
+    }
+
     fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
         f32_only("softmax", x.dtype())?;
         softmax::softmax(x, dim, log)

@@ -39,11 +39,17 @@ pub(super) fn train(
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    let (mean, var) = statistics(s, x)?;
+    let y = normalise(s, x, &mean, &var, weight, bias, eps)?;
+    Ok((y, mean, var))
+}
+
+/// Per-channel mean and biased variance (`[C]`), in two passes.
+fn statistics(s: BatchNormShape, x: &Tensor) -> Result<(Tensor, Tensor)> {
     let mean = x.mean(Some(DIMS), false)?;
     let centred = x.sub(&per_channel(&mean, s)?)?;
     let var = centred.mul(&centred)?.mean(Some(DIMS), false)?;
-    let y = normalise(s, x, &mean, &var, weight, bias, eps)?;
-    Ok((y, mean, var))
+    Ok((mean, var))
 }
 
 pub(super) fn inference(
@@ -83,4 +89,34 @@ pub(super) fn backward(
         g_xhat.sum(Some(DIMS), false)?,
         g.sum(Some(DIMS), false)?,
     ))
+}
+
+/// Batch norm then ReLU, unfused: the two device ops one after the other.
+pub(super) fn train_relu(
+    s: BatchNormShape,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (mean, var) = statistics(s, x)?;
+    let y = normalise(s, x, &mean, &var, weight, bias, eps)?.relu()?;
+    Ok((y, mean, var))
+}
+
+/// Batch norm's output recomputed, ReLU's backward on it, then batch
+/// norm's backward: the unfused ops on the device.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward_relu(
+    s: BatchNormShape,
+    g: &Tensor,
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let z = normalise(s, x, mean, var, weight, bias, eps)?;
+    backward(s, &g.relu_backward(&z)?, x, mean, var, weight, eps)
 }

@@ -4,7 +4,7 @@
 //! model and optimizer or is refused with a message. Never a panic or an
 //! abort, whatever a header claims.
 
-#[path = "../../gradlab-data/tests/support/mutate.rs"]
+#[path = "../../../gradlab-data/tests/support/mutate.rs"]
 mod mutate;
 
 use gradlab_autograd::Var;

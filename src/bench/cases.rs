@@ -3,7 +3,7 @@
 use super::peak::MachinePeak;
 use super::report::Row;
 use super::timing::Plan;
-use gradlab_cpu::{reference, Conv2dShape, Pool2dShape, Rng, SimdLevel};
+use gradlab_cpu::{reference, Conv2dShape, Pool2dShape, Rng, SimdKind, SimdLevel};
 
 /// Reference GEMMs above this many multiply-adds take too long to time.
 const REFERENCE_GEMM_MAX_MACS: usize = 1 << 25;
@@ -15,29 +15,32 @@ fn random(len: usize, seed: u64) -> Vec<f32> {
     (0..len).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()
 }
 
-/// A compute-bound row; `baseline_s` is the baseline variant's median.
-#[allow(clippy::too_many_arguments)]
-fn compute_row(
-    kernel: &str,
-    shape: &str,
-    variant: &str,
+/// What the compute-bound rows of one kernel and shape share.
+struct ComputeCase<'a> {
+    kernel: &'a str,
+    shape: &'a str,
     threads: usize,
-    median_s: f64,
     flops: f64,
-    peak: &MachinePeak,
+    peak: &'a MachinePeak,
+    /// The baseline variant's median, when it was timed.
     baseline_s: Option<f64>,
-) -> Row {
-    let gflops = flops / median_s / 1e9;
-    Row {
-        kernel: kernel.into(),
-        shape: shape.into(),
-        variant: variant.into(),
-        threads,
-        median_s,
-        gflops: Some(gflops),
-        gbps: None,
-        peak_share: gflops / peak.gflops_for(threads),
-        baseline_ratio: baseline_s.map(|b| b / median_s),
+}
+
+impl ComputeCase<'_> {
+    /// The row of `variant`, which took `median_s`.
+    fn row(&self, variant: &str, median_s: f64) -> Row {
+        let gflops = self.flops / median_s / 1e9;
+        Row {
+            kernel: self.kernel.into(),
+            shape: self.shape.into(),
+            variant: variant.into(),
+            threads: self.threads,
+            median_s,
+            gflops: Some(gflops),
+            gbps: None,
+            peak_share: gflops / self.peak.gflops_for(self.threads),
+            baseline_ratio: self.baseline_s.map(|b| b / median_s),
+        }
     }
 }
 
@@ -45,7 +48,7 @@ fn compute_row(
 fn forced_levels() -> Vec<SimdLevel> {
     SimdLevel::supported()
         .into_iter()
-        .filter(|&l| l != SimdLevel::Scalar && l < gradlab_cpu::detected_simd_level())
+        .filter(|&l| l.kind() != SimdKind::Scalar && l < gradlab_cpu::detected_simd_level())
         .collect()
 }
 
@@ -75,18 +78,15 @@ pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMu
         let mut c = vec![0f32; m * n];
         let flops = 2.0 * (m * k * n) as f64;
         let base = plan.median_s(|| super::baseline_sgemm(m, k, n, &a, &b, &mut c));
-        let row = |variant: &str, t: f64| {
-            compute_row(
-                "gemm f32",
-                &shape,
-                variant,
-                threads,
-                t,
-                flops,
-                peak,
-                Some(base),
-            )
+        let case = ComputeCase {
+            kernel: "gemm f32",
+            shape: &shape,
+            threads,
+            flops,
+            peak,
+            baseline_s: Some(base),
         };
+        let row = |variant: &str, t: f64| case.row(variant, t);
         if m * k * n <= REFERENCE_GEMM_MAX_MACS && !(plan.quick && m * k * n > 1 << 22) {
             let t = plan
                 .median_s(|| reference::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut c, n, 1));
@@ -102,7 +102,6 @@ pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMu
                 gradlab_cpu::with_simd_level(level, || {
                     gradlab_cpu::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut c, n, 1)
                 })
-                .expect("supported level")
             });
             emit(row(&format!("fast ({level})"), t));
         }
@@ -154,29 +153,19 @@ pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn Fn
                 None => None,
             };
             let kernel = format!("conv2d {op}");
-            if let Some(b) = base {
-                emit(compute_row(
-                    &kernel,
-                    name,
-                    "reference",
-                    threads,
-                    b,
-                    flops,
-                    peak,
-                    Some(b),
-                ));
-            }
-            let t = plan.median_s(|| run(true));
-            emit(compute_row(
-                &kernel,
-                name,
-                &format!("fast ({})", gradlab_cpu::simd_level()),
+            let case = ComputeCase {
+                kernel: &kernel,
+                shape: name,
                 threads,
-                t,
                 flops,
                 peak,
-                base,
-            ));
+                baseline_s: base,
+            };
+            if let Some(b) = base {
+                emit(case.row("reference", b));
+            }
+            let t = plan.median_s(|| run(true));
+            emit(case.row(&format!("fast ({})", gradlab_cpu::simd_level()), t));
         }
     }
 }

@@ -25,8 +25,8 @@ pub use float::Float;
 pub use rng::Rng;
 pub use shapes::{conv_out_len, pool_out_len, Conv2dShape, Pool2dShape};
 pub use simd::{
-    detected_simd_level, set_simd_level, simd_level, with_simd_level, SimdLevel,
-    UnsupportedSimdLevel,
+    detected_simd_level, set_simd_level, simd_level, with_simd_level, SimdKind, SimdLevel,
+    SimdLevelError, UnknownSimdKind, UnsupportedSimdLevel,
 };
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};

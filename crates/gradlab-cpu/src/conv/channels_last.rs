@@ -17,7 +17,7 @@
 //! Positions are taken a few hundred at a time, so that the part of the
 //! column matrix in use stays in L2 while the GEMM reads it.
 
-use crate::gemm::{gemm_typed, GemmElement};
+use crate::gemm::{gemm_typed, GemmElement, MatMut, MatRef, Problem};
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::SimdLevel;
 use crate::Conv2dShape;
@@ -130,21 +130,19 @@ pub(crate) fn accumulate<E: GemmElement + PlainData>(
                     }
                 }
                 let first = image_index == 0 && p0 == 0;
-                gemm_typed(
-                    level,
-                    ocg,
-                    rows,
-                    k,
-                    E::ONE,
-                    (&dy_g[p0..], positions, 1),
-                    (&col_t[..rows * k], k, 1),
-                    if first { E::ZERO } else { E::ONE },
-                    (&mut sums[g * ocg * k..(g + 1) * ocg * k], k, 1),
-                    None,
-                    false,
-                    false,
-                    None,
-                );
+                let product = Problem {
+                    beta: if first { E::ZERO } else { E::ONE },
+                    parallel: false,
+                    ..Problem::product(
+                        ocg,
+                        rows,
+                        k,
+                        MatRef::new(&dy_g[p0..], positions, 1),
+                        MatRef::new(&col_t[..rows * k], k, 1),
+                    )
+                };
+                let sums_g = MatMut::new(&mut sums[g * ocg * k..(g + 1) * ocg * k], k, 1);
+                gemm_typed(level, product, sums_g, None);
             }
         }
     }

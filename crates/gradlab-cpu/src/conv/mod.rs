@@ -19,8 +19,8 @@ mod direct_weight;
 mod im2col;
 
 use crate::gemm::{
-    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, pack_a_typed, BRows, BiasAxis, DotElement,
-    GemmElement, PackedA,
+    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, pack_a_typed, AbtProblem, BRows, BiasAxis,
+    DotElement, GemmElement, MatMut, MatRef, PackedA, Problem,
 };
 use crate::parallel::for_each_chunk;
 use crate::scratch::{PlainData, Scratch};
@@ -75,13 +75,13 @@ fn is_pointwise(s: &Conv2dShape) -> bool {
 fn pack_weights_per_group<'w, E: GemmElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
-    (m, k, n): (usize, usize, usize),
-    weights: impl Fn(usize) -> (&'w [E], usize, usize),
+    mkn: (usize, usize, usize),
+    weights: impl Fn(usize) -> MatRef<'w, E>,
 ) -> Vec<Option<PackedA<E>>> {
     (0..s.groups)
         .map(|g| {
             if s.batch > 1 {
-                pack_a_typed(level, m, k, n, weights(g))
+                pack_a_typed(level, mkn, weights(g))
             } else {
                 None
             }
@@ -167,7 +167,7 @@ fn forward<E: GemmElement + DotElement + PlainData>(
     let k = taps(s);
     let (icg, ocg) = (s.in_per_group(), s.out_per_group());
     let group_in = icg * s.in_h * s.in_w;
-    let w_g = |g: usize| (&weight[g * ocg * k..(g + 1) * ocg * k], k, 1);
+    let w_g = |g: usize| MatRef::new(&weight[g * ocg * k..(g + 1) * ocg * k], k, 1);
     let packed = pack_weights_per_group(level, s, (ocg, k, positions), w_g);
     let image = |n: usize, out_n: &mut [E]| {
         let mut scratch = Scratch::take();
@@ -182,21 +182,13 @@ fn forward<E: GemmElement + DotElement + PlainData>(
             };
             let out_g = &mut out_n[g * ocg * positions..(g + 1) * ocg * positions];
             let bias_g = bias.map(|b| (&b[g * ocg..(g + 1) * ocg], BiasAxis::Row));
-            gemm_typed(
-                level,
-                ocg,
-                k,
-                positions,
-                E::ONE,
-                w_g(g),
-                (cols, positions, 1),
-                E::ZERO,
-                (out_g, positions, 1),
-                bias_g,
-                false,
-                !by_image,
-                packed[g].as_ref(),
-            );
+            let product = Problem {
+                bias: bias_g,
+                parallel: !by_image,
+                ..Problem::product(ocg, k, positions, w_g(g), MatRef::new(cols, positions, 1))
+            };
+            let out_g = MatMut::new(out_g, positions, 1);
+            gemm_typed(level, product, out_g, packed[g].as_ref());
         }
     };
     for_each_chunk(&mut out[..s.batch * out_image], out_image, by_image, image);
@@ -263,7 +255,7 @@ fn backward_data<E: GemmElement + DotElement + PlainData>(
     let group_in = icg * s.in_h * s.in_w;
     let by_image = batch_parallel(s);
     // W_gᵀ (K × OCg), read transposed in place; the same for every image.
-    let w_t = |g: usize| (&weight[g * ocg * k..(g + 1) * ocg * k], 1, k);
+    let w_t = |g: usize| MatRef::new(&weight[g * ocg * k..(g + 1) * ocg * k], 1, k);
     let packed = pack_weights_per_group(level, s, (k, ocg, positions), w_t);
     let image = |n: usize, dx_n: &mut [E]| {
         let mut scratch = Scratch::take();
@@ -274,21 +266,12 @@ fn backward_data<E: GemmElement + DotElement + PlainData>(
             let dx_g = &mut dx_n[g * group_in..(g + 1) * group_in];
             // dcol = W_gᵀ · dy.
             let target: &mut [E] = if pointwise { &mut *dx_g } else { &mut *dcol };
-            gemm_typed(
-                level,
-                k,
-                ocg,
-                positions,
-                E::ONE,
-                w_t(g),
-                (dy, positions, 1),
-                E::ZERO,
-                (target, positions, 1),
-                None,
-                false,
-                !by_image,
-                packed[g].as_ref(),
-            );
+            let product = Problem {
+                parallel: !by_image,
+                ..Problem::product(k, ocg, positions, w_t(g), MatRef::new(dy, positions, 1))
+            };
+            let target = MatMut::new(target, positions, 1);
+            gemm_typed(level, product, target, packed[g].as_ref());
             if !pointwise {
                 dx_g.fill(E::ZERO);
                 col2im_add(s, dcol, dx_g);
@@ -421,19 +404,17 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
                     }
                 }
                 // dW_g (+)= dy · colᵀ: both run along output positions.
-                gemm_abt(
-                    level,
-                    ocg,
-                    k,
-                    len,
-                    dy,
-                    len,
-                    col,
-                    BRows::Strided(len),
-                    start != first,
-                    &mut dw[g * ocg * k..(g + 1) * ocg * k],
-                    k,
-                );
+                let product = AbtProblem {
+                    m: ocg,
+                    n: k,
+                    k: len,
+                    a: dy,
+                    lda: len,
+                    b: col,
+                    b_rows: BRows::Strided(len),
+                    accumulate: start != first,
+                };
+                gemm_abt(level, product, &mut dw[g * ocg * k..(g + 1) * ocg * k], k);
             }
         }
     };
@@ -481,19 +462,17 @@ fn backward_weight<E: GemmElement + DotElement + PlainData>(
                 }
             }
             for g in 0..s.groups {
-                gemm_abt(
-                    level,
-                    ocg,
-                    k,
-                    span,
-                    &dy_pad[g * ocg * span..(g + 1) * ocg * span],
-                    span,
-                    &x_pad[g * icg * plane..],
-                    BRows::At(&starts),
-                    n != range.start,
-                    &mut dw[g * ocg * k..(g + 1) * ocg * k],
-                    k,
-                );
+                let product = AbtProblem {
+                    m: ocg,
+                    n: k,
+                    k: span,
+                    a: &dy_pad[g * ocg * span..(g + 1) * ocg * span],
+                    lda: span,
+                    b: &x_pad[g * icg * plane..],
+                    b_rows: BRows::At(&starts),
+                    accumulate: n != range.start,
+                };
+                gemm_abt(level, product, &mut dw[g * ocg * k..(g + 1) * ocg * k], k);
             }
         }
     };

@@ -56,6 +56,31 @@ pub(crate) struct Problem<'a, E> {
     pub parallel: bool,
 }
 
+impl<'a, E: crate::Float> Problem<'a, E> {
+    /// `C = A·B` (alpha 1, beta 0, no bias or activation), split over the
+    /// pool where that pays.
+    pub(crate) fn product(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<'a, E>,
+        b: MatRef<'a, E>,
+    ) -> Self {
+        Problem {
+            m,
+            k,
+            n,
+            alpha: E::ONE,
+            a,
+            b,
+            beta: E::ZERO,
+            bias: None,
+            relu: false,
+            parallel: true,
+        }
+    }
+}
+
 /// C as a raw pointer with strides, shared by the workers that write disjoint tiles.
 #[derive(Clone, Copy)]
 struct CPtr<E> {
@@ -66,6 +91,7 @@ struct CPtr<E> {
 // SAFETY: workers only write disjoint tiles of C (see `run_items`), and the
 // caller's `&mut [E]` outlives the parallel section.
 unsafe impl<E: Send> Send for CPtr<E> {}
+// SAFETY: as for Send: shared copies of the pointer write disjoint tiles only.
 unsafe impl<E: Send> Sync for CPtr<E> {}
 
 /// Whether distinct `(i, j)` always map to distinct offsets (so that
@@ -397,7 +423,8 @@ struct Block<'a, E> {
     epi: TileEpilogue<E>,
     bias: Option<(&'a [E], BiasAxis)>,
 }
-// SAFETY: the pointers are read-only views of buffers that outlive the parallel section.
+// SAFETY: the raw pointers are read-only views of buffers that outlive the
+// parallel section; nothing writes through them.
 unsafe impl<E: Sync> Sync for Block<'_, E> {}
 
 fn run_items<E: GemmElement + PlainData>(block: &Block<'_, E>, c: CPtr<E>, threads: usize) {
@@ -466,7 +493,8 @@ unsafe fn tile<E: GemmElement>(
     let MicroKernel { mr, nr, run } = block.kernel;
     let kc = block.kc;
     let (b, rsb) = match block.b_panels {
-        BPanels::Packed(base) => (base.add(jr * nr * kc), nr),
+        // SAFETY: panel `jr` of a packed B block starts `jr·nr·kc` values in.
+        BPanels::Packed(base) => (unsafe { base.add(jr * nr * kc) }, nr),
         BPanels::Direct {
             base,
             rsb,
@@ -474,7 +502,8 @@ unsafe fn tile<E: GemmElement>(
             full_panels,
         } => {
             if jr < full_panels {
-                (base.add(jr * nr), rsb)
+                // SAFETY: a B read in place has its full panel `jr` `jr·nr` columns in.
+                (unsafe { base.add(jr * nr) }, rsb)
             } else {
                 (tail, nr)
             }
@@ -487,22 +516,26 @@ unsafe fn tile<E: GemmElement>(
     let mut epi = block.epi;
     if rows == mr && cols == nr && c.cs == 1 {
         match block.bias {
-            Some((bias, BiasAxis::Row)) => epi.row_bias = bias.as_ptr().add(i0),
-            Some((bias, BiasAxis::Col)) => epi.col_bias = bias.as_ptr().add(j0),
+            Some((bias, BiasAxis::Row)) => epi.row_bias = bias[i0..i0 + mr].as_ptr(),
+            Some((bias, BiasAxis::Col)) => epi.col_bias = bias[j0..j0 + nr].as_ptr(),
             None => {}
         }
-        run(kc, a, b, rsb, c.ptr.add(i0 * c.rs + j0), c.rs, &epi);
+        // SAFETY: a full tile of row-major C: `mr` rows `c.rs` apart of
+        // `nr` contiguous values, all inside C; the panels hold `kc` steps.
+        unsafe { run(kc, a, b, rsb, c.ptr.add(i0 * c.rs + j0), c.rs, &epi) };
         return;
     }
     // Ragged or strided tile: go through a full-size buffer.
     let mut buf = [E::ZERO; MAX_MR * MAX_NR];
     let mut row_bias = [E::ZERO; MAX_MR];
     let mut col_bias = [E::ZERO; MAX_NR];
-    let at = |i: usize, j: usize| c.ptr.add((i0 + i) * c.rs + (j0 + j) * c.cs);
+    // SAFETY: only called with i < rows and j < cols, inside the tile.
+    let at = |i: usize, j: usize| unsafe { c.ptr.add((i0 + i) * c.rs + (j0 + j) * c.cs) };
     if epi.beta != E::ZERO {
         for i in 0..rows {
             for j in 0..cols {
-                buf[i * nr + j] = *at(i, j);
+                // SAFETY: an element of this thread's tile of C.
+                buf[i * nr + j] = unsafe { *at(i, j) };
             }
         }
     }
@@ -517,10 +550,12 @@ unsafe fn tile<E: GemmElement>(
         }
         None => {}
     }
-    run(kc, a, b, rsb, buf.as_mut_ptr(), nr, &epi);
+    // SAFETY: `buf` is a full `mr × nr` tile with rows `nr` apart.
+    unsafe { run(kc, a, b, rsb, buf.as_mut_ptr(), nr, &epi) };
     for i in 0..rows {
         for j in 0..cols {
-            *at(i, j) = buf[i * nr + j];
+            // SAFETY: an element of this thread's tile of C.
+            unsafe { *at(i, j) = buf[i * nr + j] };
         }
     }
 }

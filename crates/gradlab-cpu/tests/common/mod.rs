@@ -13,7 +13,7 @@ pub fn random_vec<T: Float>(rng: &mut Rng, len: usize) -> Vec<T> {
 /// Runs `f` once per SIMD level this CPU supports, forced on this thread.
 pub fn for_each_level(mut f: impl FnMut(SimdLevel)) {
     for level in SimdLevel::supported() {
-        gradlab_cpu::with_simd_level(level, || f(level)).expect("supported level");
+        gradlab_cpu::with_simd_level(level, || f(level));
     }
 }
 

@@ -3,7 +3,10 @@
 use super::peak::MachinePeak;
 use super::report::Row;
 use super::timing::Plan;
-use gradlab_cpu::{reference, Conv2dShape, Pool2dShape, Rng, SimdKind, SimdLevel};
+use gradlab_cpu::conv::{Method, Pass};
+use gradlab_cpu::{
+    reference, with_conv_algo, Conv2dShape, ConvAlgo, Pool2dShape, Rng, SimdKind, SimdLevel,
+};
 
 /// Reference GEMMs above this many multiply-adds take too long to time.
 const REFERENCE_GEMM_MAX_MACS: usize = 1 << 25;
@@ -108,8 +111,10 @@ pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMu
     }
 }
 
-pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMut(Row)) {
-    for (name, s) in [
+/// The convolution shapes of the table: LeNet's two layers and a 3x3
+/// 64->64 layer, at batch 64.
+pub fn conv_shapes() -> [(&'static str, Conv2dShape); 3] {
+    [
         (
             "lenet conv1 64x3x32x32 k5",
             Conv2dShape::square(64, 3, 6, 32, 5, 0),
@@ -122,7 +127,61 @@ pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn Fn
             "64x64x32x32 k3 p1",
             Conv2dShape::square(64, 64, 64, 32, 3, 1),
         ),
-    ] {
+    ]
+}
+
+/// The variants of one convolution pass to time: every method that applies
+/// (direct, im2col, each Winograd tile) and `auto`, or only `only`.
+fn conv_variants(pass: Pass, s: &Conv2dShape, only: Option<ConvAlgo>) -> Vec<ConvAlgo> {
+    let mut algos: Vec<ConvAlgo> = gradlab_cpu::conv::methods::<f32>(pass, s)
+        .into_iter()
+        .map(Method::algo)
+        .collect();
+    algos.sort_by_key(|a| ConvAlgo::ALL.iter().position(|b| b == a));
+    algos.insert(0, ConvAlgo::Auto);
+    match only {
+        Some(ConvAlgo::Winograd) => vec![ConvAlgo::Winograd],
+        Some(algo) => vec![algo],
+        None => algos,
+    }
+}
+
+/// The row label of `algo` for `pass` of `s` (after it ran: `auto` names its pick).
+fn conv_label(algo: ConvAlgo, pass: Pass, s: &Conv2dShape) -> String {
+    let level = gradlab_cpu::simd_level();
+    let method = match algo {
+        ConvAlgo::Auto => gradlab_cpu::conv::auto_picks()
+            .into_iter()
+            .find(|p| {
+                p.class.pass == pass
+                    && p.class.shape == *s
+                    && p.class.dtype == "f32"
+                    && p.class.simd == level.kind()
+                    && p.class.threads == rayon::current_num_threads()
+            })
+            .map_or_else(
+                || gradlab_cpu::conv::methods::<f32>(pass, s)[0].to_string(),
+                |p| p.method.to_string(),
+            ),
+        ConvAlgo::Winograd => {
+            Method::Winograd(gradlab_cpu::conv::algo::winograd_tile_for(s)).to_string()
+        }
+        other => Method::algo_method(other).map_or_else(|| other.to_string(), |m| m.to_string()),
+    };
+    match algo {
+        ConvAlgo::Auto => format!("auto={method} ({level})"),
+        _ => format!("{method} ({level})"),
+    }
+}
+
+pub fn conv2d(
+    plan: &Plan,
+    peak: &MachinePeak,
+    threads: usize,
+    only: Option<ConvAlgo>,
+    emit: &mut dyn FnMut(Row),
+) {
+    for (name, s) in conv_shapes() {
         let x = random(s.input_len(), 3);
         let w = random(s.weight_len(), 4);
         let bias = random(s.out_channels, 5);
@@ -138,12 +197,20 @@ pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn Fn
         } else {
             Some(false)
         };
-        for op in ["forward", "backward_data", "backward_weight"] {
-            let mut run = |fast: bool| match (op, fast) {
-                ("forward", true) => gradlab_cpu::conv2d_forward(&s, &x, &w, Some(&bias), &mut y),
-                ("forward", false) => reference::conv2d_forward(&s, &x, &w, Some(&bias), &mut y),
-                ("backward_data", true) => gradlab_cpu::conv2d_backward_data(&s, &dy, &w, &mut dx),
-                ("backward_data", false) => reference::conv2d_backward_data(&s, &dy, &w, &mut dx),
+        for pass in [Pass::Forward, Pass::BackwardData, Pass::BackwardWeight] {
+            let mut run = |fast: bool| match (pass, fast) {
+                (Pass::Forward, true) => {
+                    gradlab_cpu::conv2d_forward(&s, &x, &w, Some(&bias), &mut y)
+                }
+                (Pass::Forward, false) => {
+                    reference::conv2d_forward(&s, &x, &w, Some(&bias), &mut y)
+                }
+                (Pass::BackwardData, true) => {
+                    gradlab_cpu::conv2d_backward_data(&s, &dy, &w, &mut dx)
+                }
+                (Pass::BackwardData, false) => {
+                    reference::conv2d_backward_data(&s, &dy, &w, &mut dx)
+                }
                 (_, true) => gradlab_cpu::conv2d_backward_weight(&s, &x, &dy, &mut dw),
                 (_, false) => reference::conv2d_backward_weight(&s, &x, &dy, &mut dw),
             };
@@ -152,7 +219,7 @@ pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn Fn
                 Some(false) => Some(plan.once_s(|| run(false))),
                 None => None,
             };
-            let kernel = format!("conv2d {op}");
+            let kernel = format!("conv2d {}", pass.name());
             let case = ComputeCase {
                 kernel: &kernel,
                 shape: name,
@@ -164,8 +231,10 @@ pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn Fn
             if let Some(b) = base {
                 emit(case.row("reference", b));
             }
-            let t = plan.median_s(|| run(true));
-            emit(case.row(&format!("fast ({})", gradlab_cpu::simd_level()), t));
+            for algo in conv_variants(pass, &s, only) {
+                let t = with_conv_algo(algo, || plan.median_s(|| run(true)));
+                emit(case.row(&conv_label(algo, pass, &s), t));
+            }
         }
     }
 }

@@ -53,6 +53,12 @@ pub struct BenchArgs {
     /// Device to benchmark.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: BenchDevice,
+    /// Convolution algorithm of the conv2d rows: auto, direct, im2col,
+    /// winograd, winograd-2x2 or winograd-4x4 (default: a row for each
+    /// method that applies, and auto's pick). Also the algorithm of any
+    /// other convolution the run makes.
+    #[arg(long)]
+    pub conv_algo: Option<gradlab_cpu::ConvAlgo>,
 }
 
 /// Why a benchmark run could not complete.
@@ -107,6 +113,9 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
             threads,
             message: e.to_string(),
         })?;
+    if let Some(algo) = args.conv_algo {
+        gradlab_cpu::set_conv_algo(algo);
+    }
     let rows = pool.install(|| {
         let peak = MachinePeak::measure(args.quick);
         println!("{}", peak.describe(threads));
@@ -123,7 +132,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
             cases::gemm(&plan, &peak, threads, &mut emit);
         }
         if matches!(args.what, Kernel::Conv2d | Kernel::All) {
-            cases::conv2d(&plan, &peak, threads, &mut emit);
+            cases::conv2d(&plan, &peak, threads, args.conv_algo, &mut emit);
         }
         if matches!(args.what, Kernel::Maxpool | Kernel::All) {
             cases::maxpool(&plan, &peak, threads, &mut emit);

@@ -25,7 +25,7 @@ pub struct Row {
 pub fn print_row(row: &Row, header: bool) {
     if header {
         println!(
-            "{:<14} {:<28} {:<18} {:>3} {:>12} {:>12} {:>7} {:>9}",
+            "{:<14} {:<28} {:<34} {:>3} {:>12} {:>12} {:>7} {:>9}",
             "kernel", "shape", "variant", "thr", "median", "throughput", "peak", "vs base"
         );
     }
@@ -38,7 +38,7 @@ pub fn print_row(row: &Row, header: bool) {
         .baseline_ratio
         .map_or("-".into(), |r| format!("{r:.2}x"));
     println!(
-        "{:<14} {:<28} {:<18} {:>3} {:>12} {:>12} {:>6.0}% {:>9}",
+        "{:<14} {:<28} {:<34} {:>3} {:>12} {:>12} {:>6.0}% {:>9}",
         row.kernel,
         row.shape,
         row.variant,

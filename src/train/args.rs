@@ -1,6 +1,7 @@
 //! Command-line options of `gradlab train` and `gradlab eval`.
 
 use clap::{Parser, ValueEnum};
+use gradlab_cpu::ConvAlgo;
 use std::path::PathBuf;
 
 /// Network architectures the trainer builds.
@@ -93,6 +94,12 @@ pub struct TrainArgs {
     /// Worker threads for the kernels (default: rayon's choice, one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// CPU convolution algorithm: auto (timed per layer shape), direct,
+    /// im2col, winograd, winograd-2x2 or winograd-4x4. A named one makes
+    /// runs bitwise reproducible across processes; auto may pick
+    /// differently from one process to the next.
+    #[arg(long, default_value_t = ConvAlgo::Auto)]
+    pub conv_algo: ConvAlgo,
     /// cpu, or cuda / cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -143,6 +150,9 @@ pub struct EvalArgs {
     pub limit_test: Option<usize>,
     #[arg(long)]
     pub threads: Option<usize>,
+    /// CPU convolution algorithm, as for train.
+    #[arg(long, default_value_t = ConvAlgo::Auto)]
+    pub conv_algo: ConvAlgo,
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

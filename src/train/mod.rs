@@ -6,7 +6,9 @@
 //! `--seed`, each epoch's data order and augmentation from (seed, epoch), and
 //! the learning rate from the optimizer step, so a run resumed from the
 //! checkpoint of epoch k ends with bitwise the weights of an uninterrupted
-//! run (for the same `--threads`).
+//! run (for the same `--threads`, and the same convolution algorithms:
+//! name one with `--conv-algo` to be sure across processes, as `auto`
+//! times them afresh in each).
 
 pub mod args;
 mod checkpoints;
@@ -72,7 +74,9 @@ pub fn evaluate_checkpoint(args: &EvalArgs) -> Result<Evaluation, String> {
         LoaderConfig::eval(batch_size).with_normalization(norm),
     )
     .map_err(|e| e.to_string())?;
-    setup::with_threads(args.threads, || evaluate(&model, &loader))?
+    setup::with_threads(args.threads, || {
+        gradlab_cpu::with_conv_algo(args.conv_algo, || evaluate(&model, &loader))
+    })?
 }
 
 /// `gradlab eval`: prints test loss, accuracy, per-class accuracy and the confusion matrix.

@@ -66,7 +66,9 @@ pub struct TrainReport {
 /// Trains as `args` say, on `args.threads` threads.
 pub fn train(args: &TrainArgs) -> Result<TrainReport, String> {
     let batch_size = check_train_args(args)?;
-    with_threads(args.threads, || Run::new(args, batch_size)?.run())?
+    with_threads(args.threads, || {
+        gradlab_cpu::with_conv_algo(args.conv_algo, || Run::new(args, batch_size)?.run())
+    })?
 }
 
 /// A run's pieces, set up.

@@ -7,6 +7,7 @@
 //! calls; they pick the best implementation for the problem and the CPU
 //! (see [`simd`] for how the instruction set is chosen and forced).
 
+pub mod cache;
 pub mod conv;
 pub mod elementwise;
 pub mod float;
@@ -21,6 +22,7 @@ mod scratch;
 pub mod shapes;
 pub mod simd;
 
+pub use cache::{cache_sizes, CacheSizes};
 pub use float::Float;
 pub use rng::Rng;
 pub use shapes::{conv_out_len, pool_out_len, Conv2dShape, Pool2dShape};
@@ -29,7 +31,10 @@ pub use simd::{
     SimdLevelError, UnknownSimdKind, UnsupportedSimdLevel,
 };
 
-pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
+pub use conv::{
+    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv_algo, set_conv_algo,
+    with_conv_algo, ConvAlgo, UnknownConvAlgo, WinogradTile,
+};
 pub use elementwise::{
     bias_add_channels, relu_backward, relu_forward, softmax_cross_entropy,
     softmax_cross_entropy_backward, LabelOutOfRange,

@@ -12,8 +12,21 @@
 use crate::simd::{SimdKind, SimdLevel};
 use crate::Float;
 
-/// Depth of one pass: the `KB`-long slices of all rows of `A` stay in L2.
-const KB: usize = 1024;
+/// Bounds of the depth of one pass, and the multiple it is rounded to.
+const KB_RANGE: (usize, usize) = (256, 4096);
+const KB_STEP: usize = 64;
+
+/// Depth of one pass over `m` rows of A with tiles `nb` rows of B tall:
+/// the `nb` B slices a column block reuses stay in (half of) L1, and the
+/// slices of all `m` rows of A, which every column block passes over, in
+/// (half of) L2.
+fn pass_depth<E>(m: usize, nb: usize) -> usize {
+    let caches = crate::cache::cache_sizes();
+    let elem = std::mem::size_of::<E>();
+    let l1 = caches.l1d / 2 / (nb * elem);
+    let l2 = caches.l2 / 2 / (m.max(1) * elem);
+    (l1.min(l2) / KB_STEP * KB_STEP).clamp(KB_RANGE.0, KB_RANGE.1)
+}
 
 /// The operands of `C (+)= A·Bᵀ`: `m` rows of `A` (`lda` apart) and `n`
 /// rows of `B` (where [`BRows`] says), each `k` long.
@@ -137,8 +150,9 @@ fn blocked<E: Float, const MB: usize, const NB: usize>(
         b_rows,
         accumulate,
     } = p;
-    for k0 in (0..k).step_by(KB) {
-        let kb = KB.min(k - k0);
+    let depth = pass_depth::<E>(m, NB);
+    for k0 in (0..k).step_by(depth) {
+        let kb = depth.min(k - k0);
         let add = accumulate || k0 > 0;
         // Column blocks outside: one block of B rows stays in L1 while
         // every row block of A (in L2) passes over it.

@@ -6,6 +6,7 @@
 //! and the driver owns the loop nest and the threads. The reference twin is
 //! [`crate::reference::gemm`].
 
+mod blocking;
 mod dot;
 mod driver;
 mod kernel;

@@ -8,6 +8,7 @@ mod elementwise;
 mod gemm;
 mod norm;
 mod pool;
+pub mod winograd;
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use elementwise::{

@@ -4,6 +4,9 @@
 #[allow(dead_code)]
 #[path = "../src/bench/mod.rs"]
 mod bench;
+#[allow(dead_code)]
+#[path = "../src/threads.rs"]
+mod threads;
 
 use clap::Parser;
 

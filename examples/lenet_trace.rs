@@ -1,13 +1,14 @@
 //! One training step of the trainer's LeNet (`gradlab train --model lenet`)
-//! on a CIFAR-10 batch with the backward trace on: each backward node prints
-//! its op, shapes, time and gradient norms as it runs (the same lines
-//! `GRADLAB_TRACE=1` turns on for any program).
+//! on a CIFAR-10 batch, then each parameter's gradient norm. With
+//! `GRADLAB_TRACE=1` each backward node also prints its op, shapes, time and
+//! gradient norms as it runs (the same lines the variable turns on for any
+//! program):
 //!
 //! ```text
-//! cargo run --release --example lenet_trace
+//! GRADLAB_TRACE=1 cargo run --release --example lenet_trace
 //! ```
 
-use gradlab::autograd::{set_trace, Var};
+use gradlab::autograd::{trace::is_trace_on, Var};
 use gradlab::data::{DataLoader, LoaderConfig, Split};
 use gradlab::introspect::{named_model, random_batch, step_loss};
 use gradlab::nn::Module;
@@ -47,10 +48,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         loss.item()?,
         10f64.ln()
     );
-    println!("backward, one line per node (to stderr):");
-    set_trace(true);
+    // The trace is on only when asked for (GRADLAB_TRACE=1).
+    if is_trace_on() {
+        println!("backward, one line per node (to stderr):");
+    } else {
+        println!("backward (GRADLAB_TRACE=1 prints one line per node)");
+    }
     loss.backward()?;
-    set_trace(false);
 
     println!("\n{:<14} {:<16} {:>11}", "parameter", "shape", "|grad|");
     for (name, p) in model.parameters() {

@@ -3,7 +3,7 @@
 //! then the accuracy.
 //!
 //! ```text
-//! cargo run --example mlp_toy
+//! cargo run --release --example mlp_toy
 //! ```
 
 use gradlab::autograd::Var;

@@ -3,7 +3,7 @@
 //! hand with the chain rule.
 //!
 //! ```text
-//! cargo run --example scalar_micrograd
+//! cargo run --release --example scalar_micrograd
 //! ```
 
 use gradlab::autograd::Var;

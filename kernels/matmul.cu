@@ -6,6 +6,11 @@
 // swapped strides) and a batch stride applied per blockIdx.z. When beta is 0,
 // C is written without being read, as BLAS does, so NaNs already there vanish.
 // Every kernel bounds-checks its tails: any M, N, K >= 0 is valid.
+//
+// Versions 4-6 come in one kernel per operand layout (suffix _nn, _nt, _tn,
+// _tt, chosen on the host from the strides, see "Operand tiles" below), so
+// that each compiled kernel has one way to load each operand: no run-time
+// loader modes, fewer registers.
 
 typedef long long i64;
 
@@ -151,106 +156,198 @@ matmul_register_blocked(GEMM_ARGS) {
 }
 
 // ---------------------------------------------------------------------------
-// Global -> register -> shared tile staging used by the faster kernels.
+// Operand tiles for versions 4-6.
 //
-// Reads an R×C window (rows r0.., columns c0..) of a strided matrix into
-// registers, PER floats per thread, then hands them to a store callback.
-// Three ways to read, chosen per tile and the same for the whole block:
-//   0: the row is contiguous, 16-byte aligned and the tile fully inside:
-//      one float4 load per four elements;
-//   1: neighbouring threads take neighbouring columns (column stride small);
-//   2: neighbouring threads take neighbouring rows (a transposed operand).
-// Elements outside the matrix read as 0, which adds nothing to the products.
-template <int R, int C, int NT>
-struct TileLoader {
-    static constexpr int PER = R * C / NT;
-    static_assert(PER % 4 == 0, "tile must give every thread a multiple of 4 elements");
-    float v[PER];
-    int mode;
+// Both operands are staged "k-major": a tile T[k][d] holds BK slices of BD
+// rows of A (d = m) or columns of B (d = n), so a thread reads 4 consecutive
+// d with one float4. An operand is seen as a D×K matrix X with element (d, k)
+// at X[d*sd + k*sk]: A is (M×K, sd = rsa, sk = csa); B is seen transposed
+// (N×K, sd = csb, sk = rsb). Two loaders:
+//
+//  * DirectTile, when d is contiguous (sd == 1: a transposed A, a plain B):
+//    the tile rows are copied as they are, 16 bytes at a time with cp.async
+//    (global to shared without passing through registers) when the tile is
+//    inside the matrix and 16-byte aligned, else 4 bytes at a time with
+//    zero-fill for elements outside the matrix (the predicated edge path).
+//    Stores are whole 16-byte rows segments: conflict-free.
+//  * TransposingTile, otherwise (k contiguous: a plain A, a transposed B, or
+//    any other strides): each thread reads 4 consecutive k of one d (a float4
+//    when k is contiguous, aligned and inside; else predicated scalar loads)
+//    into registers while the previous tile is multiplied, then stores them
+//    transposed. Element (k, d) goes to column d ^ swizzle(k), which XORs the
+//    quad index of k into bits 3-4 (BK = 16) or bit 4 (BK = 8) of d: the 32
+//    stores of a warp then fall in 32 distinct banks, and 4-aligned groups of
+//    d stay together, so the float4 reads of the multiply are unchanged.
+//
+// cp.async needs sm_80; older targets and the CPU harness copy at once.
 
-    __device__ __forceinline__ void fetch(const float* __restrict__ X, i64 rs, i64 cs, int rows,
-                                          int cols, int r0, int c0) {
+__device__ __forceinline__ bool aligned16(const void* p) {
+    return (((unsigned long long)p) & 15) == 0;
+}
+
+__device__ __forceinline__ void copy16_async(float* smem, const float* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+#else
+    *reinterpret_cast<float4*>(smem) = *reinterpret_cast<const float4*>(gmem);
+#endif
+}
+
+// Copies one float, or writes 0 when !valid (gmem is then not read).
+__device__ __forceinline__ void copy4_async(float* smem, const float* gmem, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem),
+                 "r"(valid ? 4 : 0));
+#else
+    *smem = valid ? *gmem : 0.0f;
+#endif
+}
+
+// Waits for this thread's cp.async copies (a __syncthreads must follow
+// before other threads read them).
+__device__ __forceinline__ void async_copies_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_all;\n" ::);
+#endif
+}
+
+// The shared-memory column of element (k, d) of a transposed tile.
+template <int BK>
+__device__ __forceinline__ int swizzle(int k, int d) {
+    return d ^ ((k >> 2) * (32 / (BK / 4)));
+}
+
+template <int BK, int BD, int PITCH, int NT>
+struct DirectTile {
+    static constexpr bool TRANSPOSED = false;
+    static constexpr int CHUNKS = BK * BD / 4 / NT;  // 16-byte pieces per thread
+    static_assert(CHUNKS >= 1 && BK * BD / 4 % NT == 0, "tile must split evenly");
+
+    // Whether the 16-byte path can be used for this operand at all.
+    __device__ static bool vector_ok(const float* X, i64 sd, i64 sk) {
+        return sd == 1 && (sk & 3) == 0 && aligned16(X);
+    }
+
+    __device__ __forceinline__ void fetch(float* tile, const float* __restrict__ X, i64 sd, i64 sk,
+                                          int D, int K, int d0, int k0, bool vec) {
         const int tid = threadIdx.x;
-        const bool full = (r0 + R <= rows) && (c0 + C <= cols);
-        if (cs == 1 && full && (rs & 3) == 0 && (((unsigned long long)X) & 15) == 0) {
-            mode = 0;
+        const bool inside = vec && d0 + BD <= D && k0 + BK <= K;
 #pragma unroll
-            for (int q = 0; q < PER / 4; ++q) {
-                const int idx = tid + q * NT;
-                const int r = idx / (C / 4), c = (idx % (C / 4)) * 4;
-                const float4 f = *reinterpret_cast<const float4*>(X + (i64)(r0 + r) * rs + (c0 + c));
-                v[4 * q] = f.x;
-                v[4 * q + 1] = f.y;
-                v[4 * q + 2] = f.z;
-                v[4 * q + 3] = f.w;
+        for (int q = 0; q < CHUNKS; ++q) {
+            const int c = tid + q * NT;
+            const int k = c / (BD / 4), d = (c % (BD / 4)) * 4;
+            float* dst = tile + k * PITCH + d;
+            const float* src = X + (i64)(k0 + k) * sk + (d0 + d);
+            if (inside) {
+                copy16_async(dst, src);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const bool valid = d0 + d + e < D && k0 + k < K;
+                    copy4_async(dst + e, valid ? src + e : X, valid);
+                }
             }
-        } else if (cs <= rs) {
-            mode = 1;
+        }
+    }
+    __device__ __forceinline__ void commit(float*) const {}
+};
+
+template <int BK, int BD, int PITCH, int NT>
+struct TransposingTile {
+    static constexpr bool TRANSPOSED = true;
+    static constexpr int QUADS = BK / 4;
+    static constexpr int CHUNKS = BD * QUADS / NT;  // 4-element pieces per thread
+    static_assert(CHUNKS >= 1 && BD * QUADS % NT == 0, "tile must split evenly");
+    float v[CHUNKS][4];
+
+    __device__ static bool vector_ok(const float* X, i64 sd, i64 sk) {
+        return sk == 1 && (sd & 3) == 0 && aligned16(X);
+    }
+
+    __device__ __forceinline__ void fetch(float*, const float* __restrict__ X, i64 sd, i64 sk, int D,
+                                          int K, int d0, int k0, bool vec) {
+        const int tid = threadIdx.x;
+        const bool inside = vec && d0 + BD <= D && k0 + BK <= K;
 #pragma unroll
-            for (int q = 0; q < PER; ++q) {
-                const int idx = tid + q * NT;
-                const int r = idx / C, c = idx % C;
-                const int gr = r0 + r, gc = c0 + c;
-                v[q] = (gr < rows && gc < cols) ? X[(i64)gr * rs + (i64)gc * cs] : 0.0f;
-            }
-        } else {
-            mode = 2;
+        for (int q = 0; q < CHUNKS; ++q) {
+            const int c = tid + q * NT;
+            const int d = c / QUADS, k = (c % QUADS) * 4;
+            const float* src = X + (i64)(d0 + d) * sd + (i64)(k0 + k) * sk;
+            if (inside) {
+                const float4 f = *reinterpret_cast<const float4*>(src);
+                v[q][0] = f.x;
+                v[q][1] = f.y;
+                v[q][2] = f.z;
+                v[q][3] = f.w;
+            } else {
 #pragma unroll
-            for (int q = 0; q < PER; ++q) {
-                const int idx = tid + q * NT;
-                const int r = idx % R, c = idx / R;
-                const int gr = r0 + r, gc = c0 + c;
-                v[q] = (gr < rows && gc < cols) ? X[(i64)gr * rs + (i64)gc * cs] : 0.0f;
+                for (int e = 0; e < 4; ++e)
+                    v[q][e] = (d0 + d < D && k0 + k + e < K) ? src[(i64)e * sk] : 0.0f;
             }
         }
     }
 
-    template <class Put>
-    __device__ __forceinline__ void commit(Put put) const {
+    __device__ __forceinline__ void commit(float* tile) const {
         const int tid = threadIdx.x;
-        if (mode == 0) {
 #pragma unroll
-            for (int q = 0; q < PER / 4; ++q) {
-                const int idx = tid + q * NT;
-                const int r = idx / (C / 4), c = (idx % (C / 4)) * 4;
-                put(r, c, v[4 * q]);
-                put(r, c + 1, v[4 * q + 1]);
-                put(r, c + 2, v[4 * q + 2]);
-                put(r, c + 3, v[4 * q + 3]);
-            }
-        } else if (mode == 1) {
+        for (int q = 0; q < CHUNKS; ++q) {
+            const int c = tid + q * NT;
+            const int d = c / QUADS, k = (c % QUADS) * 4;
 #pragma unroll
-            for (int q = 0; q < PER; ++q) {
-                const int idx = tid + q * NT;
-                put(idx / C, idx % C, v[q]);
-            }
-        } else {
-#pragma unroll
-            for (int q = 0; q < PER; ++q) {
-                const int idx = tid + q * NT;
-                put(idx % R, idx / R, v[q]);
-            }
+            for (int e = 0; e < 4; ++e) tile[(k + e) * PITCH + swizzle<BK>(k + e, d)] = v[q][e];
         }
     }
 };
 
+// Column of logical (k, d) in a tile written by loader L.
+template <class L, int BK>
+__device__ __forceinline__ int tile_col(int k, int d) {
+    return L::TRANSPOSED ? swizzle<BK>(k, d) : d;
+}
+
+// The loaders of one layout: A_T / B_T say whether A's / B's tile is
+// transposed on the way in (k contiguous in memory).
+template <bool T, int BK, int BD, int PITCH, int NT>
+struct TileOf {
+    using type = DirectTile<BK, BD, PITCH, NT>;
+};
+template <int BK, int BD, int PITCH, int NT>
+struct TileOf<true, BK, BD, PITCH, NT> {
+    using type = TransposingTile<BK, BD, PITCH, NT>;
+};
+
+// Kernel names per layout: the first letter is A, the second B; n = stored
+// as its own shape (A row-major M×K, B row-major K×N), t = stored transposed.
+// A plain A and a transposed B have k contiguous, so their tiles are
+// transposed on the way in.
+#define GEMM_LAYOUTS(MACRO, NAME)          \
+    MACRO(NAME##_nn, true, false)          \
+    MACRO(NAME##_nt, true, true)           \
+    MACRO(NAME##_tn, false, false)         \
+    MACRO(NAME##_tt, false, true)
+
 // ---------------------------------------------------------------------------
-// 4. Vectorised: version 3 plus float4 global loads (when the layout allows),
-// float4 shared-memory reads, and a split thread tile (rows ty*4.. and
-// 64+ty*4.., same for columns) so that a warp's shared reads hit distinct
-// banks and its stores to C are 16-byte wide.
+// 4. Vectorised: version 3 with float4 loads where the layout allows, float4
+// shared-memory reads, and a split thread tile (rows ty*4.. and 64+ty*4..,
+// same for columns) so that a warp's shared reads hit distinct banks and its
+// stores to C are 16-byte wide. One K slice in flight.
 // Block 256, grid (ceil(N/128), ceil(M/128), batch).
-extern "C" __global__ void __launch_bounds__(256)
-matmul_vectorized(GEMM_ARGS) {
+template <bool A_T, bool B_T>
+__device__ __forceinline__ void vectorized_gemm(GEMM_ARGS) {
     GEMM_BATCH_OFFSET();
     constexpr int BM = 128, BN = 128, BK = 8;
-    __shared__ __align__(16) float As[BK][BM];
-    __shared__ __align__(16) float Bs[BK][BN];
+    using LA = typename TileOf<A_T, BK, BM, BM, 256>::type;
+    using LB = typename TileOf<B_T, BK, BN, BN, 256>::type;
+    __shared__ __align__(16) float As[BK * BM];
+    __shared__ __align__(16) float Bs[BK * BN];
     const int tid = threadIdx.x;
     const int tx = tid % 16, ty = tid / 16;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    TileLoader<BM, BK, 256> la;
-    TileLoader<BK, BN, 256> lb;
+    const bool a_vec = LA::vector_ok(A, rsa, csa), b_vec = LB::vector_ok(B, csb, rsb);
+    LA la;
+    LB lb;
     float acc[8][8];
 #pragma unroll
     for (int a = 0; a < 8; ++a)
@@ -258,17 +355,20 @@ matmul_vectorized(GEMM_ARGS) {
         for (int b = 0; b < 8; ++b) acc[a][b] = 0.0f;
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        la.fetch(A, rsa, csa, M, K, m0, k0);
-        lb.fetch(B, rsb, csb, K, N, k0, n0);
-        la.commit([&](int r, int c, float x) { As[c][r] = x; });
-        lb.commit([&](int r, int c, float x) { Bs[r][c] = x; });
+        la.fetch(As, A, rsa, csa, M, K, m0, k0, a_vec);
+        lb.fetch(Bs, B, csb, rsb, N, K, n0, k0, b_vec);
+        la.commit(As);
+        lb.commit(Bs);
+        async_copies_wait();
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < BK; ++kk) {
-            const float4 a0 = *reinterpret_cast<const float4*>(&As[kk][ty * 4]);
-            const float4 a1 = *reinterpret_cast<const float4*>(&As[kk][64 + ty * 4]);
-            const float4 b0 = *reinterpret_cast<const float4*>(&Bs[kk][tx * 4]);
-            const float4 b1 = *reinterpret_cast<const float4*>(&Bs[kk][64 + tx * 4]);
+            const float* ar = As + kk * BM;
+            const float* br = Bs + kk * BN;
+            const float4 a0 = *reinterpret_cast<const float4*>(ar + tile_col<LA, BK>(kk, ty * 4));
+            const float4 a1 = *reinterpret_cast<const float4*>(ar + tile_col<LA, BK>(kk, 64 + ty * 4));
+            const float4 b0 = *reinterpret_cast<const float4*>(br + tile_col<LB, BK>(kk, tx * 4));
+            const float4 b1 = *reinterpret_cast<const float4*>(br + tile_col<LB, BK>(kk, 64 + tx * 4));
             const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
             const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
@@ -291,20 +391,34 @@ matmul_vectorized(GEMM_ARGS) {
     }
 }
 
+#define VECTORIZED_KERNEL(NAME, A_T, B_T)                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) NAME(GEMM_ARGS) { \
+        vectorized_gemm<A_T, B_T>(M, N, K, alpha, A, rsa, csa, bsa, B, rsb, \
+                                  csb, bsb, beta, C, rsc, csc, bsc);      \
+    }
+GEMM_LAYOUTS(VECTORIZED_KERNEL, matmul_vectorized)
+
 // ---------------------------------------------------------------------------
 // 5. Warp tiling with double buffering: 8 warps each own a 64×32 piece of the
 // 128×128 block tile (2 warps down, 4 across); inside a warp the 32 lanes form
 // an 8×4 grid and each lane computes two 4×4 sub-tiles in each direction.
-// The next K slice is loaded into registers while the current one is
-// multiplied, and written to the other half of a double shared buffer, so one
-// barrier per slice suffices.
-// Block 256, grid (ceil(N/128), ceil(M/128), batch).
-extern "C" __global__ void __launch_bounds__(256)
-matmul_warp_tiled(GEMM_ARGS) {
+// The next K slice is loaded (cp.async or registers) while the current one is
+// multiplied, into the other half of a double shared buffer, so one barrier
+// per slice suffices. Tile rows are padded to 136 floats (as the tensor-core
+// version needs) so both versions share the loaders. Slices are 16 deep, or
+// 8 when both tiles are transposed (_nt), so that the registers staging the
+// next slice fit beside the accumulators.
+// Block 256, grid (ceil(N/128), ceil(M/128), batch); at most 128 registers
+// (two blocks per SM).
+#define WT_PITCH 136
+template <bool A_T, bool B_T>
+__device__ __forceinline__ void warp_tiled_gemm(GEMM_ARGS) {
     GEMM_BATCH_OFFSET();
-    constexpr int BM = 128, BN = 128, BK = 16;
-    __shared__ __align__(16) float As[2][BK][BM];
-    __shared__ __align__(16) float Bs[2][BK][BN];
+    constexpr int BM = 128, BN = 128, BK = (A_T && B_T) ? 8 : 16, P = WT_PITCH;
+    using LA = typename TileOf<A_T, BK, BM, P, 256>::type;
+    using LB = typename TileOf<B_T, BK, BN, P, 256>::type;
+    __shared__ __align__(16) float As[2][BK * P];
+    __shared__ __align__(16) float Bs[2][BK * P];
     const int tid = threadIdx.x;
     const int warp = tid / 32, lane = tid % 32;
     const int wm = warp / 4, wn = warp % 4;
@@ -312,8 +426,9 @@ matmul_warp_tiled(GEMM_ARGS) {
     const int row_base = wm * 64 + lr * 4;  // and row_base + 32
     const int col_base = wn * 32 + lc * 4;  // and col_base + 16
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    TileLoader<BM, BK, 256> la;
-    TileLoader<BK, BN, 256> lb;
+    const bool a_vec = LA::vector_ok(A, rsa, csa), b_vec = LB::vector_ok(B, csb, rsb);
+    LA la;
+    LB lb;
     float acc[8][8];
 #pragma unroll
     for (int a = 0; a < 8; ++a)
@@ -322,25 +437,28 @@ matmul_warp_tiled(GEMM_ARGS) {
 
     const int tiles = (K + BK - 1) / BK;
     if (tiles > 0) {
-        la.fetch(A, rsa, csa, M, K, m0, 0);
-        lb.fetch(B, rsb, csb, K, N, 0, n0);
-        la.commit([&](int r, int c, float x) { As[0][c][r] = x; });
-        lb.commit([&](int r, int c, float x) { Bs[0][r][c] = x; });
+        la.fetch(As[0], A, rsa, csa, M, K, m0, 0, a_vec);
+        lb.fetch(Bs[0], B, csb, rsb, N, K, n0, 0, b_vec);
+        la.commit(As[0]);
+        lb.commit(Bs[0]);
+        async_copies_wait();
         __syncthreads();
     }
     for (int t = 0; t < tiles; ++t) {
         const int s = t & 1;
         const bool more = t + 1 < tiles;
         if (more) {
-            la.fetch(A, rsa, csa, M, K, m0, (t + 1) * BK);
-            lb.fetch(B, rsb, csb, K, N, (t + 1) * BK, n0);
+            la.fetch(As[s ^ 1], A, rsa, csa, M, K, m0, (t + 1) * BK, a_vec);
+            lb.fetch(Bs[s ^ 1], B, csb, rsb, N, K, n0, (t + 1) * BK, b_vec);
         }
 #pragma unroll
         for (int kk = 0; kk < BK; ++kk) {
-            const float4 a0 = *reinterpret_cast<const float4*>(&As[s][kk][row_base]);
-            const float4 a1 = *reinterpret_cast<const float4*>(&As[s][kk][row_base + 32]);
-            const float4 b0 = *reinterpret_cast<const float4*>(&Bs[s][kk][col_base]);
-            const float4 b1 = *reinterpret_cast<const float4*>(&Bs[s][kk][col_base + 16]);
+            const float* ar = As[s] + kk * P;
+            const float* br = Bs[s] + kk * P;
+            const float4 a0 = *reinterpret_cast<const float4*>(ar + tile_col<LA, BK>(kk, row_base));
+            const float4 a1 = *reinterpret_cast<const float4*>(ar + tile_col<LA, BK>(kk, row_base + 32));
+            const float4 b0 = *reinterpret_cast<const float4*>(br + tile_col<LB, BK>(kk, col_base));
+            const float4 b1 = *reinterpret_cast<const float4*>(br + tile_col<LB, BK>(kk, col_base + 16));
             const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
             const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
@@ -349,8 +467,9 @@ matmul_warp_tiled(GEMM_ARGS) {
                 for (int c = 0; c < 8; ++c) acc[r][c] += a[r] * b[c];
         }
         if (more) {
-            la.commit([&](int r, int c, float x) { As[s ^ 1][c][r] = x; });
-            lb.commit([&](int r, int c, float x) { Bs[s ^ 1][r][c] = x; });
+            la.commit(As[s ^ 1]);
+            lb.commit(Bs[s ^ 1]);
+            async_copies_wait();
         }
         __syncthreads();
     }
@@ -367,19 +486,30 @@ matmul_warp_tiled(GEMM_ARGS) {
     }
 }
 
+#define WARP_TILED_KERNEL(NAME, A_T, B_T)                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) NAME(GEMM_ARGS) { \
+        warp_tiled_gemm<A_T, B_T>(M, N, K, alpha, A, rsa, csa, bsa, B, rsb, \
+                                  csb, bsb, beta, C, rsc, csc, bsc);      \
+    }
+GEMM_LAYOUTS(WARP_TILED_KERNEL, matmul_warp_tiled)
+
 // ---------------------------------------------------------------------------
 // 6. Tensor cores, TF32 inputs with f32 accumulation, through the warp-level
-// `mma.sync.m16n8k8` instruction (sm_80 and newer). Same 128×128 block tile,
-// BK = 16, 8 warps each computing 64×32 as 4×4 mma tiles of 16×8.
-// Operands are rounded to TF32 (10-bit mantissa) when read from shared memory,
-// so results differ from f32 by about 1e-3 relative: it is a separate variant.
+// `mma.sync.m16n8k8` instruction (sm_80 and newer; inline PTX, so the CPU
+// harness leaves it to the GPU). Same 128×128 block tile, same tiles and
+// loaders as version 5 (slices 16 deep, 8 when a tile is transposed, whose
+// staging registers the fragments need), 8 warps each computing 64×32 as 4×4
+// mma tiles of 16×8. Operands are rounded to TF32 (10-bit mantissa) when read from shared
+// memory, so results differ from f32 by about 1e-3 relative: it is a
+// separate variant.
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k8", .tf32):
 //   g = lane / 4, t = lane % 4
 //   A 16×8:  a0 (g, t)  a1 (g+8, t)  a2 (g, t+4)  a3 (g+8, t+4)
 //   B 8×8:   b0 (t, g)  b1 (t+4, g)
 //   C 16×8:  c0 (g, 2t) c1 (g, 2t+1) c2 (g+8, 2t) c3 (g+8, 2t+1)
-// Padding of the shared rows (BK+4 for A, BN+8 for B) makes the fragment reads
-// of a warp fall in 32 distinct banks.
+// With tile rows of 136 floats, lane (g, t) of a fragment read hits bank
+// 8t + g (plus a constant): 32 distinct banks.
+#if !defined(GRADLAB_CPU_HARNESS)
 __device__ __forceinline__ unsigned to_tf32(float x) {
     unsigned r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
@@ -394,20 +524,22 @@ __device__ __forceinline__ void mma_tf32(float* c, const unsigned* a, const unsi
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-extern "C" __global__ void __launch_bounds__(256)
-matmul_tf32_tensor_core(GEMM_ARGS) {
+template <bool A_T, bool B_T>
+__device__ __forceinline__ void tf32_gemm(GEMM_ARGS) {
     GEMM_BATCH_OFFSET();
-    constexpr int BM = 128, BN = 128, BK = 16;
-    constexpr int AS = BK + 4, BS = BN + 8;
-    __shared__ __align__(16) float As[2][BM][AS];
-    __shared__ __align__(16) float Bs[2][BK][BS];
+    constexpr int BM = 128, BN = 128, BK = (A_T || B_T) ? 8 : 16, P = WT_PITCH;
+    using LA = typename TileOf<A_T, BK, BM, P, 256>::type;
+    using LB = typename TileOf<B_T, BK, BN, P, 256>::type;
+    __shared__ __align__(16) float As[2][BK * P];
+    __shared__ __align__(16) float Bs[2][BK * P];
     const int tid = threadIdx.x;
     const int warp = tid / 32, lane = tid % 32;
     const int wm = warp / 4, wn = warp % 4;  // warp tile at rows wm*64, cols wn*32
     const int g = lane / 4, t4 = lane % 4;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    TileLoader<BM, BK, 256> la;
-    TileLoader<BK, BN, 256> lb;
+    const bool a_vec = LA::vector_ok(A, rsa, csa), b_vec = LB::vector_ok(B, csb, rsb);
+    LA la;
+    LB lb;
     float acc[4][4][4];
 #pragma unroll
     for (int a = 0; a < 4; ++a)
@@ -418,35 +550,39 @@ matmul_tf32_tensor_core(GEMM_ARGS) {
 
     const int tiles = (K + BK - 1) / BK;
     if (tiles > 0) {
-        la.fetch(A, rsa, csa, M, K, m0, 0);
-        lb.fetch(B, rsb, csb, K, N, 0, n0);
-        la.commit([&](int r, int c, float x) { As[0][r][c] = x; });
-        lb.commit([&](int r, int c, float x) { Bs[0][r][c] = x; });
+        la.fetch(As[0], A, rsa, csa, M, K, m0, 0, a_vec);
+        lb.fetch(Bs[0], B, csb, rsb, N, K, n0, 0, b_vec);
+        la.commit(As[0]);
+        lb.commit(Bs[0]);
+        async_copies_wait();
         __syncthreads();
     }
     for (int t = 0; t < tiles; ++t) {
         const int s = t & 1;
         const bool more = t + 1 < tiles;
         if (more) {
-            la.fetch(A, rsa, csa, M, K, m0, (t + 1) * BK);
-            lb.fetch(B, rsb, csb, K, N, (t + 1) * BK, n0);
+            la.fetch(As[s ^ 1], A, rsa, csa, M, K, m0, (t + 1) * BK, a_vec);
+            lb.fetch(Bs[s ^ 1], B, csb, rsb, N, K, n0, (t + 1) * BK, b_vec);
         }
+        const float* at = As[s];
+        const float* bt = Bs[s];
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 8) {
+            const int k_lo = kk + t4, k_hi = kk + t4 + 4;
             unsigned af[4][4], bf[4][2];
 #pragma unroll
             for (int mi = 0; mi < 4; ++mi) {
                 const int r = wm * 64 + mi * 16 + g;
-                af[mi][0] = to_tf32(As[s][r][kk + t4]);
-                af[mi][1] = to_tf32(As[s][r + 8][kk + t4]);
-                af[mi][2] = to_tf32(As[s][r][kk + t4 + 4]);
-                af[mi][3] = to_tf32(As[s][r + 8][kk + t4 + 4]);
+                af[mi][0] = to_tf32(at[k_lo * P + tile_col<LA, BK>(k_lo, r)]);
+                af[mi][1] = to_tf32(at[k_lo * P + tile_col<LA, BK>(k_lo, r + 8)]);
+                af[mi][2] = to_tf32(at[k_hi * P + tile_col<LA, BK>(k_hi, r)]);
+                af[mi][3] = to_tf32(at[k_hi * P + tile_col<LA, BK>(k_hi, r + 8)]);
             }
 #pragma unroll
             for (int ni = 0; ni < 4; ++ni) {
                 const int c = wn * 32 + ni * 8 + g;
-                bf[ni][0] = to_tf32(Bs[s][kk + t4][c]);
-                bf[ni][1] = to_tf32(Bs[s][kk + t4 + 4][c]);
+                bf[ni][0] = to_tf32(bt[k_lo * P + tile_col<LB, BK>(k_lo, c)]);
+                bf[ni][1] = to_tf32(bt[k_hi * P + tile_col<LB, BK>(k_hi, c)]);
             }
 #pragma unroll
             for (int mi = 0; mi < 4; ++mi)
@@ -454,8 +590,9 @@ matmul_tf32_tensor_core(GEMM_ARGS) {
                 for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
         }
         if (more) {
-            la.commit([&](int r, int c, float x) { As[s ^ 1][r][c] = x; });
-            lb.commit([&](int r, int c, float x) { Bs[s ^ 1][r][c] = x; });
+            la.commit(As[s ^ 1]);
+            lb.commit(Bs[s ^ 1]);
+            async_copies_wait();
         }
         __syncthreads();
     }
@@ -471,3 +608,11 @@ matmul_tf32_tensor_core(GEMM_ARGS) {
             if (i + 8 < M && j + 1 < N) store_c(C, rsc, csc, i + 8, j + 1, acc[mi][ni][3], alpha, beta);
         }
 }
+
+#define TF32_KERNEL(NAME, A_T, B_T)                                        \
+    extern "C" __global__ void __launch_bounds__(256, 2) NAME(GEMM_ARGS) { \
+        tf32_gemm<A_T, B_T>(M, N, K, alpha, A, rsa, csa, bsa, B, rsb, csb,  \
+                            bsb, beta, C, rsc, csc, bsc);                 \
+    }
+GEMM_LAYOUTS(TF32_KERNEL, matmul_tf32)
+#endif  // !GRADLAB_CPU_HARNESS

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Builds the x86-64 release binaries the GPU machine runs (it has no Rust) into
-# target/gpu-bundle/: the test binaries that compare CUDA with the CPU
-# (gradlab-cuda's kernels, gradlab-tensor's ops, the root package's LeNet and
-# fixtures on CUDA), the cuda_bench example, the gradlab binary when it
-# builds, the PyTorch fixtures, the first CIFAR-10 records for a short
-# training run, and gpu-check.sh. Runs here, no GPU needed.
+# Builds the x86-64 release binaries the GPU machine runs (it has CUDA 13 and
+# nvcc but no Rust and no network) into target/gpu-bundle/: the test binaries
+# that compare CUDA with the CPU (gradlab-cuda's kernels and compile checks,
+# the harness checks on the GPU and on the CPU, gradlab-tensor's ops, the
+# root package's LeNet and fixtures on CUDA), the cuda_bench example, the
+# gradlab binary, the PyTorch fixtures, the first CIFAR-10 records for a short
+# training run, gpu-check.sh and gpu-compare.py. Debug info is stripped so the
+# bundle stays small (it fails above 60 MB). Runs here, no GPU needed.
 # Usage: scripts/build-gpu-bundle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/cuda}"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
 out=target/gpu-bundle
 rm -rf "$out"
 mkdir -p "$out/tests"
@@ -32,7 +34,9 @@ for line in sys.stdin:
 ' |
         while read -r name exe; do cp "$exe" "$out/tests/$name"; done
 }
-bundle_tests gradlab-cuda ""
+# (gpu_check_script is left out: it runs this repository's scripts/.)
+bundle_tests gradlab-cuda "gradlab_cuda compile_kernels gpu_kernels no_driver"
+bundle_tests gradlab-cuda-harness "cpu_harness gpu_checks"
 bundle_tests gradlab-tensor "cuda_ops"
 bundle_tests gradlab "cuda_lenet"
 
@@ -46,7 +50,7 @@ fi
 
 # The first CIFAR-10 records (whole 3,073-byte records, which the loader
 # accepts), for a one-epoch training run that fits the GPU check's time.
-cifar="${GRADLAB_CIFAR10:-../shared/data/cifar-10-batches-bin}"
+cifar="${GRADLAB_CIFAR10:-${GRADLAB_DATA:-../shared/data/cifar-10-batches-bin}}"
 train_records="${GRADLAB_GPU_TRAIN_RECORDS:-5120}"
 test_records="${GRADLAB_GPU_TEST_RECORDS:-1000}"
 if [ -f "$cifar/data_batch_1.bin" ] && [ -f "$cifar/test_batch.bin" ]; then
@@ -60,20 +64,19 @@ else
 fi
 
 cargo build --release -p gradlab-cuda --example cuda_bench
-cp "$CARGO_TARGET_DIR/release/examples/cuda_bench" "$out/"
-
-if cargo build --release --bin gradlab 2>/dev/null; then
-    cp "$CARGO_TARGET_DIR/release/gradlab" "$out/"
-else
-    echo "build-gpu-bundle: the gradlab binary does not build yet; bundling the crate tests only" >&2
-fi
-cp scripts/gpu-check.sh "$out/"
+cp "$target/release/examples/cuda_bench" "$out/"
+cargo build --release --bin gradlab
+cp "$target/release/gradlab" "$out/"
+cp scripts/gpu-check.sh scripts/gpu-compare.py "$out/"
 
 # Debug info is not needed there and would make the bundle too large to carry.
-if command -v strip >/dev/null; then
-    strip --strip-debug "$out"/tests/* "$out"/cuda_bench "$out"/gradlab 2>/dev/null || true
-fi
+strip --strip-debug "$out"/tests/* "$out"/cuda_bench "$out"/gradlab
 ls -la "$out" "$out/tests"
-du -sh "$out"
-echo "glibc needed (highest GLIBC_ symbol):"
-objdump -T "$out"/tests/* 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 || true
+size_mb=$(du -sm "$out" | cut -f1)
+echo "bundle: ${size_mb} MB"
+echo "glibc needed (highest GLIBC_ symbol; the GPU machine needs at least this):"
+objdump -T "$out"/tests/* "$out"/gradlab 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 || true
+if [ "$size_mb" -gt 60 ]; then
+    echo "build-gpu-bundle: the bundle is ${size_mb} MB, over the 60 MB it must fit in" >&2
+    exit 1
+fi

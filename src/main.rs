@@ -1,4 +1,4 @@
-//! The `gradlab` command line: train, eval, fixtures, gradcheck, bench, graph.
+//! The `gradlab` command line: train, eval, runs, fixtures, gradcheck, bench, graph.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -12,6 +12,11 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Kernels for CPU tensors: `fast` (SIMD, threads) or `reference` (the
+    /// plain loops you can step through). Also read from GRADLAB_KERNELS.
+    /// In `bench`, shows only that family of variants.
+    #[arg(long, global = true)]
+    kernels: Option<gradlab::tensor::backend::Kernels>,
 }
 
 #[derive(Subcommand)]
@@ -20,13 +25,15 @@ enum Command {
     Fixtures(gradlab::fixtures::FixturesArgs),
     /// Time every kernel variant side by side against the machine's measured peak.
     Bench(gradlab::bench::BenchArgs),
-    /// Train a classifier on CIFAR-10 or Fashion-MNIST.
-    Train(gradlab::train::TrainArgs),
-    /// Test accuracy of a checkpoint written by `train`.
+    /// Train a classifier on CIFAR-10 or Fashion-MNIST, keeping the run in `runs/<model>-<date>-<time>/`.
+    Train(Box<gradlab::train::TrainArgs>),
+    /// Test accuracy of a run (`--run DIR`) or of a checkpoint file.
     Eval(gradlab::train::EvalArgs),
+    /// List the runs kept under runs/, or draw several runs' curves in one picture (`--plot A B`).
+    Runs(gradlab::runs::RunsArgs),
     /// Write a training step's autograd graph as Graphviz DOT (and SVG when `dot` is installed).
     Graph(gradlab::introspect::GraphArgs),
-    /// Check one op's gradients (or second derivatives) against finite differences.
+    /// Check an op's or a model's gradients against finite differences, node by node on request.
     Gradcheck(Box<gradlab::introspect::GradcheckArgs>),
 }
 
@@ -51,9 +58,34 @@ fn keep_large_allocations_in_the_heap() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_large_allocations_in_the_heap() {}
 
+/// Lets a closed pipe end the process quietly, as it ends `cat` or `seq`.
+///
+/// Rust ignores SIGPIPE, so a write to a closed pipe (`gradlab fixtures DIR
+/// | head -1`) returns an error and `println!` panics on it. With the
+/// default action restored the kernel ends the process at that write, with
+/// no message, which is what a shell pipeline expects of a command-line tool.
+#[cfg(unix)]
+fn die_quietly_on_closed_pipes() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: restoring a signal's default action is always sound; it is
+    // done before any other thread exists.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_quietly_on_closed_pipes() {}
+
 fn main() -> ExitCode {
+    die_quietly_on_closed_pipes();
     keep_large_allocations_in_the_heap();
     let cli = Cli::parse();
+    gradlab::tensor::backend::set_kernels(cli.kernels);
     let result = match &cli.command {
         Command::Fixtures(args) => gradlab::fixtures::run(args),
         Command::Bench(args) => gradlab::bench::run(args)
@@ -61,6 +93,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Command::Train(args) => gradlab::train::run_train(args),
         Command::Eval(args) => gradlab::train::run_eval(args),
+        Command::Runs(args) => gradlab::runs::run(args),
         Command::Graph(args) => gradlab::introspect::run_graph(args),
         Command::Gradcheck(args) => gradlab::introspect::run_gradcheck(args),
     };

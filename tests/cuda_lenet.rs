@@ -1,7 +1,8 @@
 //! The trainer's LeNet on CUDA against the same network on the CPU: loss,
 //! every parameter gradient and one SGD step with momentum; then the PyTorch
-//! fixtures with their inputs on the GPU. Needs a GPU: skips (printing why)
-//! without one, unless GRADLAB_REQUIRE_GPU is set, as scripts/gpu-check.sh does.
+//! fixtures with their inputs on the GPU. Needs a GPU, so ignored unless run
+//! with `--ignored`; then skips (printing why) without one, unless
+//! GRADLAB_REQUIRE_GPU is set, as scripts/gpu-check.sh does.
 
 use gradlab::fixtures::{run_dir_on, Outcome};
 use gradlab::train::models::lenet;
@@ -43,6 +44,7 @@ fn scale(t: &Tensor) -> f64 {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn lenet_forward_backward_and_sgd_step_match_the_cpu() {
     if !gpu_ready() {
         return;
@@ -109,6 +111,7 @@ fn lenet_forward_backward_and_sgd_step_match_the_cpu() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn pytorch_fixtures_pass_on_cuda() {
     if !gpu_ready() {
         return;

@@ -35,7 +35,21 @@ fn run(data: &Path, extra: &[&str]) -> TrainReport {
         data.to_str().unwrap(),
     ];
     argv.extend_from_slice(extra);
-    train(&TrainArgs::try_parse_from(argv).unwrap()).unwrap()
+    train(&TrainArgs::try_parse_from(with_output_flag(argv)).unwrap()).unwrap()
+}
+
+/// `--no-save` unless the arguments name where the run goes: tests keep
+/// nothing in the working tree's runs/.
+fn with_output_flag(mut argv: Vec<&str>) -> Vec<&str> {
+    if !argv.iter().any(|a| {
+        matches!(
+            *a,
+            "--checkpoint-dir" | "--run-dir" | "--resume" | "--no-save"
+        )
+    }) {
+        argv.push("--no-save");
+    }
+    argv
 }
 
 fn assert_same_state(

@@ -30,6 +30,7 @@ fn lenet_and_convnet_train_on_fashion_mnist() {
         let args = TrainArgs::try_parse_from([
             "train",
             "--quiet",
+            "--no-save",
             "--dataset",
             "fashion-mnist",
             "--model",

@@ -11,6 +11,7 @@ mod peak;
 mod report;
 mod timing;
 
+use gradlab_tensor::backend::Kernels;
 use std::path::PathBuf;
 
 pub use peak::MachinePeak;
@@ -66,8 +67,8 @@ pub struct BenchArgs {
 pub enum BenchError {
     #[error("bench --device cuda: {0}")]
     Cuda(#[from] gradlab_cuda::CudaError),
-    #[error("bench: --threads must be at least 1")]
-    NoThreads,
+    #[error("bench: {0}")]
+    Threads(String),
     #[error("bench: cannot build a pool of {threads} threads: {message}")]
     ThreadPool { threads: usize, message: String },
     #[error("bench: cannot write {path}: {source}")]
@@ -100,12 +101,8 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     if args.device == BenchDevice::Cuda {
         return run_cuda(args);
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 {
-        return Err(BenchError::NoThreads);
-    }
+    crate::threads::check_threads(args.threads).map_err(BenchError::Threads)?;
+    let threads = args.threads.unwrap_or_else(crate::threads::cores);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -124,9 +121,18 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
         }
         let plan = timing::Plan::new(args.quick);
         let mut rows = Vec::new();
+        // `--kernels` narrows the table to one family of variants (the
+        // baselines stay, so that ratios keep their meaning).
+        let shown = |row: &Row| match gradlab_tensor::backend::chosen_kernels() {
+            None => true,
+            Some(Kernels::Reference) => !row.variant.starts_with("fast"),
+            Some(Kernels::Fast) => row.variant != "reference",
+        };
         let mut emit = |row: Row| {
-            report::print_row(&row, rows.is_empty());
-            rows.push(row);
+            if shown(&row) {
+                report::print_row(&row, rows.is_empty());
+                rows.push(row);
+            }
         };
         if matches!(args.what, Kernel::Gemm | Kernel::All) {
             cases::gemm(&plan, &peak, threads, &mut emit);

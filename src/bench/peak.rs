@@ -52,8 +52,13 @@ impl MachinePeak {
         let avx2 = self
             .one_core_avx2_gflops
             .map_or(String::new(), |g| format!(" (avx2: {g:.1})"));
+        let on = if threads == 1 {
+            "1 thread".to_string()
+        } else {
+            format!("{threads} threads")
+        };
         format!(
-            "peak: {} FMA {:.1} GFLOP/s on one core{avx2}, {:.1} on {threads} threads; triad {:.1} GB/s",
+            "peak: {} FMA {:.1} GFLOP/s on one core{avx2}, {:.1} on {on}; triad {:.1} GB/s",
             self.level, self.one_core_gflops, self.all_cores_gflops, self.triad_gbps
         )
     }

@@ -22,13 +22,28 @@ pub struct Row {
     pub baseline_ratio: Option<f64>,
 }
 
+/// Width of the shape column: the longest shape of the cases, with room to spare.
+const SHAPE_WIDTH: usize = 28;
+
+/// Prints one row (after the header when `header`). The numbers come
+/// first, then the shape, and the variant last: a long variant name
+/// (`matrixmultiply (1 thread)`) then never pushes a number out of its
+/// column.
 pub fn print_row(row: &Row, header: bool) {
     if header {
-        println!(
-            "{:<14} {:<28} {:<34} {:>3} {:>12} {:>12} {:>7} {:>9}",
-            "kernel", "shape", "variant", "thr", "median", "throughput", "peak", "vs base"
-        );
+        println!("{}", header_line());
     }
+    println!("{}", row_line(row));
+}
+
+fn header_line() -> String {
+    format!(
+        "{:<14} {:>3} {:>12} {:>12} {:>7} {:>9}  {:<SHAPE_WIDTH$} {}",
+        "kernel", "thr", "median", "throughput", "peak", "vs base", "shape", "variant"
+    )
+}
+
+fn row_line(row: &Row) -> String {
     let throughput = match (row.gflops, row.gbps) {
         (Some(g), _) => format!("{g:.1} GF/s"),
         (None, Some(b)) => format!("{b:.1} GB/s"),
@@ -37,17 +52,17 @@ pub fn print_row(row: &Row, header: bool) {
     let ratio = row
         .baseline_ratio
         .map_or("-".into(), |r| format!("{r:.2}x"));
-    println!(
-        "{:<14} {:<28} {:<34} {:>3} {:>12} {:>12} {:>6.0}% {:>9}",
+    format!(
+        "{:<14} {:>3} {:>12} {:>12} {:>6.0}% {:>9}  {:<SHAPE_WIDTH$} {}",
         row.kernel,
-        row.shape,
-        row.variant,
         row.threads,
         format_time(row.median_s),
         throughput,
         100.0 * row.peak_share,
-        ratio
-    );
+        ratio,
+        row.shape,
+        row.variant,
+    )
 }
 
 fn format_time(s: f64) -> String {
@@ -57,5 +72,46 @@ fn format_time(s: f64) -> String {
         format!("{:.3} ms", s * 1e3)
     } else {
         format!("{:.1} us", s * 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(variant: &str) -> Row {
+        Row {
+            kernel: "gemm f32".into(),
+            shape: "lenet conv2 64x6x14x14 k5".into(),
+            variant: variant.into(),
+            threads: 2,
+            median_s: 1.5e-3,
+            gflops: Some(105.25),
+            gbps: None,
+            peak_share: 0.9,
+            baseline_ratio: Some(1.02),
+        }
+    }
+
+    /// Where each column of the header starts: the numbers of every row
+    /// must end where their header ends, whatever the variant's length.
+    #[test]
+    fn numbers_stay_in_their_columns_whatever_the_variant_name() {
+        let header = header_line();
+        let short = row_line(&row("fast"));
+        let long = row_line(&row("matrixmultiply (1 thread) with a much longer name"));
+        let end_of = |line: &str, text: &str| line.find(text).unwrap() + text.len();
+        for (column, value) in [
+            ("median", "1.500 ms"),
+            ("throughput", "105.2 GF/s"),
+            ("peak", "90%"),
+            ("vs base", "1.02x"),
+        ] {
+            assert_eq!(end_of(&short, value), end_of(&header, column), "{column}");
+            assert_eq!(end_of(&long, value), end_of(&header, column), "{column}");
+        }
+        let start = header.find("variant").unwrap();
+        assert_eq!(short.find("fast"), Some(start));
+        assert_eq!(long.find("matrixmultiply"), Some(start));
     }
 }

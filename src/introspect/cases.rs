@@ -3,8 +3,10 @@
 //! are well defined at them.
 
 use super::gradcheck::GradcheckArgs;
+use super::misscaled::misscaled;
 use crate::fixtures::attrs::Attrs;
 use crate::fixtures::{ops, KNOWN_OPS};
+use gradlab_autograd::gradcheck::{drift, DriftReport};
 use gradlab_autograd::{
     gradcheck, gradgradcheck, AutogradError, GradcheckOptions, GradcheckReport, Var,
 };
@@ -69,6 +71,15 @@ impl GradcheckCase {
         report.map_err(|e| format!("gradcheck {}: {e}", self.op))
     }
 
+    /// How far the op's f32 values and gradients are from f64 ones, node by
+    /// node, from the same inputs ([`drift`]; `seed` draws the output
+    /// cotangent).
+    pub fn drift(&self, seed: u64) -> Result<DriftReport, String> {
+        let values: Vec<Tensor> = self.inputs.iter().map(|(_, t)| t.clone()).collect();
+        drift(|v: &[Var]| (self.function)(v), &values, DType::F32, seed)
+            .map_err(|e| format!("gradcheck {} --drift: {e}", self.op))
+    }
+
     /// Builds the case `args` describe (see `gradlab gradcheck --help`).
     ///
     /// The op runs through the fixture runner's dispatch
@@ -77,7 +88,7 @@ impl GradcheckCase {
     /// the op is differentiable. One forward pass up front turns bad shapes
     /// or attributes into an error here rather than in the middle of a check.
     pub fn from_args(args: &GradcheckArgs) -> Result<GradcheckCase, String> {
-        let op = args.op.as_str();
+        let op = args.op.as_deref().unwrap_or("");
         if !GRADCHECK_OPS.contains(&op) {
             return Err(format!(
                 "gradcheck: unknown op '{op}'; known ops: {}",
@@ -106,13 +117,19 @@ impl GradcheckCase {
             .map(|(_, t)| Var::constant(t.clone()))
             .collect();
         run(&vars).map_err(|e| format!("gradcheck {op}: {e}"))?;
+        let inject_wrong_op = args.inject_wrong_op;
         Ok(GradcheckCase::new(op, inputs, move |v: &[Var]| {
-            run(v).map_err(|msg| {
+            let out = run(v).map_err(|msg| {
                 AutogradError::Tensor(TensorError::Invalid {
                     op: "gradcheck",
                     msg,
                 })
-            })
+            })?;
+            if inject_wrong_op {
+                misscaled(&out)
+            } else {
+                Ok(out)
+            }
         }))
     }
 }

@@ -1,34 +1,82 @@
 //! `gradlab gradcheck`: one op's analytic gradients (or second derivatives)
-//! against central finite differences in f64, printed per input.
+//! against central finite differences in f64, printed per input; with
+//! `--localize`, every node of its graph checked alone; with `--drift`, its
+//! f32 values and gradients against f64. `--model` does the same for a
+//! training step of the trainer's models (see [`super::model_check`]).
 
 use super::cases::{GradcheckCase, GRADCHECK_OPS};
-use gradlab_autograd::{GradcheckOptions, GradcheckReport};
+use crate::train::ModelKind;
+use gradlab_autograd::{GradcheckOptions, GradcheckReport, Localize};
 use std::fmt::Write;
 use std::process::ExitCode;
 
-/// Flags of `gradlab gradcheck`: the op, its input shapes and attributes,
-/// and the check's step and tolerances.
+/// Flags of `gradlab gradcheck`: the op (or model), its input shapes and
+/// attributes, the check's step, tolerances and modes.
 #[derive(clap::Args, Debug, Clone, Default)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["op", "model"])))]
 pub struct GradcheckArgs {
     /// The op, named as in the fixtures (add sub mul div neg exp log sqrt relu sigmoid
     /// tanh pow sum mean max_dim matmul matmul_bt linear conv2d max_pool2d softmax
     /// log_softmax cross_entropy reshape permute transpose flatten narrow cat batch_norm2d).
     #[arg(long)]
-    pub op: String,
+    pub op: Option<String>,
+    /// Check one training step of the trainer's model instead of one op:
+    /// its loss on a small random batch in f64, every parameter along random
+    /// directions, and (with --localize, or when that fails) every node alone.
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
+    /// Images in the --model batch.
+    #[arg(long, default_value_t = 2)]
+    pub batch: usize,
+    /// Check every node of the graph alone (its backward against finite
+    /// differences of its own forward) and print the per-node table; exits
+    /// non-zero unless every node agrees.
+    #[arg(long)]
+    pub localize: bool,
+    /// Print, per node, how far f32 values and gradients are from f64 ones
+    /// (from the same inputs) instead of checking gradients.
+    #[arg(long)]
+    pub drift: bool,
+    /// Fast mode: check each input along N random directions instead of
+    /// every element (default: every element for --op, 3 directions for --model).
+    #[arg(long)]
+    pub directions: Option<usize>,
+    /// Localisation checks every element of a node input up to N elements,
+    /// and a random sample of N plus 2 random directions above that (default 256).
+    #[arg(long)]
+    pub node_elements: Option<usize>,
+    /// Count non-differentiable points (ReLU at 0, ties in a max) as
+    /// failures instead of reporting them apart.
+    #[arg(long)]
+    pub kinks_fail: bool,
+    /// Records an op whose backward is deliberately wrong by a factor of 2
+    /// (after relu1 of --model, after the op of --op), to see a failure
+    /// found and localised.
+    #[arg(long, hide = true)]
+    pub inject_wrong_op: bool,
     /// An input's shape, e.g. `2,3,9,9`; repeat for the 2nd, 3rd input (others follow from the op).
     #[arg(long = "shape", value_parser = parse_dims)]
     pub shapes: Vec<Vec<usize>>,
     /// Window size (conv2d weight, max_pool2d): `3` or `3,2`.
     #[arg(long, value_parser = parse_pair)]
     pub kernel: Option<(usize, usize)>,
+    /// Stride of conv2d and max_pool2d: `2` or `2,1` (default: 1 for
+    /// conv2d, the window size for max_pool2d, as in PyTorch).
     #[arg(long, value_parser = parse_pair)]
     pub stride: Option<(usize, usize)>,
+    /// Zero padding of conv2d (negative infinity for max_pool2d) on each
+    /// side: `1` or `1,0` (default 0).
     #[arg(long, value_parser = parse_pair)]
     pub padding: Option<(usize, usize)>,
+    /// Spacing between window elements of conv2d and max_pool2d: `2` or
+    /// `2,1` (default 1).
     #[arg(long, value_parser = parse_pair)]
     pub dilation: Option<(usize, usize)>,
+    /// conv2d's groups: input and output channels are split into this many
+    /// groups, each convolved alone (default 1).
     #[arg(long)]
     pub groups: Option<usize>,
+    /// max_pool2d rounds its output size up instead of down (PyTorch's ceil_mode).
     #[arg(long)]
     pub ceil_mode: bool,
     /// conv2d output channels when no weight shape is given.
@@ -47,6 +95,7 @@ pub struct GradcheckArgs {
     /// Reduced dims of sum/mean, e.g. `0,2` (default: all).
     #[arg(long, value_delimiter = ',')]
     pub dims: Option<Vec<usize>>,
+    /// sum, mean and max_dim keep each reduced dim as a dim of size 1.
     #[arg(long)]
     pub keepdim: bool,
     /// pow's exponent (default 2).
@@ -58,8 +107,10 @@ pub struct GradcheckArgs {
     /// permute's order (default: reversed).
     #[arg(long, value_delimiter = ',')]
     pub perm: Option<Vec<usize>>,
+    /// transpose's first dim (default 0).
     #[arg(long)]
     pub dim0: Option<usize>,
+    /// transpose's second dim (default: the last).
     #[arg(long)]
     pub dim1: Option<usize>,
     /// flatten's first merged dim (default 0).
@@ -74,6 +125,7 @@ pub struct GradcheckArgs {
     /// cross_entropy's reduction: mean or sum.
     #[arg(long, default_value = "mean")]
     pub reduction: String,
+    /// cross_entropy's label smoothing, between 0 and 1.
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f64,
     /// Seed of the inputs (and of the output cotangent).
@@ -94,7 +146,7 @@ pub struct GradcheckArgs {
 }
 
 impl GradcheckArgs {
-    /// Step, tolerances and seed from the flags, defaults elsewhere.
+    /// Step, tolerances, seed and modes from the flags, defaults elsewhere.
     pub fn options(&self) -> GradcheckOptions {
         let d = GradcheckOptions::default();
         GradcheckOptions {
@@ -102,6 +154,14 @@ impl GradcheckArgs {
             atol: self.atol.unwrap_or(d.atol),
             rtol: self.rtol.unwrap_or(d.rtol),
             seed: self.seed,
+            kinks_fail: self.kinks_fail,
+            directions: self.directions,
+            localize: if self.localize {
+                Localize::Always
+            } else {
+                Localize::OnFailure
+            },
+            node_elements: self.node_elements.or(d.node_elements),
         }
     }
 }
@@ -168,26 +228,68 @@ pub fn render(
         );
     }
     out.push_str(&report.to_string());
+    out.push_str(&verdict(report));
+    out
+}
+
+/// The closing line: PASSED, or FAILED with the inputs out of tolerance
+/// and the first node that disagrees.
+pub(crate) fn verdict(report: &GradcheckReport) -> String {
+    let mut failures = Vec::new();
     let failed: Vec<String> = report
         .inputs
         .iter()
         .filter(|r| !r.passed)
-        .map(|r| r.input.to_string())
+        .map(|r| r.label())
         .collect();
-    if failed.is_empty() {
-        let _ = writeln!(
-            out,
-            "PASSED: every element of {} inputs within tolerance",
-            report.inputs.len()
-        );
-    } else {
-        let _ = writeln!(out, "FAILED: input {} out of tolerance", failed.join(", "));
+    if !failed.is_empty() {
+        failures.push(format!("input {} out of tolerance", failed.join(", ")));
     }
-    out
+    if let Some(nodes) = &report.localization {
+        if let Some(first) = nodes.first_disagreement() {
+            failures.push(format!(
+                "node {} {} disagrees (called at {})",
+                first.number, first.op, first.location
+            ));
+        }
+        let unchecked = nodes.not_checked().count();
+        if unchecked > 0 {
+            failures.push(format!("{} not checked", count(unchecked, "node")));
+        }
+    }
+    if failures.is_empty() {
+        let nodes = match &report.localization {
+            Some(nodes) => format!("; every node agrees ({})", count(nodes.nodes.len(), "node")),
+            None => String::new(),
+        };
+        format!(
+            "PASSED: every probe of {} within tolerance{nodes}\n",
+            count(report.inputs.len(), "input")
+        )
+    } else {
+        format!("FAILED: {}\n", failures.join("; "))
+    }
+}
+
+/// `1 node`, `2 nodes`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Success when every input is within tolerance and, when nodes were
+/// checked alone, every node was checked and agrees.
+pub(crate) fn exit_code(report: &GradcheckReport) -> ExitCode {
+    let nodes_agree = report.localization.as_ref().is_none_or(|n| n.passed());
+    if report.passed() && nodes_agree {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Checks `case` and returns the printed result and the process exit code
-/// (failure when any input is out of tolerance).
+/// (failure when any input is out of tolerance or a node checked alone
+/// disagrees).
 pub fn check_case(
     case: &GradcheckCase,
     second_order: bool,
@@ -195,24 +297,55 @@ pub fn check_case(
 ) -> Result<(String, ExitCode), String> {
     let report = case.check(second_order, opts)?;
     let text = render(case, &report, second_order, &opts);
-    let code = if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    };
-    Ok((text, code))
+    Ok((text, exit_code(&report)))
 }
 
-/// `gradlab gradcheck`: prints the table; exits non-zero on failure.
-pub fn run(args: &GradcheckArgs) -> Result<ExitCode, String> {
-    if args.op.is_empty() {
+/// Refuses `--shape`s whose element count overflows or whose f64 values
+/// the machine cannot hold, before any input is drawn (an unchecked
+/// `2^32 x 2^32` wrapped to an empty tensor; a large one aborted the
+/// process in the allocator).
+pub fn check_input_sizes(shapes: &[Vec<usize>]) -> Result<(), String> {
+    for dims in shapes {
+        let flag = || {
+            let sizes: Vec<String> = dims.iter().map(usize::to_string).collect();
+            format!("gradcheck --shape {}", sizes.join(","))
+        };
+        let n = gradlab_tensor::Shape::from(dims.as_slice())
+            .checked_numel("gradcheck")
+            .map_err(|e| format!("{}: {e}", flag()))?;
+        gradlab_cpu::try_vec::<f64>("gradcheck", n).map_err(|e| format!("{}: {e}", flag()))?;
+    }
+    Ok(())
+}
+
+/// What `gradlab gradcheck` prints for `args`, and its exit code.
+pub fn execute(args: &GradcheckArgs) -> Result<(String, ExitCode), String> {
+    if let Some(kind) = args.model {
+        return super::model_check::run(kind, args);
+    }
+    if args.op.as_deref().unwrap_or("").is_empty() {
         return Err(format!(
-            "gradcheck: --op is required; known ops: {}",
+            "gradcheck: --op or --model is required; known ops: {}",
             GRADCHECK_OPS.join(" ")
         ));
     }
+    check_input_sizes(&args.shapes)?;
     let case = GradcheckCase::from_args(args)?;
-    let (text, code) = check_case(&case, args.second_order, args.options())?;
+    if args.drift {
+        let report = case.drift(args.seed)?;
+        let text = format!(
+            "drift {}: the op on its gradcheck inputs, rounded to f32\n{report}",
+            case.op
+        );
+        return Ok((text, ExitCode::SUCCESS));
+    }
+    check_case(&case, args.second_order, args.options())
+}
+
+/// `gradlab gradcheck`: prints the table (or the drift report); exits
+/// non-zero on failure.
+pub fn run(args: &GradcheckArgs) -> Result<ExitCode, String> {
+    let (text, code) = execute(args)?;
     print!("{text}");
     Ok(code)
 }

@@ -6,7 +6,7 @@ use clap::Parser;
 use gradlab_autograd::{BackwardOp, GradcheckOptions, NodeKind, Var};
 use gradlab_data::CIFAR10_DIMS;
 use gradlab_nn::Module;
-use gradlab_tensor::Tensor;
+use gradlab_tensor::{DType, Tensor};
 use std::process::ExitCode;
 
 /// The two subcommands' flags as the binary parses them.
@@ -164,7 +164,8 @@ fn tolerances_too_tight_for_finite_differences_fail_with_a_non_zero_exit() {
     let (text, code) = check("gradcheck --op exp --eps 0.5 --atol 0 --rtol 0");
     assert_eq!(code, ExitCode::FAILURE, "{text}");
     assert!(
-        text.contains("FAIL") && text.trim_end().ends_with("out of tolerance"),
+        text.contains("FAIL")
+            && text.contains("FAILED: input 0 out of tolerance; node 1 ExpBackward disagrees"),
         "{text}"
     );
 }
@@ -389,4 +390,245 @@ fn gradcheck_knows_every_single_op_of_the_fixture_format() {
         .collect();
     assert_eq!(programs, ["lenet_loss", "sgd_steps"]);
     assert_eq!(GRADCHECK_OPS.len() + 2, crate::fixtures::KNOWN_OPS.len());
+}
+
+fn execute(line: &str) -> (String, ExitCode) {
+    execute_gradcheck(&gradcheck_args(line)).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+/// The op names of the rows of a per-node table, in order.
+fn node_table_ops(text: &str) -> Vec<String> {
+    let start = text
+        .lines()
+        .position(|l| l.starts_with("node  op"))
+        .unwrap_or_else(|| panic!("no per-node table:\n{text}"));
+    text.lines()
+        .skip(start + 1)
+        .map_while(|l| {
+            let mut cells = l.split_whitespace();
+            let number = cells.next()?;
+            number.parse::<usize>().ok()?;
+            cells.next().map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn lenet_localize_checks_every_node_of_the_training_step_and_passes() {
+    let (text, code) = execute("gradcheck --model lenet --localize");
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    // Every parameter along random directions, named.
+    for name in ["conv1.weight", "conv2.bias", "fc1.weight", "fc3.bias"] {
+        let row = text.lines().find(|l| l.starts_with(name)).unwrap();
+        assert!(row.contains("3 dirs") && row.ends_with("ok"), "{row}");
+    }
+    // Then every node of the step alone, in topological order.
+    assert_eq!(
+        node_table_ops(&text),
+        [
+            "Conv2dBackward",
+            "ReluBackward",
+            "MaxPool2dBackward",
+            "Conv2dBackward",
+            "ReluBackward",
+            "MaxPool2dBackward",
+            "ReshapeBackward",
+            "LinearBackward",
+            "ReluBackward",
+            "LinearBackward",
+            "ReluBackward",
+            "LinearBackward",
+            "CrossEntropyBackward"
+        ]
+    );
+    assert!(
+        text.contains("every node agrees (13 nodes checked)"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with("every node agrees (13 nodes)"),
+        "{text}"
+    );
+    // Call sites point at the layers that called each op.
+    assert!(
+        text.contains("crates/gradlab-nn/src/layers/conv.rs:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_wrong_op_in_lenet_fails_and_is_named_with_its_call_site() {
+    let (text, code) = execute("gradcheck --model lenet --localize --inject-wrong-op");
+    assert_eq!(code, ExitCode::FAILURE, "{text}");
+    // It sits after relu1: the parameters upstream of it (conv1) fail.
+    for name in ["conv1.weight", "conv1.bias"] {
+        let row = text.lines().find(|l| l.starts_with(name)).unwrap();
+        assert!(row.ends_with("FAIL"), "{row}");
+    }
+    let row = text.lines().find(|l| l.starts_with("fc1.weight")).unwrap();
+    assert!(row.ends_with("ok"), "{row}");
+    assert!(
+        text.contains("first node that disagrees: node 3 MisscaledBackward, called at src/introspect/model_check.rs:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  feeds node 4 MaxPool2dBackward (crates/gradlab-nn/src/layers/pool.rs:"),
+        "{text}"
+    );
+    let last = text.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with("FAILED: input conv1.weight, conv1.bias out of tolerance; node 3 MisscaledBackward disagrees"),
+        "{last}"
+    );
+    // Without --localize the failing parameters still trigger localisation.
+    let (text, code) = execute("gradcheck --model lenet --inject-wrong-op");
+    assert_eq!(code, ExitCode::FAILURE, "{text}");
+    assert!(text.contains("node 3 MisscaledBackward"), "{text}");
+}
+
+#[test]
+fn convnet_localize_checks_batch_norm_nodes_too() {
+    // A small sample per node input keeps the larger network quick.
+    let (text, code) = execute("gradcheck --model convnet --localize --node-elements 32");
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    let ops = node_table_ops(&text);
+    assert_eq!(ops.len(), 15, "{text}");
+    assert_eq!(
+        ops.iter()
+            .filter(|op| *op == "NativeBatchNormBackward")
+            .count(),
+        3
+    );
+    assert!(text.contains("32/131072+2d"), "{text}");
+}
+
+#[test]
+fn lenet_drift_names_every_node_with_finite_numbers_and_f64_against_itself_is_zero() {
+    let step = model_check::ModelStep::new(ModelKind::Lenet, 2, 0, false).unwrap();
+    let report = step.drift(0).unwrap();
+    let ops: Vec<&str> = report
+        .rows
+        .iter()
+        .filter(|r| r.location.is_some())
+        .map(|r| r.what.as_str())
+        .collect();
+    assert_eq!(ops.len(), 13, "{report}");
+    assert_eq!(ops[0], "Conv2dBackward");
+    assert_eq!(ops[12], "CrossEntropyBackward");
+    let leaves: Vec<&str> = report
+        .rows
+        .iter()
+        .filter(|r| r.location.is_none())
+        .map(|r| r.what.as_str())
+        .collect();
+    assert_eq!(leaves.len(), 11, "{report}");
+    assert_eq!(leaves[0], "images");
+    assert!(leaves.contains(&"fc2.weight"));
+    for r in &report.rows {
+        assert!(
+            r.output_rel_error.is_finite() && r.grad_rel_error.is_finite(),
+            "{report}"
+        );
+        // f32 rounding through a dozen ops, not more.
+        assert!(
+            r.output_rel_error < 1e-5 && r.grad_rel_error < 1e-5,
+            "{report}"
+        );
+    }
+    assert!(report.rows.iter().any(|r| r.output_rel_error > 0.0));
+    let same = step.drift_against(DType::F64, 0).unwrap();
+    assert_eq!(same.rows.len(), report.rows.len());
+    for r in &same.rows {
+        assert_eq!((r.output_rel_error, r.grad_rel_error), (0.0, 0.0), "{same}");
+    }
+    let (text, code) = execute("gradcheck --model lenet --drift");
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    assert!(text.contains("largest output error: node "), "{text}");
+}
+
+#[test]
+fn op_checks_localise_and_drift_on_request() {
+    let (text, code) = execute("gradcheck --op softmax --localize");
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    assert_eq!(node_table_ops(&text), ["SoftmaxBackward"]);
+    assert!(
+        text.trim_end().ends_with("every node agrees (1 node)"),
+        "{text}"
+    );
+
+    let (text, code) = execute("gradcheck --op conv2d --inject-wrong-op");
+    assert_eq!(code, ExitCode::FAILURE, "{text}");
+    assert_eq!(
+        node_table_ops(&text),
+        ["Conv2dBackward", "MisscaledBackward"]
+    );
+    assert!(
+        text.contains("first node that disagrees: node 2 MisscaledBackward"),
+        "{text}"
+    );
+
+    let (text, code) = execute("gradcheck --op max_pool2d --drift");
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    assert!(
+        text.starts_with("drift max_pool2d:") && text.contains("MaxPool2dBackward"),
+        "{text}"
+    );
+
+    // The fast mode from the command line.
+    let (text, code) = execute("gradcheck --op relu --shape 2,3 --directions 2");
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    assert!(text.contains("2 dirs"), "{text}");
+}
+
+#[test]
+fn model_and_mode_flags_are_checked() {
+    for argv in [
+        vec!["gradlab", "gradcheck"],
+        vec!["gradlab", "gradcheck", "--op", "exp", "--model", "lenet"],
+        vec!["gradlab", "gradcheck", "--model", "resnet"],
+    ] {
+        assert!(Cli::try_parse_from(&argv).is_err(), "{argv:?}");
+    }
+    for (line, needle) in [
+        ("gradcheck --model lenet --second-order", "not a --model"),
+        ("gradcheck --model lenet --batch 0", "at least 1"),
+        (
+            "gradcheck --model lenet --directions 0",
+            "at least one direction",
+        ),
+    ] {
+        let err = execute_gradcheck(&gradcheck_args(line)).unwrap_err();
+        assert!(err.contains(needle), "{line}: {err}");
+    }
+    // The test aid stays out of the help text.
+    use clap::CommandFactory;
+    let help = Cli::command()
+        .find_subcommand_mut("gradcheck")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    assert!(
+        help.contains("--localize") && help.contains("--drift"),
+        "{help}"
+    );
+    assert!(!help.contains("inject"), "{help}");
+}
+
+#[test]
+fn kinks_fail_makes_lenets_tied_pool_windows_failures() {
+    // ReLU zeros tie in LeNet's max-pool windows: non-differentiable points,
+    // reported apart by default and failures with --kinks-fail.
+    let (text, code) = execute("gradcheck --model lenet --localize");
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    assert!(
+        text.contains("of node 3 MaxPool2dBackward (not counted as failures)"),
+        "{text}"
+    );
+    let (text, code) = execute("gradcheck --model lenet --localize --kinks-fail");
+    assert_eq!(code, ExitCode::FAILURE, "{text}");
+    assert!(
+        text.contains("first node that disagrees: node 3 MaxPool2dBackward")
+            && text.contains("(counted as failures)"),
+        "{text}"
+    );
 }

@@ -1,10 +1,11 @@
 //! Turning options into the pieces of a run: checked numbers, the
 //! optimizer, the schedule, and the thread pool.
 
-use super::args::{OptimizerKind, ScheduleKind, TrainArgs};
+use super::args::{OptimizerKind, ScheduleKind};
+use super::config::RunConfig;
 use gradlab_autograd::Var;
 use gradlab_nn::{Adam, AdamConfig, LrSchedule, Module, OneCycle, Optimizer, Sgd, SgdConfig};
-use gradlab_tensor::{DType, Device, Tensor};
+use gradlab_tensor::Device;
 
 /// The batch size as a count, refusing zero and negative values.
 pub fn positive_batch_size(batch_size: i64) -> Result<usize, String> {
@@ -16,49 +17,26 @@ pub fn positive_batch_size(batch_size: i64) -> Result<usize, String> {
     Ok(batch_size as usize)
 }
 
-/// Checks the numeric options that no later stage would reject clearly.
-pub fn check_train_args(args: &TrainArgs) -> Result<usize, String> {
-    let batch_size = positive_batch_size(args.batch_size)?;
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(format!("--lr must be a positive number, got {}", args.lr));
-    }
-    if args.epochs == 0 {
-        return Err("--epochs must be at least 1".into());
-    }
-    if !(args.momentum.is_finite() && (0.0..1.0).contains(&args.momentum)) {
-        return Err(format!(
-            "--momentum must be in [0, 1), got {}",
-            args.momentum
-        ));
-    }
-    if let Some(wd) = args.weight_decay {
-        if !(wd.is_finite() && wd >= 0.0) {
-            return Err(format!(
-                "--weight-decay must be a non-negative number, got {wd}"
-            ));
-        }
-    }
-    if args.stop_after == Some(0) {
-        return Err("--stop-after must be at least 1".into());
-    }
-    if args.step_epochs == Some(0) {
-        return Err("--step-epochs must be at least 1".into());
-    }
-    if args.limit_train == Some(0) || args.limit_test == Some(0) {
-        return Err("--limit-train and --limit-test must be at least 1".into());
-    }
-    check_device(&args.device)?;
-    Ok(batch_size)
-}
-
 /// The device to run on; a CUDA device is opened here so that a missing
 /// driver is reported before any data is loaded.
 pub fn check_device(device: &str) -> Result<Device, String> {
     let parsed = device.parse::<Device>()?;
-    if parsed.is_cuda() {
-        Tensor::zeros_on([1], DType::F32, parsed).map_err(|e| format!("--device {device}: {e}"))?;
-    }
+    open_device(parsed).map_err(|e| format!("--device {device}: {e}"))?;
     Ok(parsed)
+}
+
+/// Opens `device` (a no-op for the CPU), with the driver's own error, so
+/// that the caller can name the flag that asked for it.
+pub fn open_device(device: Device) -> Result<(), String> {
+    match device {
+        Device::Cpu => Ok(()),
+        Device::Cuda(0) => gradlab_cuda::Gpu::global()
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Device::Cuda(n) => Err(format!(
+            "cuda:{n} is not available: gradlab drives one GPU, cuda:0"
+        )),
+    }
 }
 
 /// Moves the model's parameters and buffers, and the optimizer's state, to
@@ -88,43 +66,43 @@ pub fn move_to_device(
 
 /// The optimizer the options ask for, over `params`.
 pub fn build_optimizer(
-    args: &TrainArgs,
+    config: &RunConfig,
     params: Vec<(String, Var)>,
 ) -> Result<Box<dyn Optimizer>, String> {
-    let optimizer: Box<dyn Optimizer> = match args.optimizer {
+    let optimizer: Box<dyn Optimizer> = match config.optimizer {
         OptimizerKind::Sgd => {
-            let config = SgdConfig::new(args.lr)
-                .with_momentum(args.momentum)
-                .with_weight_decay(args.weight_decay.unwrap_or(0.0));
-            Box::new(Sgd::new(params, config).map_err(|e| e.to_string())?)
+            let sgd = SgdConfig::new(config.lr)
+                .with_momentum(config.momentum)
+                .with_weight_decay(config.weight_decay);
+            Box::new(Sgd::new(params, sgd).map_err(|e| e.to_string())?)
         }
         OptimizerKind::Adam | OptimizerKind::Adamw => {
-            let base = if args.optimizer == OptimizerKind::Adam {
-                AdamConfig::adam(args.lr)
+            let base = if config.optimizer == OptimizerKind::Adam {
+                AdamConfig::adam(config.lr)
             } else {
-                AdamConfig::adamw(args.lr)
+                AdamConfig::adamw(config.lr)
             };
-            let config = AdamConfig {
-                beta1: args.momentum,
-                weight_decay: args.weight_decay.unwrap_or(base.weight_decay),
+            let adam = AdamConfig {
+                beta1: config.momentum,
+                weight_decay: config.weight_decay,
                 ..base
             };
-            Box::new(Adam::new(params, config).map_err(|e| e.to_string())?)
+            Box::new(Adam::new(params, adam).map_err(|e| e.to_string())?)
         }
     };
     Ok(optimizer)
 }
 
 /// The schedule the options ask for, over `epochs` epochs of `steps_per_epoch` steps.
-pub fn build_schedule(args: &TrainArgs, steps_per_epoch: usize) -> Result<LrSchedule, String> {
-    let total_steps = args.epochs * steps_per_epoch;
-    let schedule = match args.schedule {
+pub fn build_schedule(config: &RunConfig, steps_per_epoch: usize) -> Result<LrSchedule, String> {
+    let total_steps = config.epochs * steps_per_epoch;
+    let schedule = match config.schedule {
         ScheduleKind::None => LrSchedule::Constant,
         ScheduleKind::Step => {
-            let epochs = args.step_epochs.unwrap_or((args.epochs / 3).max(1));
+            let epochs = config.step_epochs.unwrap_or((config.epochs / 3).max(1));
             LrSchedule::Step {
                 step_size: epochs * steps_per_epoch,
-                gamma: args.gamma,
+                gamma: config.gamma,
             }
         }
         ScheduleKind::Cosine => LrSchedule::Cosine {
@@ -134,7 +112,7 @@ pub fn build_schedule(args: &TrainArgs, steps_per_epoch: usize) -> Result<LrSche
         ScheduleKind::Onecycle => {
             let mut cycle = OneCycle::new(total_steps);
             // Momentum cycling needs a momentum to cycle, as in PyTorch.
-            cycle.cycle_momentum = args.optimizer != OptimizerKind::Sgd || args.momentum > 0.0;
+            cycle.cycle_momentum = config.optimizer != OptimizerKind::Sgd || config.momentum > 0.0;
             LrSchedule::OneCycle(cycle)
         }
     };
@@ -153,9 +131,7 @@ pub fn with_threads<R: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> R + Send,
 ) -> Result<R, String> {
-    if threads == Some(0) {
-        return Err("--threads must be at least 1".into());
-    }
+    crate::threads::check_threads(threads)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         .build()

@@ -99,6 +99,11 @@ pub(crate) fn run_backward(
         )));
     }
     let order = topological_order(root);
+    // Checked for the whole graph before any gradient is accumulated, so a
+    // refused backward leaves every `.grad` as it was.
+    for node in order.iter().filter_map(Var::node) {
+        node.check_saved_versions()?;
+    }
     let total = order.iter().filter(|v| v.node().is_some()).count();
     let tracing = trace::is_trace_on() || trace::is_capturing();
     let _mode = GradModeGuard::new(opts.create_graph);
@@ -238,7 +243,7 @@ fn seed_for(root: &Var, grad: Option<&Tensor>) -> Result<Var> {
             }
             Ok(Var::constant(g.clone()))
         }
-        None if data.numel() == 1 => Ok(Var::constant(data.ones_like())),
+        None if data.numel() == 1 => Ok(Var::constant(data.ones_like()?)),
         None => Err(AutogradError::Backward(format!(
             "the output has shape {}: backward() without an output gradient needs a single-element output (a loss)",
             data.shape()

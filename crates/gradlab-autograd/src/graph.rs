@@ -2,7 +2,7 @@
 //! decide what gets recorded (grad mode) and checked (anomaly mode).
 
 use crate::{AutogradError, Result, Var};
-use gradlab_tensor::Tensor;
+use gradlab_tensor::{Shape, Tensor};
 use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,13 +16,41 @@ pub trait BackwardOp: Send + Sync {
     /// The name users know, e.g. `"Conv2dBackward"`.
     fn name(&self) -> &'static str;
     fn backward(&self, inputs: &[Var], grad: &Var) -> Result<Vec<Option<Var>>>;
+
+    /// Replays the op's forward pass on plain tensors: `inputs` in the
+    /// order the node records them (the same values or perturbed copies of
+    /// them, f64 during a gradient check), `output_shape` the shape the
+    /// recorded forward produced (reshape, `sum_to` and the adjoints of
+    /// narrow and max-pool are defined by it).
+    ///
+    /// This is what lets [`crate::gradcheck::localize`] check one node
+    /// alone: its backward against finite differences of this replay. The
+    /// replay must compute the same function the node recorded, from these
+    /// inputs only (state saved at recording time, such as a max-pool's
+    /// argmax, may be reused where the recorded function itself reuses it).
+    /// The default, `None`, means "cannot replay": localisation then
+    /// reports the node as not checked. Every built-in op replays; a
+    /// user-defined op recorded through [`Var::from_op`] may too.
+    fn forward(&self, inputs: &[Tensor], output_shape: &Shape) -> Option<Result<Tensor>> {
+        let _ = (inputs, output_shape);
+        None
+    }
 }
 
-/// One recorded operation: its backward op, its inputs, and where it was created.
+/// An op's replayed forward result as [`BackwardOp::forward`] returns it.
+pub(crate) fn replay(result: gradlab_tensor::Result<Tensor>) -> Option<Result<Tensor>> {
+    Some(result.map_err(Into::into))
+}
+
+/// One recorded operation: its backward op, its inputs (with the version
+/// each had when the op ran), and where it was created.
 pub struct Node {
     pub(crate) op: Mutex<Option<Box<dyn BackwardOp>>>,
     pub(crate) name: &'static str,
     pub(crate) inputs: Vec<Var>,
+    /// `inputs[i].version()` when the op ran: backward reads the inputs'
+    /// values, so it must see the ones the forward pass saw.
+    pub(crate) saved_versions: Vec<u64>,
     pub(crate) location: &'static Location<'static>,
 }
 
@@ -37,6 +65,28 @@ impl Node {
     /// Where in the user's code the op was called.
     pub fn location(&self) -> &'static Location<'static> {
         self.location
+    }
+
+    /// Checks that no input was changed in place since the op ran: every
+    /// backward rule reads its inputs' current values, so a changed one
+    /// would give a gradient of a different function (PyTorch: "one of the
+    /// variables needed for gradient computation has been modified by an
+    /// inplace operation").
+    pub(crate) fn check_saved_versions(&self) -> Result<()> {
+        for (index, (input, &saved)) in self.inputs.iter().zip(&self.saved_versions).enumerate() {
+            let now = input.version();
+            if now != saved {
+                return Err(AutogradError::ModifiedInPlace {
+                    op: self.name,
+                    location: self.location.to_string(),
+                    index,
+                    input: format!("{input:?}"),
+                    saved,
+                    now,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -173,6 +223,7 @@ pub(crate) fn record(
         name: op.name(),
         op: Mutex::new(Some(Box::new(op))),
         inputs: inputs.iter().map(|v| (*v).clone()).collect(),
+        saved_versions: inputs.iter().map(|v| v.version()).collect(),
         location,
     };
     Ok(Var::from_node(output, node))
@@ -182,7 +233,9 @@ impl Var {
     /// Records a user-defined op (like `torch.autograd.Function`): `output`
     /// is its forward result, computed by the caller from `inputs`, and
     /// `op` its backward rule. Checked by [`crate::gradcheck()`] like any
-    /// built-in op.
+    /// built-in op; when `op` also implements [`BackwardOp::forward`],
+    /// gradcheck's localisation can check this node alone and name it when
+    /// its backward is wrong (see [the module](mod@crate::gradcheck)).
     ///
     /// ```
     /// use gradlab_autograd::{gradcheck, BackwardOp, GradcheckOptions, Result, Var};

@@ -24,6 +24,7 @@ mod error;
 pub mod gradcheck;
 mod graph;
 pub mod ops;
+mod requires_grad;
 pub mod trace;
 mod var;
 
@@ -34,7 +35,8 @@ pub use dot::{GraphNode, NodeKind, RecordedGraph};
 pub use engine::{grad, topological_order, BackwardOptions};
 pub use error::{AutogradError, Result};
 pub use gradcheck::{
-    gradcheck, gradgradcheck, hvp, GradcheckOptions, GradcheckReport, InputReport,
+    gradcheck, gradcheck_parameters, gradgradcheck, hvp, GradcheckOptions, GradcheckReport,
+    InputReport, Localize,
 };
 pub use graph::{
     detect_anomaly, is_anomaly_mode, is_grad_enabled, no_grad, set_anomaly_mode, BackwardOp,
@@ -43,5 +45,6 @@ pub use graph::{
 pub use ops::norm::{
     batch_norm2d, batch_norm2d_train, batch_norm2d_train_with_stats, batch_stats2d,
 };
+pub use requires_grad::RequiresGrad;
 pub use trace::{capture_trace, set_trace, TraceEvent};
 pub use var::{GradHook, Var};

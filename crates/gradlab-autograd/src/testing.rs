@@ -1,9 +1,12 @@
 //! Building blocks for property tests of gradients (enable the `testing` feature).
 //!
 //! Proptest strategies for shapes, broadcast-compatible shape pairs, random
-//! tensors and strided (non-contiguous) views, and a gradcheck assertion that
-//! prints the per-input table on failure. The project's own property tests
-//! are written with exactly these.
+//! tensors and strided (non-contiguous) views; valid conv2d and max-pool
+//! parameter sets ([`conv2d_case`], [`max_pool2d_case`]); a choice among
+//! named ops ([`op_choice`]) whose failures print the op's name rather than
+//! an index into a list; and gradcheck assertions that print the per-input
+//! table, and the first wrong node, on failure. The project's own property
+//! tests are written with exactly these.
 //!
 //! ```
 //! use gradlab_autograd::testing::{assert_gradcheck, broadcast_pair, random_tensor};
@@ -13,6 +16,21 @@
 //!     assert_gradcheck(|v| v[0].mul(&v[1]), &[x, y]);
 //! });
 //! ```
+//!
+//! A failing case names its op and shows the shrunk shapes (proptest prints
+//! the inputs with `Debug`, and an [`OpChoice`] prints as its name):
+//!
+//! ```text
+//! minimal failing input: op = div, (a, b) = ([1], [2, 1]), seed = 0
+//! ```
+
+mod cases;
+mod ops;
+
+pub use cases::{conv2d_case, max_pool2d_case, Conv2dCase, MaxPool2dCase};
+pub use ops::{
+    assert_op_gradcheck, binary_ops, op_choice, unary_ops, Domain, OpChoice, BINARY_OPS, UNARY_OPS,
+};
 
 use crate::{gradcheck, GradcheckOptions, Result, Var};
 use gradlab_tensor::{DType, Rng, Tensor};
@@ -70,17 +88,24 @@ pub enum ViewKind {
     Expanded,
 }
 
-/// A non-contiguous view holding `shape`, in f64.
+/// A non-contiguous view holding `shape`, in f64 (standard normal values).
 pub fn strided_view(shape: &[usize], kind: ViewKind, seed: u64) -> Tensor {
+    strided_view_in(shape, kind, Domain::Any, seed)
+}
+
+/// [`strided_view`] with values from `domain` (the view's base is drawn
+/// from it, so the values stay in it and the view stays strided).
+pub fn strided_view_in(shape: &[usize], kind: ViewKind, domain: Domain, seed: u64) -> Tensor {
     let rank = shape.len();
     match kind {
         ViewKind::Permuted | ViewKind::Expanded if rank < 2 => {
-            strided_view(shape, ViewKind::Narrowed, seed)
+            strided_view_in(shape, ViewKind::Narrowed, domain, seed)
         }
         ViewKind::Permuted => {
             let reversed: Vec<usize> = shape.iter().rev().copied().collect();
             let perm: Vec<usize> = (0..rank).rev().collect();
-            random_tensor(&reversed, seed)
+            domain
+                .tensor(&reversed, seed)
                 .permute(&perm)
                 .expect("valid permutation")
         }
@@ -88,7 +113,8 @@ pub fn strided_view(shape: &[usize], kind: ViewKind, seed: u64) -> Tensor {
             let dim = seed as usize % rank.max(1);
             let mut bigger = shape.to_vec();
             bigger[dim] += 3;
-            random_tensor(&bigger, seed)
+            domain
+                .tensor(&bigger, seed)
                 .narrow(dim, 1, shape[dim])
                 .expect("fits")
         }
@@ -96,7 +122,8 @@ pub fn strided_view(shape: &[usize], kind: ViewKind, seed: u64) -> Tensor {
             // Expand a size-1 copy of the first dim: values repeat along it.
             let mut base = shape.to_vec();
             base[0] = 1;
-            random_tensor(&base, seed)
+            domain
+                .tensor(&base, seed)
                 .broadcast_to(shape.to_vec())
                 .expect("broadcastable")
         }
@@ -113,7 +140,8 @@ pub fn view_kind() -> impl Strategy<Value = ViewKind> {
 }
 
 /// Runs [`gradcheck()`] with default options and panics with the per-input
-/// table when analytic and numeric gradients disagree.
+/// table when analytic and numeric gradients disagree (and, below it, every
+/// node checked alone, naming the first wrong one).
 #[track_caller]
 pub fn assert_gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor]) {
     assert_gradcheck_with(f, inputs, GradcheckOptions::default());

@@ -3,7 +3,7 @@
 use crate::graph::Node;
 use gradlab_tensor::{DType, Device, Shape, Tensor};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// A gradient hook: sees the gradient flowing into a `Var` and may return a
@@ -15,6 +15,9 @@ static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 pub(crate) struct VarInner {
     pub(crate) id: usize,
     data: RwLock<Tensor>,
+    /// Bumped by every in-place change of `data`; nodes record it for their
+    /// inputs and backward refuses to run on a changed one.
+    version: AtomicU64,
     pub(crate) requires_grad: bool,
     pub(crate) node: Option<Arc<Node>>,
     pub(crate) grad: Mutex<Option<Var>>,
@@ -48,6 +51,7 @@ impl Var {
             inner: Arc::new(VarInner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 data: RwLock::new(data),
+                version: AtomicU64::new(0),
                 requires_grad,
                 node,
                 grad: Mutex::new(None),
@@ -64,6 +68,8 @@ impl Var {
     }
 
     /// A leaf that requires grad: gradients accumulate into [`Var::grad`].
+    /// PyTorch's `torch.tensor(data, requires_grad=True)`; also spelled
+    /// `tensor.requires_grad_()` ([`crate::RequiresGrad`]).
     pub fn parameter(data: Tensor) -> Var {
         Var::make(data, true, None)
     }
@@ -75,7 +81,7 @@ impl Var {
         v
     }
 
-    /// A leaf requiring grad or not.
+    /// A leaf requiring grad or not: `torch.tensor(data, requires_grad=...)`.
     pub fn leaf(data: Tensor, requires_grad: bool) -> Var {
         Var::make(data, requires_grad, None)
     }
@@ -102,15 +108,42 @@ impl Var {
         self.inner.data.read().expect("var data lock").clone()
     }
 
-    /// Replaces the value outside the graph (as optimizers do). Keeps the shape contract
-    /// to the caller: the graph built earlier saw the old value.
+    /// Replaces the value outside the graph (as optimizers do), counting
+    /// one in-place change ([`Var::version`]).
+    ///
+    /// A graph recorded earlier saw the old value: running `backward`
+    /// through a node that used this var is then an error (as in PyTorch),
+    /// not a gradient computed from the new value.
+    ///
+    /// ```
+    /// use gradlab_autograd::Var;
+    /// use gradlab_tensor::Tensor;
+    /// let w = Var::parameter(Tensor::from_vec(vec![2.0f64], [1]).unwrap());
+    /// let y = w.mul(&w).unwrap().sum_all().unwrap();
+    /// w.set_data(Tensor::from_vec(vec![5.0f64], [1]).unwrap());
+    /// let err = y.backward().unwrap_err().to_string();
+    /// assert!(err.contains("modified in place"), "{err}");
+    /// ```
     pub fn set_data(&self, data: Tensor) {
-        *self.inner.data.write().expect("var data lock") = data;
+        let mut slot = self.inner.data.write().expect("var data lock");
+        *slot = data;
+        self.inner.version.fetch_add(1, Ordering::Release);
     }
 
-    /// Mutates the value in place, outside the graph.
+    /// Mutates the value in place, outside the graph, counting one in-place
+    /// change as [`Var::set_data`] does.
     pub fn update_data<R>(&self, f: impl FnOnce(&mut Tensor) -> R) -> R {
-        f(&mut self.inner.data.write().expect("var data lock"))
+        let mut slot = self.inner.data.write().expect("var data lock");
+        // Counted before `f` runs: even an update that fails half-way may
+        // have changed the value.
+        self.inner.version.fetch_add(1, Ordering::Release);
+        f(&mut slot)
+    }
+
+    /// How many times the value was changed in place (`set_data`,
+    /// `update_data`, an optimizer step) since the var was created.
+    pub fn version(&self) -> u64 {
+        self.inner.version.load(Ordering::Acquire)
     }
 
     pub fn shape(&self) -> Shape {
@@ -129,6 +162,9 @@ impl Var {
         self.data().device()
     }
 
+    /// Whether gradients flow to this var (PyTorch's `t.requires_grad`).
+    /// To make a tensor require grad, wrap it with [`Var::parameter`] or
+    /// call `tensor.requires_grad_()` ([`crate::RequiresGrad`]).
     pub fn requires_grad(&self) -> bool {
         self.inner.requires_grad
     }

@@ -8,11 +8,14 @@
 //! (see [`simd`] for how the instruction set is chosen and forced).
 
 pub mod cache;
+pub mod alloc;
 pub mod conv;
-pub mod elementwise;
 pub mod float;
 pub mod gemm;
+pub mod loss;
 pub mod norm;
+pub mod op;
+pub mod optim;
 pub mod parallel;
 pub mod peak;
 pub mod pool;
@@ -23,9 +26,13 @@ pub mod shapes;
 pub mod simd;
 
 pub use cache::{cache_sizes, CacheSizes};
+pub use alloc::{try_full, try_reserve, try_vec, try_zeros, AllocError, MAX_ELEMENTS};
 pub use float::Float;
+pub use op::{BinaryOp, UnaryOp};
 pub use rng::Rng;
-pub use shapes::{conv_out_len, pool_out_len, Conv2dShape, Pool2dShape};
+pub use shapes::{
+    checked_conv_out_len, conv_out_len, pool_out_len, Conv2dShape, Pool2dShape, SizeOverflow,
+};
 pub use simd::{
     detected_simd_level, set_simd_level, simd_level, with_simd_level, SimdKind, SimdLevel,
     SimdLevelError, UnknownSimdKind, UnsupportedSimdLevel,
@@ -35,11 +42,8 @@ pub use conv::{
     conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv_algo, set_conv_algo,
     with_conv_algo, ConvAlgo, UnknownConvAlgo, WinogradTile,
 };
-pub use elementwise::{
-    bias_add_channels, relu_backward, relu_forward, softmax_cross_entropy,
-    softmax_cross_entropy_backward, LabelOutOfRange,
-};
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
+pub use loss::{cross_entropy_backward, cross_entropy_forward, LabelOutOfRange};
 pub use norm::{
     batch_norm2d_backward, batch_norm2d_inference, batch_norm2d_train_forward, BatchNormShape,
 };

@@ -97,7 +97,8 @@ fn random_buffer(gpu: &Arc<Gpu>, rng: &mut Rng, len: usize) -> Result<DeviceBuff
 
 /// Mean milliseconds of `run`, timed with CUDA events after one warm-up.
 fn time_ms(gpu: &Gpu, opts: &BenchOptions, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
-    let ctx = gpu.context();
+    let ctx = gpu.context()?;
+    let stream = gpu.stream()?;
     let event = || {
         ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
             .map_err(CudaError::driver("create event"))
@@ -105,12 +106,12 @@ fn time_ms(gpu: &Gpu, opts: &BenchOptions, mut run: impl FnMut() -> Result<()>) 
     let (start, end) = (event()?, event()?);
     let span = |reps: usize, run: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
         start
-            .record(gpu.stream())
+            .record(stream)
             .map_err(CudaError::driver("record event"))?;
         for _ in 0..reps {
             run()?;
         }
-        end.record(gpu.stream())
+        end.record(stream)
             .map_err(CudaError::driver("record event"))?;
         let ms = start
             .elapsed_ms(&end)
@@ -189,7 +190,7 @@ fn bench_pool(gpu: &Arc<Gpu>, opts: &BenchOptions, rng: &mut Rng) -> Result<Vec<
     let x = random_buffer(gpu, rng, s.input_len())?;
     let dy = random_buffer(gpu, rng, s.output_len())?;
     let mut y = DeviceBuffer::<f32>::zeros(gpu, s.output_len())?;
-    let mut argmax = DeviceBuffer::<u32>::zeros(gpu, s.output_len())?;
+    let mut argmax = DeviceBuffer::<i64>::zeros(gpu, s.output_len())?;
     let mut dx = DeviceBuffer::<f32>::zeros(gpu, s.input_len())?;
     let fwd = time_ms(gpu, opts, || {
         max_pool2d_forward(&s, &x, &mut y, &mut argmax)
@@ -208,10 +209,10 @@ fn bench_pool(gpu: &Arc<Gpu>, opts: &BenchOptions, rng: &mut Rng) -> Result<Vec<
         gbps: Some(bytes / ms / 1e6),
     };
     Ok(vec![
-        // forward reads x, writes y and argmax; backward reads dy and argmax
+        // forward reads x, writes y and the i64 argmax; backward reads dy and argmax
         // (each about once per input element's window) and writes dx.
-        row("max_pool2d", "forward", fwd, input + 2.0 * output),
-        row("max_pool2d", "backward", bwd, 2.0 * output + input),
+        row("max_pool2d", "forward", fwd, input + 3.0 * output),
+        row("max_pool2d", "backward", bwd, 3.0 * output + input),
         row("copy", "device_to_device", copy, 2.0 * input),
     ])
 }

@@ -82,6 +82,47 @@ pub fn ptx_isa_version(ptx: &str) -> Option<(u32, u32)> {
     Some((major.trim().parse().ok()?, minor.trim().parse().ok()?))
 }
 
+/// What ptxas reports for one kernel (`ptxas -v`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelResources {
+    pub name: String,
+    pub registers: u32,
+    pub spill_store_bytes: u32,
+    pub spill_load_bytes: u32,
+}
+
+/// The per-kernel lines of a `ptxas -v` log: "Compiling entry function
+/// 'NAME'", then "N bytes spill stores, N bytes spill loads" and "Used N
+/// registers".
+pub fn parse_ptxas_report(log: &str) -> Vec<KernelResources> {
+    fn number_before(line: &str, word: &str) -> Option<u32> {
+        let head = &line[..line.find(word)?];
+        head.split_whitespace().last()?.parse().ok()
+    }
+    let mut out: Vec<KernelResources> = Vec::new();
+    for line in log.lines() {
+        if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+            let name = rest.split('\'').next().unwrap_or_default().to_string();
+            out.push(KernelResources {
+                name,
+                ..Default::default()
+            });
+            continue;
+        }
+        let Some(current) = out.last_mut() else {
+            continue;
+        };
+        if line.contains("bytes spill stores") {
+            current.spill_store_bytes = number_before(line, "bytes spill stores").unwrap_or(0);
+            current.spill_load_bytes = number_before(line, "bytes spill loads").unwrap_or(0);
+        }
+        if line.contains("Used") && line.contains("registers") {
+            current.registers = number_before(line, "registers").unwrap_or(0);
+        }
+    }
+    out
+}
+
 /// Whether libnvrtc can be opened (checked without risking cudarc's panic).
 pub fn nvrtc_available() -> bool {
     // SAFETY: only tries to dlopen the library and drops the handle.
@@ -154,6 +195,28 @@ pub fn compile_all_kernels(arch: &str) -> Result<Vec<CompiledModule>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_ptxas_reports() {
+        let log = "ptxas info    : Compiling entry function 'matmul_warp_tiled_nn' for 'sm_90'\n\
+                   ptxas info    : Function properties for matmul_warp_tiled_nn\n\
+                   \x20   8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads\n\
+                   ptxas info    : Used 128 registers, used 1 barriers, 34816 bytes smem\n\
+                   ptxas info    : Compiling entry function 'fill_f32' for 'sm_90'\n\
+                   ptxas info    : Used 10 registers\n";
+        let r = parse_ptxas_report(log);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r[0],
+            KernelResources {
+                name: "matmul_warp_tiled_nn".into(),
+                registers: 128,
+                spill_store_bytes: 4,
+                spill_load_bytes: 12,
+            }
+        );
+        assert_eq!((r[1].name.as_str(), r[1].registers), ("fill_f32", 10));
+    }
 
     #[test]
     fn parses_ptx_version() {

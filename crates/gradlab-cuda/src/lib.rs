@@ -26,19 +26,21 @@ pub mod memory;
 pub mod ops;
 
 pub use compile::{compile_all_kernels, compile_kernel_file, CompiledModule, KernelFile};
-pub use device::{driver_available, Gpu};
+pub use device::{driver_available, Gpu, HostKernels};
 pub use error::{CudaError, Result};
 pub use memory::{DeviceBuffer, DeviceElem, MemoryStats};
 pub use ops::conv::{
     conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, conv2d_forward,
 };
 pub use ops::elementwise::{
-    binary, binary_contiguous, binary_inplace, contiguous_strides, copy_strided, fill, unary,
-    unary_inplace, BinaryOp, UnaryOp, View, MAX_RANK,
+    binary, binary_contiguous, binary_inplace, contiguous_strides, copy_strided, fill, merge_dims,
+    unary, unary_inplace, BinaryOp, UnaryOp, View, MAX_RANK,
 };
-pub use ops::matmul::{gemm, matmul, GemmProblem, MatmulVariant, MatrixLayout};
-pub use ops::optim::{sgd_step, SgdConfig};
-pub use ops::pool::{max_pool2d_backward, max_pool2d_forward};
+pub use ops::matmul::{gemm, matmul, GemmProblem, MatmulVariant, MatrixLayout, OperandLayout};
+pub use ops::optim::{adam_step, sgd_step, AdamConfig, SgdConfig};
+pub use ops::pool::{max_pool2d_backward, max_pool2d_forward, NO_ARGMAX};
 pub use ops::reduce::{
-    cross_entropy_backward, cross_entropy_forward, log_softmax_rows, reduce, softmax_rows, ReduceOp,
+    cross_entropy_backward, cross_entropy_forward, cross_entropy_loss, cross_entropy_loss_backward,
+    log_softmax_rows, reduce, reduction_chunks, softmax_rows, CrossEntropyOptions, LossReduction,
+    ReduceOp,
 };

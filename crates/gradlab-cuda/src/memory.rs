@@ -9,7 +9,7 @@
 
 use crate::device::Gpu;
 use crate::error::{CudaError, Result};
-use cudarc::driver::{result as cu, sys, DeviceRepr, ValidAsZeroBits};
+use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -32,6 +32,9 @@ impl DeviceElem for i32 {
 }
 impl DeviceElem for u64 {
     const NAME: &'static str = "u64";
+}
+impl DeviceElem for i64 {
+    const NAME: &'static str = "i64";
 }
 
 /// Smallest block handed out, in bytes (also the alignment granularity).
@@ -67,12 +70,12 @@ pub struct MemoryStats {
 
 #[derive(Default)]
 pub(crate) struct Pool {
-    free: HashMap<usize, Vec<sys::CUdeviceptr>>,
+    free: HashMap<usize, Vec<u64>>,
     pub(crate) stats: MemoryStats,
 }
 
 impl Pool {
-    pub(crate) fn take(&mut self, class: usize) -> Option<sys::CUdeviceptr> {
+    pub(crate) fn take(&mut self, class: usize) -> Option<u64> {
         let ptr = self.free.get_mut(&class)?.pop()?;
         self.stats.cache_hits += 1;
         self.stats.bytes_cached -= class;
@@ -85,15 +88,20 @@ impl Pool {
         self.stats.peak_bytes_in_use = self.stats.peak_bytes_in_use.max(self.stats.bytes_in_use);
     }
 
-    pub(crate) fn give_back(&mut self, ptr: sys::CUdeviceptr, class: usize) {
+    pub(crate) fn give_back(&mut self, ptr: u64, class: usize) {
         self.stats.bytes_in_use -= class;
         self.stats.bytes_cached += class;
         self.free.entry(class).or_default().push(ptr);
     }
 
-    /// Removes every cached block, returning them for the caller to free.
-    pub(crate) fn drain(&mut self) -> Vec<sys::CUdeviceptr> {
-        let blocks: Vec<_> = self.free.drain().flat_map(|(_, v)| v).collect();
+    /// Removes every cached block, returning them (with their size class)
+    /// for the caller to free.
+    pub(crate) fn drain(&mut self) -> Vec<(u64, usize)> {
+        let blocks: Vec<_> = self
+            .free
+            .drain()
+            .flat_map(|(class, v)| v.into_iter().map(move |p| (p, class)))
+            .collect();
         self.stats.driver_frees += blocks.len() as u64;
         self.stats.bytes_cached = 0;
         blocks
@@ -105,7 +113,7 @@ impl Pool {
 /// Reads and writes happen on the device's stream in submission order;
 /// [`DeviceBuffer::to_host`] waits for everything queued before it.
 pub struct DeviceBuffer<T: DeviceElem> {
-    ptr: sys::CUdeviceptr,
+    ptr: u64,
     len: usize,
     class: usize,
     gpu: Arc<Gpu>,
@@ -150,11 +158,7 @@ impl<T: DeviceElem> DeviceBuffer<T> {
     pub fn zeros(gpu: &Arc<Gpu>, len: usize) -> Result<Self> {
         let buf = Self::uninit(gpu, len)?;
         if len > 0 {
-            gpu.bind()?;
-            // SAFETY: the block holds at least len * size_of::<T>() bytes and is
-            // only touched by work on this stream.
-            unsafe { cu::memset_d8_async(buf.ptr, 0, buf.num_bytes(), gpu.cu_stream()) }
-                .map_err(CudaError::driver("memset"))?;
+            gpu.memset_zero(buf.ptr, buf.num_bytes())?;
         }
         Ok(buf)
     }
@@ -181,21 +185,14 @@ impl<T: DeviceElem> DeviceBuffer<T> {
         if self.len == 0 {
             return Ok(());
         }
-        self.gpu.bind()?;
-        // SAFETY: sizes match; the source is pageable memory, which the driver
-        // stages before returning, so `data` may be dropped right after.
-        unsafe { cu::memcpy_htod_async(self.ptr, data, self.gpu.cu_stream()) }
-            .map_err(CudaError::driver("copy host to device"))
+        self.gpu.copy_htod(self.ptr, as_bytes(data))
     }
 
     /// Copies the buffer to a new host vector, waiting for queued work.
     pub fn to_host(&self) -> Result<Vec<T>> {
         let mut out = vec![T::default(); self.len];
         if self.len > 0 {
-            self.gpu.bind()?;
-            // SAFETY: sizes match; synchronised before `out` is read.
-            unsafe { cu::memcpy_dtoh_async(&mut out, self.ptr, self.gpu.cu_stream()) }
-                .map_err(CudaError::driver("copy device to host"))?;
+            self.gpu.copy_dtoh(as_bytes_mut(&mut out), self.ptr)?;
         }
         self.gpu.synchronize()?;
         Ok(out)
@@ -205,12 +202,7 @@ impl<T: DeviceElem> DeviceBuffer<T> {
     pub fn try_clone(&self) -> Result<Self> {
         let out = Self::uninit(&self.gpu, self.len)?;
         if self.len > 0 {
-            self.gpu.bind()?;
-            // SAFETY: both blocks hold num_bytes bytes; stream-ordered copy.
-            unsafe {
-                cu::memcpy_dtod_async(out.ptr, self.ptr, self.num_bytes(), self.gpu.cu_stream())
-            }
-            .map_err(CudaError::driver("copy device to device"))?;
+            self.gpu.copy_dtod(out.ptr, self.ptr, self.num_bytes())?;
         }
         Ok(out)
     }
@@ -224,12 +216,7 @@ impl<T: DeviceElem> DeviceBuffer<T> {
             ));
         }
         if self.len > 0 {
-            self.gpu.bind()?;
-            // SAFETY: both blocks hold num_bytes bytes; stream-ordered copy.
-            unsafe {
-                cu::memcpy_dtod_async(self.ptr, src.ptr, self.num_bytes(), self.gpu.cu_stream())
-            }
-            .map_err(CudaError::driver("copy device to device"))?;
+            self.gpu.copy_dtod(self.ptr, src.ptr, self.num_bytes())?;
         }
         Ok(())
     }
@@ -263,6 +250,18 @@ impl<T: DeviceElem> DeviceBuffer<T> {
     pub(crate) fn ptr_at(&self, offset: usize) -> u64 {
         self.ptr + (offset * std::mem::size_of::<T>()) as u64
     }
+}
+
+/// The bytes of a slice of device elements (plain numbers without padding).
+fn as_bytes<T: DeviceElem>(data: &[T]) -> &[u8] {
+    // SAFETY: DeviceElem types are plain numbers: every byte is initialised.
+    unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), size_of_val(data)) }
+}
+
+fn as_bytes_mut<T: DeviceElem>(data: &mut [T]) -> &mut [u8] {
+    // SAFETY: as above, and any bit pattern is a valid DeviceElem (ValidAsZeroBits
+    // plus plain numbers).
+    unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<u8>(), size_of_val(data)) }
 }
 
 impl<T: DeviceElem> Drop for DeviceBuffer<T> {
@@ -308,7 +307,7 @@ mod tests {
         assert_eq!(pool.stats.cache_hits, 1);
         assert_eq!(pool.stats.bytes_in_use, 1024);
         pool.give_back(0x1000, 1024);
-        assert_eq!(pool.drain(), vec![0x1000]);
+        assert_eq!(pool.drain(), vec![(0x1000, 1024)]);
         assert_eq!(pool.stats.bytes_cached, 0);
     }
 }

@@ -10,6 +10,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use gradlab_cpu::alloc::try_reserve;
+
 use crate::dataset::{Dataset, ImageDims, Split};
 use crate::error::DataError;
 
@@ -111,13 +113,7 @@ pub fn load_cifar10_limited(
     split: Split,
     limit: Option<usize>,
 ) -> Result<Dataset, DataError> {
-    if !dir.is_dir() {
-        return Err(DataError::MissingDir {
-            dataset: "CIFAR-10",
-            path: dir.to_path_buf(),
-            hint: HINT,
-        });
-    }
+    check_dir("CIFAR-10", dir, HINT)?;
     let class_names = read_class_names(dir)?;
     let mut wanted = limit.unwrap_or(usize::MAX);
     let mut images = Vec::new();
@@ -129,8 +125,17 @@ pub fn load_cifar10_limited(
         }
         let path = dir.join(name);
         let records = read_records(&path, wanted, &mut buffer)?;
-        images.reserve(records * CIFAR10_DIMS.len());
-        labels.reserve(records);
+        let alloc_err = |source| DataError::Alloc {
+            path: path.clone(),
+            source,
+        };
+        try_reserve(
+            "loading CIFAR-10",
+            &mut images,
+            records * CIFAR10_DIMS.len(),
+        )
+        .map_err(alloc_err)?;
+        try_reserve("loading CIFAR-10", &mut labels, records).map_err(alloc_err)?;
         for (index, record) in buffer.chunks_exact(CIFAR10_RECORD_LEN).enumerate() {
             let label = record[0];
             if usize::from(label) >= CIFAR10_CLASSES.len() {
@@ -168,7 +173,14 @@ fn read_records(path: &Path, wanted: usize, buffer: &mut Vec<u8>) -> Result<usiz
         }
         Err(e) => return Err(io_err(e)),
     };
-    let size = file.metadata().map_err(io_err)?.len();
+    let meta = file.metadata().map_err(io_err)?;
+    if meta.is_dir() {
+        return Err(DataError::NotAFile {
+            dataset: "CIFAR-10",
+            path: path.to_path_buf(),
+        });
+    }
+    let size = meta.len();
     let record_len = CIFAR10_RECORD_LEN as u64;
     if size == 0 {
         return Err(DataError::EmptyFile {
@@ -190,9 +202,40 @@ fn read_records(path: &Path, wanted: usize, buffer: &mut Vec<u8>) -> Result<usiz
     let records = usize::try_from(size / record_len)
         .unwrap_or(usize::MAX)
         .min(wanted);
-    buffer.resize(records * CIFAR10_RECORD_LEN, 0);
+    // The size comes from the file system (a sparse file can claim any):
+    // the buffer is allocated fallibly.
+    let len = records * CIFAR10_RECORD_LEN;
+    buffer.clear();
+    try_reserve("reading a CIFAR-10 batch", buffer, len).map_err(|source| DataError::Alloc {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    buffer.resize(len, 0);
     file.read_exact(buffer).map_err(io_err)?;
     Ok(records)
+}
+
+/// Checks that a data set directory exists and is a directory.
+pub(crate) fn check_dir(
+    dataset: &'static str,
+    dir: &Path,
+    hint: &'static str,
+) -> Result<(), DataError> {
+    if dir.is_dir() {
+        Ok(())
+    } else if dir.exists() {
+        Err(DataError::NotADirectory {
+            dataset,
+            path: dir.to_path_buf(),
+            hint,
+        })
+    } else {
+        Err(DataError::MissingDir {
+            dataset,
+            path: dir.to_path_buf(),
+            hint,
+        })
+    }
 }
 
 /// Class names from `batches.meta.txt` (one a line, blank lines ignored, as
@@ -374,6 +417,30 @@ mod tests {
         let err = load_err(tmp.path(), Split::Test);
         assert!(err.contains("test_batch.bin is missing"), "{err}");
         assert!(err.contains("data/get-cifar10.sh"), "{err}");
+    }
+
+    #[test]
+    fn a_file_for_the_directory_and_a_directory_for_a_file_are_named_as_such() {
+        let tmp = TempDir::new("cifar-kinds");
+        let file = tmp.path().join("data_batch_1.bin");
+        std::fs::write(&file, record(0, 0)).unwrap();
+        let err = load_err(&file, Split::Train);
+        assert!(
+            err.starts_with(&format!(
+                "CIFAR-10 path {} is not a directory; run data/get-cifar10.sh",
+                file.display()
+            )),
+            "{err}"
+        );
+        std::fs::create_dir(tmp.path().join("test_batch.bin")).unwrap();
+        let err = load_err(tmp.path(), Split::Test);
+        assert_eq!(
+            err,
+            format!(
+                "CIFAR-10 file {} is a directory, not a file",
+                tmp.path().join("test_batch.bin").display()
+            )
+        );
     }
 
     #[test]

@@ -24,14 +24,21 @@ pub struct ImageDims {
 }
 
 impl ImageDims {
-    /// Bytes (or values) in one image.
+    /// Bytes (or values) in one image (saturating at `usize::MAX`; a
+    /// [`Dataset`] only holds dims for which [`ImageDims::checked_len`] is exact).
     pub fn len(&self) -> usize {
-        self.channels * self.height * self.width
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// Bytes in one image, or `None` when the sizes multiply past
+    /// [`gradlab_cpu::MAX_ELEMENTS`].
+    pub fn checked_len(&self) -> Option<usize> {
+        gradlab_cpu::alloc::checked_len(&[self.channels, self.height, self.width])
     }
 
     /// Values in one channel plane.
     pub fn plane_len(&self) -> usize {
-        self.height * self.width
+        self.height.saturating_mul(self.width)
     }
 
     /// True when an image would hold no pixels.
@@ -64,15 +71,23 @@ impl Dataset {
                 "Dataset::new: image dims {dims:?} hold no pixels"
             )));
         }
-        if images.len() != labels.len() * dims.len() {
+        // Checked: a wrapped product (4 images of 2^31 x 2^31 is 2^64 = 0
+        // bytes) would let an empty buffer pass for a huge data set.
+        let expected = dims
+            .checked_len()
+            .and_then(|len| len.checked_mul(labels.len()));
+        if expected != Some(images.len()) {
+            let expected = match expected {
+                Some(n) => n.to_string(),
+                None => "more than any buffer may hold".to_string(),
+            };
             return Err(DataError::Invalid(format!(
-                "Dataset::new: {} image bytes for {} labels of {}x{}x{} images (expected {})",
+                "Dataset::new: {} image bytes for {} labels of {}x{}x{} images (expected {expected})",
                 images.len(),
                 labels.len(),
                 dims.channels,
                 dims.height,
                 dims.width,
-                labels.len() * dims.len()
             )));
         }
         if let Some((index, &label)) = labels
@@ -237,6 +252,19 @@ mod tests {
         let err = Dataset::new(vec![0; 7], vec![0, 1], dims, names(2)).unwrap_err();
         assert!(
             err.to_string().contains("7 image bytes for 2 labels"),
+            "{err}"
+        );
+        // 4 images of 2^31 x 2^31 bytes: 2^64 wraps to 0 unchecked.
+        let huge = ImageDims {
+            channels: 1,
+            height: 1 << 31,
+            width: 1 << 31,
+        };
+        let err = Dataset::new(vec![], vec![0; 4], huge, names(2)).unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                "0 image bytes for 4 labels of 1x2147483648x2147483648 images (expected more than any buffer may hold)"
+            ),
             "{err}"
         );
         let err = Dataset::new(vec![0; 8], vec![0, 2], dims, names(2)).unwrap_err();

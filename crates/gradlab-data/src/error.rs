@@ -18,6 +18,35 @@ pub enum DataError {
         hint: &'static str,
     },
 
+    /// The data path exists but is a file (or something else), not a directory.
+    #[error(
+        "{dataset} path {} is not a directory; {hint}",
+        path.display()
+    )]
+    NotADirectory {
+        dataset: &'static str,
+        path: PathBuf,
+        hint: &'static str,
+    },
+
+    /// A directory (or other non-file) sits where a data file should be.
+    #[error(
+        "{dataset} file {} is a directory, not a file",
+        path.display()
+    )]
+    NotAFile {
+        dataset: &'static str,
+        path: PathBuf,
+    },
+
+    /// A file asks for a buffer the machine cannot provide.
+    #[error("{}: {source}", path.display())]
+    Alloc {
+        path: PathBuf,
+        #[source]
+        source: gradlab_cpu::AllocError,
+    },
+
     /// A file the data set needs is absent from an existing directory.
     #[error("{dataset} file {} is missing; {hint}", path.display())]
     MissingFile {
@@ -94,15 +123,27 @@ pub enum DataError {
 
     /// An IDX file is shorter or longer than its header says.
     #[error(
-        "{} has {actual} bytes of data after its {header_len}-byte header; the header promises {expected}",
-        path.display()
+        "{} has {}{actual} bytes of data after its {header_len}-byte header; the header promises {expected}",
+        path.display(),
+        if *at_least { "at least " } else { "" }
     )]
     IdxLength {
         path: PathBuf,
         header_len: usize,
         expected: u64,
         actual: u64,
+        /// The file holds more than `actual` bytes (counting stopped there).
+        at_least: bool,
     },
+
+    /// An IDX header whose sizes multiply to more than any buffer may hold.
+    #[error(
+        "{} has an IDX header promising {} bytes, more than the {max} a data set may hold",
+        path.display(),
+        dims.iter().map(u64::to_string).collect::<Vec<_>>().join(" x "),
+        max = gradlab_cpu::MAX_ELEMENTS
+    )]
+    IdxTooLarge { path: PathBuf, dims: Vec<u64> },
 
     /// The image and label files of an IDX pair disagree.
     #[error(

@@ -48,13 +48,7 @@ pub fn fashion_mnist_dir(explicit: Option<&Path>) -> Option<PathBuf> {
 /// Loads a Fashion-MNIST split from `dir` (`train-*` or `t10k-*` files,
 /// `.gz` or not).
 pub fn load_fashion_mnist(dir: &Path, split: Split) -> Result<Dataset, DataError> {
-    if !dir.is_dir() {
-        return Err(DataError::MissingDir {
-            dataset: "Fashion-MNIST",
-            path: dir.to_path_buf(),
-            hint: HINT,
-        });
-    }
+    crate::cifar10::check_dir("Fashion-MNIST", dir, HINT)?;
     let prefix = match split {
         Split::Train => "train",
         Split::Test => "t10k",
@@ -99,6 +93,14 @@ pub fn load_idx_pair(
             max: (class_names.len().saturating_sub(1)).min(255) as u8,
         });
     }
+    if images.rows == 0 || images.cols == 0 {
+        return Err(DataError::Invalid(format!(
+            "{}: images of {}x{} pixels hold no pixels",
+            images_path.display(),
+            images.rows,
+            images.cols
+        )));
+    }
     let dims = ImageDims {
         channels: 1,
         height: images.rows,
@@ -111,15 +113,22 @@ pub fn load_idx_pair(
 fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let gz = dir.join(format!("{name}.gz"));
     let plain = dir.join(name);
-    if gz.is_file() {
-        Ok(gz)
-    } else if plain.is_file() {
-        Ok(plain)
-    } else {
-        Err(DataError::MissingFile {
-            dataset: "Fashion-MNIST",
-            path: gz,
-            hint: HINT,
-        })
+    for path in [gz.clone(), plain.clone()] {
+        if path.is_file() {
+            return Ok(path);
+        }
     }
+    for path in [gz.clone(), plain] {
+        if path.exists() {
+            return Err(DataError::NotAFile {
+                dataset: "Fashion-MNIST",
+                path,
+            });
+        }
+    }
+    Err(DataError::MissingFile {
+        dataset: "Fashion-MNIST",
+        path: gz,
+        hint: HINT,
+    })
 }

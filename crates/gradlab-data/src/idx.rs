@@ -3,11 +3,13 @@
 //! A file is a big-endian `u32` magic number (`0x0000_08NN`: unsigned bytes,
 //! NN dimensions), one big-endian `u32` size per dimension, then the bytes.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use byteorder::{BigEndian, ByteOrder};
 use flate2::read::GzDecoder;
+use gradlab_cpu::alloc::{checked_len, try_reserve, try_vec};
 
 use crate::error::DataError;
 
@@ -15,6 +17,11 @@ use crate::error::DataError;
 pub const IDX_IMAGES_MAGIC: u32 = 2051;
 /// Magic number of an IDX file of `u8` labels (1 dimension: N).
 pub const IDX_LABELS_MAGIC: u32 = 2049;
+
+/// Bytes of a gzip'ed file past the header's promise that are counted for
+/// the error message before it says "at least": a decompression bomb is
+/// not read to its end.
+const EXTRA_BYTES_COUNTED: u64 = 64 << 20;
 
 /// Images read from an IDX file: `count` images of `rows` x `cols` bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,10 +33,16 @@ pub struct IdxImages {
 }
 
 /// Reads an IDX image file (gzip'ed or not).
+///
+/// The header is checked before the body is read: its sizes must multiply
+/// (without overflow) to at most [`gradlab_cpu::MAX_ELEMENTS`] bytes, a
+/// plain file must be exactly as long as they say, and the body buffer is
+/// allocated fallibly, so a corrupt or hostile header is an error, never
+/// an abort or a huge allocation.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages, DataError> {
-    let bytes = read_maybe_gzip(path)?;
-    let dims = parse_header(path, &bytes, IDX_IMAGES_MAGIC, "u8 images, 3 dimensions")?;
-    let pixels = take_body(path, &bytes, &dims)?;
+    let mut source = Source::open(path)?;
+    let dims = source.header(IDX_IMAGES_MAGIC, "u8 images, 3 dimensions")?;
+    let pixels = source.body(&dims)?;
     Ok(IdxImages {
         count: dims[0],
         rows: dims[1],
@@ -38,11 +51,11 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages, DataError> {
     })
 }
 
-/// Reads an IDX label file (gzip'ed or not).
+/// Reads an IDX label file (gzip'ed or not), with the checks of [`read_idx_images`].
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = read_maybe_gzip(path)?;
-    let dims = parse_header(path, &bytes, IDX_LABELS_MAGIC, "u8 labels, 1 dimension")?;
-    take_body(path, &bytes, &dims)
+    let mut source = Source::open(path)?;
+    let dims = source.header(IDX_LABELS_MAGIC, "u8 labels, 1 dimension")?;
+    source.body(&dims)
 }
 
 /// The header's length in bytes for `dims.len()` dimensions.
@@ -50,76 +63,177 @@ fn header_len(dimensions: usize) -> usize {
     4 + 4 * dimensions
 }
 
-fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
-    let io_err = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let raw = std::fs::read(path).map_err(io_err)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(io_err)?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
+/// An open IDX file, decompressed on the fly when it is gzip'ed.
+struct Source<'a> {
+    path: &'a Path,
+    reader: Box<dyn Read + 'a>,
+    /// The file's length when it is not compressed (the body length is then
+    /// known before reading it).
+    plain_len: Option<u64>,
 }
 
-/// Checks the magic number and returns the dimension sizes.
-fn parse_header(
-    path: &Path,
-    bytes: &[u8],
-    expected: u32,
-    what: &'static str,
-) -> Result<Vec<usize>, DataError> {
-    let dimensions = (expected & 0xff) as usize;
-    let header = header_len(dimensions);
-    let too_short = |needed: usize| {
-        DataError::Invalid(format!(
-            "{}: {} bytes is too short for an IDX header ({} needed)",
-            path.display(),
-            bytes.len(),
-            needed
-        ))
-    };
-    if bytes.len() < 4 {
-        return Err(too_short(4));
-    }
-    let found = BigEndian::read_u32(&bytes[..4]);
-    if found != expected {
-        return Err(DataError::BadMagic {
+impl<'a> Source<'a> {
+    fn open(path: &'a Path) -> Result<Source<'a>, DataError> {
+        let io_err = |source| DataError::Io {
             path: path.to_path_buf(),
-            found,
-            expected,
-            what,
-        });
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        if meta.is_dir() {
+            return Err(DataError::NotAFile {
+                dataset: "IDX",
+                path: path.to_path_buf(),
+            });
+        }
+        let mut buffered = BufReader::new(file);
+        let gzip = buffered
+            .fill_buf()
+            .map_err(io_err)?
+            .starts_with(&[0x1f, 0x8b]);
+        Ok(if gzip {
+            Source {
+                path,
+                reader: Box::new(GzDecoder::new(buffered)),
+                plain_len: None,
+            }
+        } else {
+            Source {
+                path,
+                reader: Box::new(buffered),
+                plain_len: Some(meta.len()),
+            }
+        })
     }
-    if bytes.len() < header {
-        return Err(too_short(header));
-    }
-    Ok(bytes[4..header]
-        .chunks_exact(4)
-        .map(|size| BigEndian::read_u32(size) as usize)
-        .collect())
-}
 
-/// The bytes after the header, which must number exactly the product of the
-/// dimension sizes.
-fn take_body(path: &Path, bytes: &[u8], dims: &[usize]) -> Result<Vec<u8>, DataError> {
-    let header = header_len(dims.len());
-    let expected = dims.iter().map(|&d| d as u64).product::<u64>();
-    let actual = (bytes.len() - header) as u64;
-    if actual != expected {
-        return Err(DataError::IdxLength {
-            path: path.to_path_buf(),
+    fn io_err(&self, source: std::io::Error) -> DataError {
+        DataError::Io {
+            path: self.path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Fills `buf` as far as the data goes; returns how many bytes it got.
+    fn read_full(&mut self, buf: &mut [u8]) -> Result<usize, DataError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_err(e)),
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Checks the magic number and returns the dimension sizes.
+    fn header(&mut self, expected: u32, what: &'static str) -> Result<Vec<usize>, DataError> {
+        let dimensions = (expected & 0xff) as usize;
+        let header = header_len(dimensions);
+        let mut bytes = vec![0u8; header];
+        let path = self.path;
+        let too_short = |got: usize, needed: usize| {
+            DataError::Invalid(format!(
+                "{}: {got} bytes is too short for an IDX header ({needed} needed)",
+                path.display(),
+            ))
+        };
+        let got = self.read_full(&mut bytes[..4])?;
+        if got < 4 {
+            return Err(too_short(got, 4));
+        }
+        let found = BigEndian::read_u32(&bytes[..4]);
+        if found != expected {
+            return Err(DataError::BadMagic {
+                path: self.path.to_path_buf(),
+                found,
+                expected,
+                what,
+            });
+        }
+        let got = 4 + self.read_full(&mut bytes[4..])?;
+        if got < header {
+            return Err(too_short(got, header));
+        }
+        Ok(bytes[4..]
+            .chunks_exact(4)
+            .map(|size| BigEndian::read_u32(size) as usize)
+            .collect())
+    }
+
+    /// The bytes after the header, which must number exactly the product of
+    /// the dimension sizes.
+    fn body(&mut self, dims: &[usize]) -> Result<Vec<u8>, DataError> {
+        let header = header_len(dims.len());
+        let path = self.path.to_path_buf();
+        let Some(expected) = checked_len(dims) else {
+            return Err(DataError::IdxTooLarge {
+                path,
+                dims: dims.iter().map(|&d| d as u64).collect(),
+            });
+        };
+        let length_error = |actual: u64, at_least: bool| DataError::IdxLength {
+            path: path.clone(),
             header_len: header,
-            expected,
+            expected: expected as u64,
             actual,
-        });
+            at_least,
+        };
+        let alloc_err = |source| DataError::Alloc {
+            path: path.clone(),
+            source,
+        };
+        if let Some(file_len) = self.plain_len {
+            // The length is known: no allocation before it is right.
+            let actual = file_len.saturating_sub(header as u64);
+            if actual != expected as u64 {
+                return Err(length_error(actual, false));
+            }
+            let mut body = try_vec::<u8>("reading an IDX file", expected).map_err(alloc_err)?;
+            let got = (&mut self.reader)
+                .take(expected as u64)
+                .read_to_end(&mut body)
+                .map_err(|e| self.io_err(e))?;
+            if got != expected {
+                // The file shrank while being read.
+                return Err(length_error(got as u64, false));
+            }
+            return Ok(body);
+        }
+        // Compressed: the header's promise is only checked by reading, so the
+        // buffer grows with the data actually there (doubling, fallibly)
+        // rather than being sized by the header up front.
+        let mut body = Vec::new();
+        let mut chunk = vec![0u8; 64 << 10];
+        while body.len() < expected {
+            let want = chunk.len().min(expected - body.len());
+            let got = self.read_full(&mut chunk[..want])?;
+            if got == 0 {
+                break;
+            }
+            if body.capacity() - body.len() < got {
+                let grow = body.len().max(got).min(expected - body.len());
+                try_reserve("reading an IDX file", &mut body, grow).map_err(alloc_err)?;
+            }
+            body.extend_from_slice(&chunk[..got]);
+        }
+        if body.len() < expected {
+            return Err(length_error(body.len() as u64, false));
+        }
+        let extra = std::io::copy(
+            &mut (&mut self.reader).take(EXTRA_BYTES_COUNTED),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| self.io_err(e))?;
+        if extra > 0 {
+            return Err(length_error(
+                expected as u64 + extra,
+                extra == EXTRA_BYTES_COUNTED,
+            ));
+        }
+        Ok(body)
     }
-    Ok(bytes[header..].to_vec())
 }
 
 #[cfg(test)]
@@ -239,6 +353,89 @@ mod tests {
     }
 
     #[test]
+    fn headers_whose_sizes_overflow_or_lie_are_refused_before_allocating() {
+        let tmp = TempDir::new("idx-huge");
+        // 4 x 2^31 x 2^31 = 2^64 bytes: wrapped to 0 unchecked, so an empty
+        // body "matched" and loaded as four 2^31 x 2^31 images.
+        for gzip in [false, true] {
+            let path = write(
+                tmp.path(),
+                "huge",
+                &idx_bytes(IDX_IMAGES_MAGIC, &[4, 1 << 31, 1 << 31], &[], gzip),
+            );
+            let err = read_idx_images(&path).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "{} has an IDX header promising 4 x 2147483648 x 2147483648 bytes, more than the 1152921504606846975 a data set may hold",
+                    path.display()
+                )
+            );
+        }
+        // 2^16 x 2^16 x 2^16 (256 TiB) fits the limit but not the file: a
+        // plain file is refused from its length, a gzip'ed one once its data
+        // runs out, with the buffer grown only as far as the data went.
+        for gzip in [false, true] {
+            let path = write(
+                tmp.path(),
+                "liar",
+                &idx_bytes(
+                    IDX_IMAGES_MAGIC,
+                    &[1 << 16, 1 << 16, 1 << 16],
+                    &[7; 100],
+                    gzip,
+                ),
+            );
+            let err = read_idx_images(&path).unwrap_err().to_string();
+            assert!(
+                err.ends_with("has 100 bytes of data after its 16-byte header; the header promises 281474976710656"),
+                "{err}"
+            );
+        }
+        let path = write(
+            tmp.path(),
+            "long.gz",
+            &idx_bytes(IDX_LABELS_MAGIC, &[2], &[1, 2, 3, 4, 5], true),
+        );
+        let err = read_idx_labels(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with("has 5 bytes of data after its 8-byte header; the header promises 2"),
+            "{err}"
+        );
+        let dir = tmp.path().join("a-directory");
+        std::fs::create_dir(&dir).unwrap();
+        let err = read_idx_labels(&dir).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("IDX file {} is a directory, not a file", dir.display())
+        );
+    }
+
+    #[test]
+    fn mismatched_pairs_with_overflowing_sizes_do_not_load() {
+        use crate::load_idx_pair;
+        let tmp = TempDir::new("idx-pair-huge");
+        let images = write(
+            tmp.path(),
+            "images",
+            &idx_bytes(IDX_IMAGES_MAGIC, &[4, 1 << 31, 1 << 31], &[], false),
+        );
+        let labels = write(
+            tmp.path(),
+            "labels",
+            &idx_bytes(IDX_LABELS_MAGIC, &[4], &[0, 1, 2, 3], false),
+        );
+        let names = (0..10).map(|i| i.to_string()).collect();
+        let err = load_idx_pair(&images, &labels, names)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("IDX header promising 4 x 2147483648 x 2147483648"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn fashion_mnist_layout_loads_and_checks_pairs() {
         use crate::{load_fashion_mnist, Split};
         let tmp = TempDir::new("idx-fashion");
@@ -296,5 +493,25 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("dataset-fashion-mnist"), "{err}");
+
+        std::fs::create_dir(dir.join("train-images-idx3-ubyte")).unwrap();
+        let err = load_fashion_mnist(dir, Split::Train)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("train-images-idx3-ubyte is a directory, not a file"),
+            "{err}"
+        );
+        let file = dir.join("t10k-labels-idx1-ubyte.gz");
+        let err = load_fashion_mnist(&file, Split::Test)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "Fashion-MNIST path {} is not a directory",
+                file.display()
+            )),
+            "{err}"
+        );
     }
 }

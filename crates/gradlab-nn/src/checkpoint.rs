@@ -87,28 +87,28 @@ fn to_bytes(tensor: &Tensor) -> Result<Bytes> {
     })
 }
 
+/// Little-endian values of `N` bytes each, in a fallibly allocated vector.
+pub fn le_values<T, const N: usize>(
+    op: &'static str,
+    data: &[u8],
+    from: fn([u8; N]) -> T,
+) -> std::result::Result<Vec<T>, String> {
+    let mut values = gradlab_cpu::try_vec(op, data.len() / N).map_err(|e| e.to_string())?;
+    values.extend(
+        data.chunks_exact(N)
+            .map(|b| from(b.try_into().expect("chunks_exact gives N bytes"))),
+    );
+    Ok(values)
+}
+
 fn from_view(view: &TensorView<'_>) -> std::result::Result<Tensor, String> {
+    const OP: &str = "reading a checkpoint tensor";
     let shape = view.shape().to_vec();
     let data = view.data();
     let tensor = match view.dtype() {
-        Dtype::F32 => Tensor::from_vec(
-            data.chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-                .collect(),
-            shape,
-        ),
-        Dtype::F64 => Tensor::from_vec(
-            data.chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-                .collect(),
-            shape,
-        ),
-        Dtype::I64 => Tensor::from_vec(
-            data.chunks_exact(8)
-                .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-                .collect(),
-            shape,
-        ),
+        Dtype::F32 => Tensor::from_vec(le_values(OP, data, f32::from_le_bytes)?, shape),
+        Dtype::F64 => Tensor::from_vec(le_values(OP, data, f64::from_le_bytes)?, shape),
+        Dtype::I64 => Tensor::from_vec(le_values(OP, data, i64::from_le_bytes)?, shape),
         other => {
             return Err(format!(
                 "dtype {other:?} is not supported (f32, f64 and i64 are)"
@@ -143,6 +143,22 @@ impl Checkpoint {
             self.metadata
                 .insert(format!("{OPTIMIZER_PREFIX}{name}"), value.to_string());
         }
+    }
+
+    /// The first NaN or infinity among the float tensors (model and
+    /// optimizer state), as `(name, flat index, value)`: a checkpoint must
+    /// not preserve a diverged state as if it were a good one.
+    pub fn first_non_finite(&self) -> Option<(String, usize, f64)> {
+        self.tensors.iter().find_map(|(name, tensor)| {
+            if !tensor.dtype().is_float() {
+                return None;
+            }
+            let values = tensor.to_vec_f64().ok()?;
+            values
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| (name.clone(), i, values[i]))
+        })
     }
 
     /// The metadata value of `key`, if present.
@@ -281,8 +297,60 @@ impl Checkpoint {
     }
 }
 
+/// The temporary sibling [`write_atomically`] writes `file_name` through:
+/// `.NAME.tmp-PID`.
+fn temporary_name(file_name: &str, pid: u32) -> String {
+    format!(".{file_name}.tmp-{pid}")
+}
+
+/// The process id of a temporary file name of [`temporary_name`]'s form.
+fn temporary_owner(name: &str) -> Option<u32> {
+    let (stem, pid) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    if stem.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` is running, when the system can say (Linux's
+/// `/proc`); `None` elsewhere, where nothing is removed.
+fn process_alive(pid: u32) -> Option<bool> {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return None;
+    }
+    Some(proc_root.join(pid.to_string()).exists())
+}
+
+/// Removes the temporary files that writers killed mid-write (`kill -9`, a
+/// power cut) left in `dir`: those of processes that no longer run. A
+/// process with the same id that runs now keeps its files, and failures
+/// are ignored: this is tidying, not part of the write.
+pub fn remove_stale_temporaries(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temporary_owner) else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if pid != me && is_file && process_alive(pid) == Some(false) {
+            let path = entry.path();
+            if std::fs::remove_file(&path).is_ok() {
+                removed.push(path);
+            }
+        }
+    }
+    removed
+}
+
 /// Writes `bytes` to `path` through a temporary sibling file that is synced
-/// and renamed, so that `path` never holds a partial write.
+/// and renamed, so that `path` never holds a partial write. Temporary files
+/// that killed writers left in the directory are removed first.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |what: &'static str, p: &Path| {
         let p = p.to_path_buf();
@@ -300,7 +368,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    remove_stale_temporaries(&dir);
+    let tmp = dir.join(temporary_name(&file_name, std::process::id()));
     let result = (|| {
         let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;
         file.write_all(bytes).map_err(io("writing", &tmp))?;
@@ -352,7 +421,7 @@ mod tests {
         let params = m.parameters();
         let mut opt = Sgd::new(params.clone(), SgdConfig::new(0.1).with_momentum(0.9)).unwrap();
         for (_, p) in &params {
-            p.set_grad(Some(Var::constant(p.data().ones_like())));
+            p.set_grad(Some(Var::constant(p.data().ones_like().unwrap())));
         }
         opt.step().unwrap();
         let mut ck = Checkpoint::new();
@@ -401,6 +470,45 @@ mod tests {
         back.restore_optimizer(&mut opt2, &path).unwrap();
         assert_eq!(opt2.state().len(), 4);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_on_the_next_write() {
+        let dir = tmp_dir("stale");
+        // A child that has exited stands for a writer killed mid-write.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.join(temporary_name("last.safetensors", dead));
+        let live = dir.join(temporary_name("last.safetensors", std::process::id()));
+        let unrelated = dir.join(".notes.tmp-draft");
+        for p in [&stale, &live, &unrelated] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        if process_alive(dead) == Some(false) {
+            write_atomically(&dir.join("other.bin"), b"data").unwrap();
+            assert!(!stale.exists(), "the dead writer's file is removed");
+        }
+        assert!(live.exists() && unrelated.exists());
+        assert_eq!(temporary_owner(".last.safetensors.tmp-123"), Some(123));
+        assert_eq!(temporary_owner(".last.safetensors.tmp-12x"), None);
+        assert_eq!(temporary_owner("last.safetensors.tmp-12"), None);
+        assert_eq!(temporary_owner("..tmp-12"), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn non_finite_values_are_found_by_name() {
+        let mut ck = Checkpoint::new();
+        ck.add_module(&model(1, 4));
+        assert_eq!(ck.first_non_finite(), None);
+        ck.tensors.insert(
+            "fc.bias".into(),
+            Tensor::from_vec(vec![0.0f32, f32::NAN, 1.0, 2.0], [4]).unwrap(),
+        );
+        let (name, index, value) = ck.first_non_finite().unwrap();
+        assert_eq!((name.as_str(), index), ("fc.bias", 1));
+        assert!(value.is_nan());
     }
 
     #[test]

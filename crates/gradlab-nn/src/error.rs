@@ -43,3 +43,12 @@ impl NnError {
 }
 
 pub type Result<T, E = NnError> = std::result::Result<T, E>;
+
+impl From<gradlab_tensor::optim::InvalidHyperParameter> for NnError {
+    fn from(e: gradlab_tensor::optim::InvalidHyperParameter) -> Self {
+        NnError::Invalid {
+            op: e.optimizer,
+            msg: e.message,
+        }
+    }
+}

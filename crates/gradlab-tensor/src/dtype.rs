@@ -77,8 +77,15 @@ impl std::str::FromStr for Device {
 }
 
 /// A floating element type the engine computes in (f32 or f64): a `Float`
-/// that a CPU storage buffer can hold.
-pub trait Element: Float + crate::storage::StorageElement {}
+/// that a CPU storage buffer can hold, and that fallible zeroed allocation
+/// (`gradlab_cpu::alloc::try_zeros`) can produce.
+pub trait Element:
+    Float
+    + crate::storage::StorageElement
+    + gradlab_cpu::alloc::Zeroable
+    + crate::backend::recycle::Recycled
+{
+}
 
 impl Element for f32 {}
 impl Element for f64 {}

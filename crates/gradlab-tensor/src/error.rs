@@ -46,9 +46,27 @@ pub enum TensorError {
     #[error("{op}: {msg}")]
     Invalid { op: &'static str, msg: String },
 
-    /// The CUDA backend failed or is unavailable.
+    /// A buffer the op needs cannot be allocated (the message names the op,
+    /// the element count and the bytes).
+    #[error(transparent)]
+    Alloc(#[from] gradlab_cpu::AllocError),
+
+    /// The CUDA backend failed.
     #[error("{op}: {msg}")]
     Backend { op: &'static str, msg: String },
+
+    /// A device that cannot be opened (no driver, no such ordinal).
+    #[error("{device}: {msg}")]
+    Device { device: Device, msg: String },
+
+    /// A primitive of the device contract that this backend does not
+    /// implement (see [`crate::backend::coverage`]).
+    #[error("{primitive}: not supported by the {backend} backend ({reason})")]
+    Unsupported {
+        primitive: &'static str,
+        backend: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl TensorError {

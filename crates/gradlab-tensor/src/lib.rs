@@ -5,11 +5,15 @@
 //! needs dense data. Operations follow PyTorch's semantics and return
 //! [`TensorError`]s that name the op, shapes and dtypes instead of panicking.
 //!
-//! Tensors live on the CPU or on CUDA ([`Tensor::to_device`]). On CUDA, f32
-//! values and i64 indices (stored as u32) exist, every op of a training step
-//! runs on the device without copying to the host, ops without a CUDA path
-//! say so in their error, and mixing devices in one op is a
-//! [`TensorError::DeviceMismatch`].
+//! Every op checks its operands once and calls one primitive of a
+//! [`backend::Backend`]: the device contract, written in one file. Host
+//! tensors run on the fast `cpu` kernels, or on the plain `reference` loops
+//! when asked for (`GRADLAB_KERNELS=reference`, [`backend::with_kernels`]);
+//! tensors moved to CUDA ([`Tensor::to_device`]) run on the `cuda` backend,
+//! where f32 values and i64 indices exist and every op of a training step
+//! runs without copying to the host. A primitive a backend lacks is a
+//! [`TensorError::Unsupported`] naming both, and mixing devices in one op
+//! is a [`TensorError::DeviceMismatch`].
 //!
 //! ```
 //! use gradlab_tensor::{DType, Tensor};
@@ -22,7 +26,7 @@
 //! assert_eq!(t.matmul(&a).unwrap().dims(), &[3, 3]);
 //! ```
 
-mod cuda;
+pub mod backend;
 mod dtype;
 mod error;
 mod layout;
@@ -33,10 +37,13 @@ mod tensor;
 
 pub use dtype::{DType, Device, Element};
 pub use error::{Result, TensorError};
+/// The kernel crate, for links from the docs of the layers above to the
+/// loops that compute each op (`kernels::reference::conv2d_backward_data`).
+pub use gradlab_cpu as kernels;
+/// Optimizer hyper-parameters and the update rules every backend follows.
+pub use gradlab_cpu::optim;
 pub use gradlab_cpu::{Float, Rng};
-/// SGD hyper-parameters of [`Tensor::cuda_sgd_step_`].
-pub use gradlab_cuda::SgdConfig as CudaSgdConfig;
-pub use layout::Layout;
+pub use layout::{Layout, MatrixBatch, RunPair};
 pub use ops::{BinaryOp, Conv2dParams, MaxPool2dParams, Reduction, UnaryOp};
 pub use shape::Shape;
 pub use tensor::Tensor;

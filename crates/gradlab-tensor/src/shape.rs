@@ -1,6 +1,36 @@
 //! Shapes and broadcasting.
+//!
+//! # Sizes never wrap
+//!
+//! Dims come from users (a shape on the command line, a header in a file),
+//! and the kernels index with the products of those dims in unchecked
+//! inner loops. A product that wrapped around (`2^32 * 2^32 == 0` in a
+//! release build) would make a huge tensor look empty and let a kernel run
+//! past its buffer. The rule, and where it is enforced:
+//!
+//! - A `Shape` is only a list of dims, built infallibly (`From<[usize; N]>`
+//!   and friends are used everywhere), so it *can* describe more elements
+//!   than fit in memory. [`Shape::numel`] therefore never wraps: it
+//!   saturates at `usize::MAX`, a count no buffer can have, so a length
+//!   check against it fails and an allocation of it is refused.
+//! - Every place where a shape meets memory checks it with
+//!   [`Shape::checked_numel`]: creating a tensor from data
+//!   (`Tensor::from_vec`), reshaping, broadcasting ([`Shape::broadcast`],
+//!   `Layout::broadcast_to`), and the conv/pool problem checks of
+//!   `gradlab_cpu::shapes`. The check fails, with an error naming the op and
+//!   the shape, when the product of the non-zero dims exceeds
+//!   [`gradlab_cpu::MAX_ELEMENTS`] (about 1.15e18, so that the bytes of
+//!   even an 8-byte element type fit an allocation). Leaving zeros out of
+//!   the product means every partial product (a row, a plane) fits as well.
+//! - Output buffers are allocated through `gradlab_cpu::alloc`, so a shape
+//!   that passes the check but not the machine's memory is an error too.
+//!
+//! A fallible `Shape::new` was the alternative; it would turn every literal
+//! shape in the code base into a `Result` while checking nothing more than
+//! the entry points above do.
 
 use crate::{Result, TensorError};
+use gradlab_cpu::alloc::{checked_len, MAX_ELEMENTS};
 use std::fmt;
 
 /// The sizes of a tensor's dimensions. A rank-0 shape (`[]`) is a scalar.
@@ -20,16 +50,46 @@ impl Shape {
     pub fn rank(&self) -> usize {
         self.0.len()
     }
+    /// The number of elements; `usize::MAX` when the product overflows
+    /// (never a wrapped-around count: see the module documentation).
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        if self.0.contains(&0) {
+            return 0;
+        }
+        self.0
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .unwrap_or(usize::MAX)
     }
-    /// Row-major strides of a contiguous tensor of this shape.
+
+    /// The number of elements, or an error naming `op` when the shape
+    /// describes more than [`MAX_ELEMENTS`] (counting the non-zero dims).
+    ///
+    /// ```
+    /// use gradlab_tensor::Shape;
+    /// assert_eq!(Shape::from([2, 3]).checked_numel("t").unwrap(), 6);
+    /// let err = Shape::from([1 << 32, 1 << 32]).checked_numel("from_vec").unwrap_err();
+    /// assert!(err.to_string().starts_with("from_vec: shape [4294967296, 4294967296] has more elements than"), "{err}");
+    /// ```
+    pub fn checked_numel(&self, op: &'static str) -> Result<usize> {
+        checked_len(&self.0).ok_or_else(|| {
+            TensorError::shape(
+                op,
+                format!(
+                    "shape {self} has more elements than the {MAX_ELEMENTS} a tensor may hold (the product of its sizes overflows)"
+                ),
+            )
+        })
+    }
+
+    /// Row-major strides of a contiguous tensor of this shape (saturating,
+    /// like [`Shape::numel`], for a shape that fails [`Shape::checked_numel`]).
     pub fn contiguous_strides(&self) -> Vec<usize> {
         let mut strides = vec![0; self.0.len()];
-        let mut acc = 1;
+        let mut acc: usize = 1;
         for i in (0..self.0.len()).rev() {
             strides[i] = acc;
-            acc *= self.0[i];
+            acc = acc.saturating_mul(self.0[i]);
         }
         strides
     }
@@ -69,7 +129,9 @@ impl Shape {
                 }
             };
         }
-        Ok(Shape(out))
+        let out = Shape(out);
+        out.checked_numel(op)?;
+        Ok(out)
     }
 }
 
@@ -138,6 +200,32 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("add: shapes [2, 3] and [4] cannot be broadcast"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn element_counts_never_wrap() {
+        let huge = Shape::from([1 << 32, 1 << 32]);
+        assert_eq!(huge.numel(), usize::MAX);
+        assert!(huge.checked_numel("t").is_err());
+        assert_eq!(huge.contiguous_strides(), vec![1 << 32, 1]);
+        assert_eq!(
+            Shape::from([3, 1 << 62, 4]).contiguous_strides(),
+            vec![usize::MAX, 4, 1]
+        );
+        // A zero empties the tensor but does not excuse a wrapped plane.
+        let hidden = Shape::from([1 << 40, 1 << 40, 0]);
+        assert_eq!(hidden.numel(), 0);
+        assert!(hidden.checked_numel("t").is_err());
+        assert_eq!(Shape::from([0, 7]).checked_numel("t").unwrap(), 0);
+        assert_eq!(Shape::scalar().checked_numel("t").unwrap(), 1);
+        // Broadcasting two views of 2^32 elements each would make 2^64.
+        let err = Shape::broadcast("add", &Shape::from([1 << 32, 1]), &Shape::from([1 << 32]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("add: shape [4294967296, 4294967296] has more elements"),
             "{err}"
         );
     }

@@ -11,6 +11,19 @@ pub enum CpuStorage {
     I64(Vec<i64>),
 }
 
+/// A dropped host buffer goes back to the backend's bins, for the next
+/// output of its length (see `backend::recycle`).
+impl Drop for CpuStorage {
+    fn drop(&mut self) {
+        use crate::backend::recycle::give;
+        match self {
+            CpuStorage::F32(v) => give(std::mem::take(v)),
+            CpuStorage::F64(v) => give(std::mem::take(v)),
+            CpuStorage::I64(v) => give(std::mem::take(v)),
+        }
+    }
+}
+
 impl CpuStorage {
     pub fn dtype(&self) -> DType {
         match self {
@@ -31,16 +44,14 @@ impl CpuStorage {
     }
 }
 
-/// Device memory of one dtype. CUDA holds f32 values and index tensors:
-/// an `I64` tensor on CUDA is stored as `u32` (class indices and max-pool
-/// argmax positions, which the kernels read as `unsigned`); the CPU's `-1`
-/// ("no index") is `u32::MAX` there, and moving a tensor holding another
-/// value outside `0..u32::MAX` to CUDA is an error.
+/// Device memory of one dtype. CUDA holds f32 values and i64 index
+/// tensors (class indices, max-pool argmax positions), stored as they are
+/// on the CPU, -1 and PyTorch's ignore index -100 included.
 #[derive(Debug)]
 pub enum CudaStorage {
     F32(DeviceBuffer<f32>),
-    /// An `I64` tensor's values as `u32`.
-    Index(DeviceBuffer<u32>),
+    /// An `I64` tensor's values.
+    Index(DeviceBuffer<i64>),
 }
 
 impl CudaStorage {

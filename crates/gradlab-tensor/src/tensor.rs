@@ -68,13 +68,13 @@ impl Tensor {
     /// A contiguous tensor owning `data`, whose length must match `shape`.
     pub fn from_vec<T: StorageElement>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
+        let numel = shape.checked_numel("from_vec")?;
+        if data.len() != numel {
             return Err(TensorError::shape(
                 "from_vec",
                 format!(
-                    "{} elements cannot fill shape {shape} ({} elements)",
+                    "{} elements cannot fill shape {shape} ({numel} elements)",
                     data.len(),
-                    shape.numel()
                 ),
             ));
         }
@@ -123,7 +123,7 @@ impl Tensor {
     ) -> Result<Tensor> {
         match device {
             Device::Cpu => Ok(Tensor::full(shape, value, dtype)),
-            Device::Cuda(_) => crate::cuda::full(shape.into(), value, dtype, device),
+            Device::Cuda(_) => crate::backend::cuda::full(shape.into(), value, dtype, device),
         }
     }
 
@@ -136,25 +136,16 @@ impl Tensor {
     }
 
     /// Zeros of `self`'s shape, dtype and device. On CUDA this is a
-    /// broadcast view of one cached zero (nothing is allocated, so it cannot
-    /// fail); write to it only through ops that copy first, as `update_` does.
-    pub fn zeros_like(&self) -> Tensor {
-        self.constant_like(0.0)
+    /// broadcast view of one cached zero (nothing is allocated); tensors are
+    /// values, so writes through the in-place ops copy it first.
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        self.backend().full(self.shape(), 0.0, self.dtype)
     }
 
     /// Ones of `self`'s shape, dtype and device (a broadcast view on CUDA, as
     /// [`Tensor::zeros_like`]).
-    pub fn ones_like(&self) -> Tensor {
-        self.constant_like(1.0)
-    }
-
-    fn constant_like(&self, value: f64) -> Tensor {
-        if self.is_cuda() {
-            if let Some(t) = crate::cuda::cached_constant(self.shape(), value, self.dtype) {
-                return t;
-            }
-        }
-        Tensor::full(self.shape().clone(), value, self.dtype)
+    pub fn ones_like(&self) -> Result<Tensor> {
+        self.backend().full(self.shape(), 1.0, self.dtype)
     }
 
     /// `[start, start + step, ...)` up to (excluding) `end`, as in `torch.arange`.
@@ -237,11 +228,25 @@ impl Tensor {
     pub fn is_cuda(&self) -> bool {
         matches!(&*self.storage, Storage::Cuda(_))
     }
+    /// The backend that runs ops on this tensor: `cuda` for GPU memory;
+    /// for host memory the one [`crate::backend::kernels`] selects
+    /// (`cpu`, or `reference` when asked for).
+    pub fn backend(&self) -> &'static dyn crate::backend::Backend {
+        match &*self.storage {
+            Storage::Cpu(_) => crate::backend::host(),
+            Storage::Cuda(_) => &crate::backend::cuda::Cuda,
+        }
+    }
     pub(crate) fn storage(&self) -> &Arc<Storage> {
         &self.storage
     }
     pub(crate) fn storage_mut(&mut self) -> &mut Arc<Storage> {
         &mut self.storage
+    }
+    /// True when the storage holds exactly this tensor's elements, in
+    /// row-major order (no view, no offset, nothing more).
+    pub(crate) fn is_dense(&self) -> bool {
+        self.layout.is_compact() && self.storage_len() == self.numel()
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -265,7 +270,11 @@ impl Tensor {
     pub(crate) fn cpu_storage(&self, op: &'static str) -> Result<&CpuStorage> {
         match &*self.storage {
             Storage::Cpu(s) => Ok(s),
-            Storage::Cuda(_) => Err(crate::cuda::unsupported(op, self.device())),
+            Storage::Cuda(_) => Err(TensorError::DeviceMismatch {
+                op,
+                lhs: Device::Cpu,
+                rhs: self.device(),
+            }),
         }
     }
 
@@ -287,14 +296,14 @@ impl Tensor {
         let data = self.storage_slice::<T>(op)?;
         Ok(match self.layout.contiguous_range() {
             Some(r) => std::borrow::Cow::Borrowed(&data[r]),
-            None => std::borrow::Cow::Owned(gather(data, &self.layout)),
+            None => std::borrow::Cow::Owned(crate::backend::cpu::gather(data, &self.layout)?),
         })
     }
 
     /// The elements in row-major order (the dtype must be `T`'s).
     /// A CUDA tensor is copied to the host first.
     pub fn to_vec<T: StorageElement>(&self) -> Result<Vec<T>> {
-        if self.is_cuda() {
+        if let Storage::Cuda(_) = &*self.storage {
             return self.to_cpu()?.to_vec();
         }
         Ok(self.contiguous_slice::<T>("to_vec")?.into_owned())
@@ -302,13 +311,17 @@ impl Tensor {
 
     /// The elements in row-major order, converted to f64 whatever the dtype.
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
-        if self.is_cuda() {
+        if let Storage::Cuda(_) = &*self.storage {
             return self.to_cpu()?.to_vec_f64();
         }
+        use crate::backend::cpu::gather;
         Ok(match self.cpu_storage("to_vec_f64")? {
-            CpuStorage::F32(v) => gather(v, &self.layout).into_iter().map(f64::from).collect(),
-            CpuStorage::F64(v) => gather(v, &self.layout),
-            CpuStorage::I64(v) => gather(v, &self.layout)
+            CpuStorage::F32(v) => gather(v, &self.layout)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            CpuStorage::F64(v) => gather(v, &self.layout)?,
+            CpuStorage::I64(v) => gather(v, &self.layout)?
                 .into_iter()
                 .map(|x| x as f64)
                 .collect(),
@@ -326,7 +339,7 @@ impl Tensor {
                 ),
             ));
         }
-        if self.is_cuda() {
+        if let Storage::Cuda(_) = &*self.storage {
             return self.to_cpu()?.item();
         }
         Ok(self.storage_slice::<T>("item")?[self.layout.offset()])
@@ -392,7 +405,7 @@ impl Tensor {
     /// Same elements in a new shape: a view of contiguous data, a copy otherwise.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if shape.numel() != self.numel() {
+        if shape.checked_numel("reshape")? != self.numel() {
             return Err(TensorError::shape(
                 "reshape",
                 format!(
@@ -430,18 +443,7 @@ impl Tensor {
 
     /// A fresh contiguous copy that shares nothing with `self`.
     pub fn copy(&self) -> Result<Tensor> {
-        if self.is_cuda() {
-            return crate::cuda::copy(self);
-        }
-        let storage = match self.cpu_storage("contiguous")? {
-            CpuStorage::F32(v) => CpuStorage::F32(gather(v, &self.layout)),
-            CpuStorage::F64(v) => CpuStorage::F64(gather(v, &self.layout)),
-            CpuStorage::I64(v) => CpuStorage::I64(gather(v, &self.layout)),
-        };
-        Ok(Tensor::from_cpu(
-            storage,
-            Layout::contiguous(self.shape().clone(), 0),
-        ))
+        self.backend().copy(self)
     }
 
     /// The same values in another dtype (a copy unless the dtype is already right).
@@ -449,21 +451,7 @@ impl Tensor {
         if dtype == self.dtype {
             return Ok(self.clone());
         }
-        if self.is_cuda() {
-            return Err(TensorError::Backend {
-                op: "to_dtype",
-                msg: format!(
-                    "cannot convert {} to {dtype} on {}: CUDA tensors are f32 (or i64 indices); convert on the CPU",
-                    self.dtype,
-                    self.device()
-                ),
-            });
-        }
-        Ok(Tensor::from_f64_values(
-            self.to_vec_f64()?,
-            self.shape().clone(),
-            dtype,
-        ))
+        self.backend().cast(self, dtype)
     }
 
     /// Moves the tensor to `device` (a no-op when it is already there).
@@ -474,8 +462,8 @@ impl Tensor {
             return Ok(self.clone());
         }
         match device {
-            Device::Cpu => crate::cuda::to_cpu(self),
-            Device::Cuda(_) => crate::cuda::to_cuda(self, device),
+            Device::Cpu => crate::backend::cuda::to_cpu(self),
+            Device::Cuda(_) => crate::backend::cuda::to_cuda(self, device),
         }
     }
 
@@ -486,78 +474,23 @@ impl Tensor {
 
     // ---- explicit mutation ---------------------------------------------
 
-    /// Replaces the elements in place through `f`, which sees them as one
-    /// contiguous slice. Storage shared with other tensors is copied first
-    /// (copy-on-write), so no other tensor observes the change.
+    /// Replaces the elements of a host tensor in place through `f`, which
+    /// sees them as one contiguous slice. Storage shared with other tensors
+    /// is copied first (copy-on-write), so no other tensor observes the
+    /// change. A tensor in GPU memory cannot be reached by a host closure:
+    /// update it through ops, or [`Tensor::sgd_step_`] and [`Tensor::adam_step_`].
     pub fn update_<T: Element>(&mut self, f: impl FnOnce(&mut [T])) -> Result<()> {
-        if self.is_cuda() {
-            return Err(TensorError::Backend {
-                op: "update_",
-                msg: format!(
-                    "a tensor on {} cannot be updated through a host closure: use Tensor::cuda_sgd_step_ or tensor ops",
-                    self.device()
-                ),
-            });
-        }
-        if !self.is_contiguous() || self.layout.offset() != 0 || self.storage_len() != self.numel()
-        {
-            *self = self.copy()?;
-        }
-        if Arc::get_mut(&mut self.storage).is_none() {
-            *self = self.copy()?;
-        }
-        let dtype = self.dtype;
-        let storage = Arc::get_mut(&mut self.storage).expect("storage made unique above");
-        let Storage::Cpu(cpu) = storage else {
-            return Err(crate::cuda::unsupported("update_", Device::Cuda(0)));
-        };
-        let data = T::slice_mut(cpu).ok_or(TensorError::UnsupportedDType {
-            op: "update_",
-            dtype,
-            expected: T::DTYPE.name(),
-        })?;
-        f(data);
-        Ok(())
-    }
-
-    /// One in-place SGD step of a CUDA parameter, with `torch.optim.SGD`'s
-    /// rule (the optimizer path for tensors that `update_` cannot reach).
-    /// `momentum_buffer` (required when `config.momentum != 0`) is updated in
-    /// place too; on the `first_step` it is filled with the gradient instead
-    /// of being read. Shared or strided storage is copied first, so no other
-    /// tensor observes the change.
-    pub fn cuda_sgd_step_(
-        &mut self,
-        grad: &Tensor,
-        momentum_buffer: Option<&mut Tensor>,
-        first_step: bool,
-        config: &crate::CudaSgdConfig,
-    ) -> Result<()> {
-        const OP: &str = "sgd_step";
-        self.check_same_kind(OP, grad)?;
-        if let Some(b) = &momentum_buffer {
-            self.check_same_kind(OP, b)?;
-        }
-        if !self.is_cuda() {
-            return Err(TensorError::Backend {
-                op: OP,
-                msg: format!(
-                    "cuda_sgd_step_ updates CUDA tensors; this one is on {} (use update_)",
-                    self.device()
-                ),
-            });
-        }
-        if self.shape() != grad.shape() {
-            return Err(TensorError::shape(
-                OP,
+        if let Storage::Cuda(_) = &*self.storage {
+            return Err(TensorError::invalid(
+                "update_",
                 format!(
-                    "parameter {} and gradient {} differ in shape",
-                    self.shape(),
-                    grad.shape()
+                    "a tensor on {} cannot be updated through a host closure: use tensor ops or the optimizer steps",
+                    self.device()
                 ),
             ));
         }
-        crate::cuda::sgd_step(self, grad, momentum_buffer, first_step, config)
+        f(crate::backend::host::unique_mut::<T>("update_", self)?);
+        Ok(())
     }
 
     pub(crate) fn storage_len(&self) -> usize {
@@ -606,27 +539,6 @@ impl Tensor {
                 dtype: self.dtype,
                 expected: "a float tensor (f32 or f64)",
             })
-        }
-    }
-}
-
-fn gather<T: Copy>(data: &[T], layout: &Layout) -> Vec<T> {
-    match layout.contiguous_range() {
-        Some(r) => data[r].to_vec(),
-        None => {
-            // Whole runs at a time: contiguous runs are copied, broadcast
-            // (stride-0) runs repeat one value.
-            let mut out = Vec::with_capacity(layout.numel());
-            crate::ops::iter::for_each_run_pair(
-                layout,
-                layout,
-                |o, _, len, stride, _| match stride {
-                    1 => out.extend_from_slice(&data[o..o + len]),
-                    0 => out.extend(std::iter::repeat_n(data[o], len)),
-                    _ => out.extend((0..len).map(|i| data[o + i * stride])),
-                },
-            );
-            out
         }
     }
 }

@@ -10,6 +10,11 @@ use crate::{Result, Var};
 use gradlab_tensor::{Conv2dParams, Shape};
 use std::panic::Location;
 
+/// `y = conv2d(x, w, b)`: `dx` is the transposed convolution of the output
+/// gradient with `w` ([`gradlab_tensor::kernels::reference::conv2d_backward_data`]), `dw` the
+/// correlation of `x` with the output gradient
+/// ([`gradlab_tensor::kernels::reference::conv2d_backward_weight`]), `db` its sum over batch and
+/// positions ([`gradlab_tensor::kernels::reference::sum`]).
 struct Conv2dBackward(Conv2dParams);
 
 impl BackwardOp for Conv2dBackward {
@@ -36,9 +41,19 @@ impl BackwardOp for Conv2dBackward {
         }
         Ok(grads)
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].conv2d(&inputs[1], inputs.get(2), self.0))
+    }
 }
 
-/// Inputs `(g, w)`, output the input gradient.
+/// Inputs `(g, w)`, output the input gradient. Bilinear: its own gradients
+/// are a forward convolution ([`gradlab_tensor::kernels::reference::conv2d_forward`]) and a weight
+/// gradient ([`gradlab_tensor::kernels::reference::conv2d_backward_weight`]).
 struct Conv2dBackwardDataBackward(Conv2dParams);
 
 impl BackwardOp for Conv2dBackwardDataBackward {
@@ -57,9 +72,19 @@ impl BackwardOp for Conv2dBackwardDataBackward {
             .transpose()?;
         Ok(vec![d_g, d_w])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].conv2d_backward_data(&inputs[1], output_shape, self.0))
+    }
 }
 
-/// Inputs `(g, x)`, output the weight gradient.
+/// Inputs `(g, x)`, output the weight gradient. Bilinear: its own gradients
+/// are a forward convolution ([`gradlab_tensor::kernels::reference::conv2d_forward`]) and an input
+/// gradient ([`gradlab_tensor::kernels::reference::conv2d_backward_data`]).
 struct Conv2dBackwardWeightBackward(Conv2dParams);
 
 impl BackwardOp for Conv2dBackwardWeightBackward {
@@ -77,6 +102,14 @@ impl BackwardOp for Conv2dBackwardWeightBackward {
             .then(|| g.conv2d_backward_data(gg, &x.shape(), self.0))
             .transpose()?;
         Ok(vec![d_g, d_x])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].conv2d_backward_weight(&inputs[1], output_shape, self.0))
     }
 }
 

@@ -6,7 +6,9 @@ use gradlab_tensor::{BinaryOp, UnaryOp};
 use std::panic::Location;
 
 /// Backward of a broadcasting binary op; gradients are summed back to each
-/// operand's shape.
+/// operand's shape. Each gradient is itself elementwise arithmetic
+/// ([`gradlab_tensor::kernels::reference::binary`], on the operands broadcast to one shape) followed by
+/// that sum ([`gradlab_tensor::kernels::reference::sum`]).
 struct BinaryBackward(BinaryOp);
 
 impl BackwardOp for BinaryBackward {
@@ -37,7 +39,7 @@ impl BackwardOp for BinaryBackward {
             // Linear in the gradient `a`; the mask is piecewise constant in `b`.
             BinaryOp::ReluBackward => (
                 g.binary(b, BinaryOp::ReluBackward)?,
-                Var::constant(b.data().zeros_like()),
+                Var::constant(b.data().zeros_like()?),
             ),
         };
         let ga = if a.requires_grad() {
@@ -52,10 +54,20 @@ impl BackwardOp for BinaryBackward {
         };
         Ok(vec![ga, gb])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].binary(&inputs[1], self.0))
+    }
 }
 
 /// Backward of a unary op, from its input (recomputing what it needs with
-/// differentiable ops, so that second derivatives are right).
+/// differentiable ops, so that second derivatives are right): elementwise
+/// maps and products ([`gradlab_tensor::kernels::reference::unary`], [`gradlab_tensor::kernels::reference::binary`]); ReLU's is one
+/// masked copy (`BinaryOp::ReluBackward` in [`gradlab_tensor::kernels::reference::binary`]).
 struct UnaryBackward(UnaryOp);
 
 impl BackwardOp for UnaryBackward {
@@ -100,9 +112,17 @@ impl BackwardOp for UnaryBackward {
             UnaryOp::Pow(e) => g.mul(&x.powf(e - 1.0)?)?.mul_scalar(e)?,
             UnaryOp::AddScalar(_) => g.clone(),
             UnaryOp::MulScalar(s) => g.mul_scalar(s)?,
-            UnaryOp::GtMask(_) => Var::constant(x.data().zeros_like()),
+            UnaryOp::GtMask(_) => Var::constant(x.data().zeros_like()?),
         };
         Ok(vec![Some(gx)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].unary(self.0))
     }
 }
 

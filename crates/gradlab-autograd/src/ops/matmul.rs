@@ -6,7 +6,8 @@ use std::panic::Location;
 
 /// `a @ b` with 1-D promotion and broadcast batch dims. Gradients are
 /// computed on the promoted (>= 2-D) forms and summed back over broadcast
-/// batch dims.
+/// batch dims. Both gradients are products again: `da = g @ b^T`,
+/// `db = a^T @ g` ([`gradlab_tensor::kernels::reference::gemm`], reading the transposes through strides).
 struct MatmulBackward;
 
 /// The >= 2-D form matmul computes with: a 1-D `a` is a row, a 1-D `b` a column.
@@ -49,9 +50,18 @@ impl BackwardOp for MatmulBackward {
         };
         Ok(vec![ga, gb])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].matmul(&inputs[1]))
+    }
 }
 
-/// `x @ weight^T + bias` over the last dim of `x`.
+/// `x @ weight^T + bias` over the last dim of `x`: `dx = g @ weight`,
+/// `dweight = g^T @ x` ([`gradlab_tensor::kernels::reference::gemm`]), `dbias = Σ g` ([`gradlab_tensor::kernels::reference::sum`]).
 struct LinearBackward;
 
 impl BackwardOp for LinearBackward {
@@ -84,6 +94,19 @@ impl BackwardOp for LinearBackward {
             );
         }
         Ok(grads)
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        // As `Var::linear` computes it: x @ weight^T, then the bias.
+        let product = inputs[1].t().and_then(|wt| inputs[0].matmul(&wt));
+        crate::graph::replay(match inputs.get(2) {
+            Some(bias) => product.and_then(|p| p.add(bias)),
+            None => product,
+        })
     }
 }
 

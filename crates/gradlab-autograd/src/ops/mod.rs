@@ -5,6 +5,7 @@ mod conv;
 mod elementwise;
 mod matmul;
 pub mod norm;
+pub mod operators;
 mod pool;
 mod reduce;
 mod shape;

@@ -1,13 +1,13 @@
 //! Batch normalisation.
 //!
-//! In training mode on the CPU it is one recorded op with fused kernels
-//! (`NativeBatchNormBackward`, as PyTorch names it): a handful of passes
-//! over the activation instead of the twenty or so of its composed form.
-//! Its backward runs the fused kernel too, except when the backward pass
-//! itself is being recorded (`create_graph`): then it is written with
-//! differentiable ops, so that gradients of gradients stay exact. Elsewhere
-//! (evaluation with running statistics, CUDA tensors) batch norm is
-//! composed from differentiable ops.
+//! In training mode it is one recorded op over the backend's batch-norm
+//! primitives (`NativeBatchNormBackward`, as PyTorch names it): a handful
+//! of passes over the activation instead of the twenty or so of its
+//! composed form. Its backward runs the fused primitive too, except when the
+//! backward pass itself is being recorded (`create_graph`): then it is
+//! written with differentiable ops, so that gradients of gradients stay
+//! exact. Evaluation with running statistics inside a graph is composed
+//! from differentiable ops ([`batch_norm2d`]).
 
 use crate::graph::{is_grad_enabled, record, BackwardOp};
 use crate::{Result, Var};
@@ -84,13 +84,6 @@ fn train_at(
     eps: f64,
     location: &'static Location<'static>,
 ) -> Result<(Var, Tensor, Tensor)> {
-    if x.data().is_cuda() {
-        let (mean, var) = batch_stats2d(x)?;
-        let y = batch_norm2d(x, &mean, &var, weight, bias, eps)?;
-        let channels = x.dims()[1];
-        let flat = |v: &Var| v.data().reshape([channels]);
-        return Ok((y, flat(&mean)?, flat(&var)?));
-    }
     let (w, b) = (weight.map(Var::data), bias.map(Var::data));
     let (y, mean, var) = x.data().batch_norm2d_train(w.as_ref(), b.as_ref(), eps)?;
     let mut inputs = vec![x];
@@ -107,6 +100,10 @@ fn train_at(
 }
 
 /// Inputs `(x, weight?, bias?)`; keeps the batch statistics of the forward pass.
+///
+/// The gradient is the backend's `batch_norm2d_backward` primitive; its
+/// plain loop is [`gradlab_tensor::kernels::reference::batch_norm2d_backward`]
+/// (the forward: [`gradlab_tensor::kernels::reference::batch_norm2d_train_forward`]).
 struct NativeBatchNormBackward {
     mean: Tensor,
     var: Tensor,
@@ -144,6 +141,22 @@ impl BackwardOp for NativeBatchNormBackward {
             grads.push(b.requires_grad().then_some(db));
         }
         Ok(grads)
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        // The batch statistics are recomputed from the (perturbed) input:
+        // they are part of the function training-mode batch norm computes.
+        let weight = self.has_weight.then(|| &inputs[1]);
+        let bias = self.has_bias.then(|| &inputs[inputs.len() - 1]);
+        crate::graph::replay(
+            inputs[0]
+                .batch_norm2d_train(weight, bias, self.eps)
+                .map(|(y, _, _)| y),
+        )
     }
 }
 

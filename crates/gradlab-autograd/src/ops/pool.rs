@@ -7,6 +7,9 @@ use crate::{Result, Var};
 use gradlab_tensor::{MaxPool2dParams, Shape, Tensor};
 use std::panic::Location;
 
+/// Each pooled gradient goes to its window's winner, recorded as the
+/// argmax of the forward pass ([`gradlab_tensor::kernels::reference::max_pool2d_backward`]; the
+/// forward: [`gradlab_tensor::kernels::reference::max_pool2d_forward`]).
 struct MaxPool2dBackward {
     params: MaxPool2dParams,
     argmax: Tensor,
@@ -20,8 +23,18 @@ impl BackwardOp for MaxPool2dBackward {
         let gx = g.max_pool2d_scatter(&self.argmax, &inputs[0].shape(), self.params)?;
         Ok(vec![Some(gx)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].max_pool2d(self.params).map(|(y, _)| y))
+    }
 }
 
+/// The routing above is linear; its own gradient reads the winners back
+/// ([`gradlab_tensor::kernels::reference::max_pool2d_gather`]).
 struct MaxPoolScatterBackward {
     params: MaxPool2dParams,
     argmax: Tensor,
@@ -34,8 +47,18 @@ impl BackwardOp for MaxPoolScatterBackward {
     fn backward(&self, _: &[Var], gg: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(gg.max_pool2d_gather(&self.argmax, self.params)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].max_pool2d_backward(&self.argmax, output_shape, self.params))
+    }
 }
 
+/// The adjoint of the gather: route to the winners again
+/// ([`gradlab_tensor::kernels::reference::max_pool2d_backward`]).
 struct MaxPoolGatherBackward {
     params: MaxPool2dParams,
     argmax: Tensor,
@@ -51,6 +74,14 @@ impl BackwardOp for MaxPoolGatherBackward {
             &inputs[0].shape(),
             self.params,
         )?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].max_pool2d_gather(&self.argmax, self.params))
     }
 }
 

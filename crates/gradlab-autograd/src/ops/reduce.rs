@@ -7,7 +7,9 @@ use gradlab_tensor::{Shape, Tensor};
 use std::panic::Location;
 
 /// sum and mean: the gradient is spread back over the reduced dims (times
-/// `scale`, which is 1/count for mean).
+/// `scale`, which is 1/count for mean). The spreading is a broadcast view
+/// (no kernel runs); the scaling is [`gradlab_tensor::kernels::reference::unary`]. The forward:
+/// [`gradlab_tensor::kernels::reference::sum`].
 struct SumBackward {
     name: &'static str,
     input_shape: Shape,
@@ -27,9 +29,24 @@ impl BackwardOp for SumBackward {
         }
         Ok(vec![Some(gx)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let x = &inputs[0];
+        let keepdim = output_shape.rank() == x.rank();
+        crate::graph::replay(if self.scale == 1.0 {
+            x.sum(Some(&self.dims), keepdim)
+        } else {
+            x.mean(Some(&self.dims), keepdim)
+        })
+    }
 }
 
-/// max along a dim: the gradient goes to the position of each maximum.
+/// max along a dim: the gradient goes to the position of each maximum
+/// ([`gradlab_tensor::kernels::reference::scatter_add_along`]; the forward: [`gradlab_tensor::kernels::reference::max_along`]).
 struct MaxBackward {
     dim: usize,
     input_shape: Shape,
@@ -49,8 +66,19 @@ impl BackwardOp for MaxBackward {
             &self.input_shape,
         )?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let x = &inputs[0];
+        let keepdim = output_shape.rank() == x.rank();
+        crate::graph::replay(x.max_dim(self.dim, keepdim).map(|(values, _)| values))
+    }
 }
 
+/// The adjoint of scatter-add is a gather ([`gradlab_tensor::kernels::reference::gather_along`]).
 struct ScatterAddBackward {
     dim: usize,
     index: Tensor,
@@ -63,8 +91,17 @@ impl BackwardOp for ScatterAddBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.gather_along(self.dim, &self.index)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].scatter_add_along(self.dim, &self.index, output_shape))
+    }
 }
 
+/// The adjoint of a gather is a scatter-add ([`gradlab_tensor::kernels::reference::scatter_add_along`]).
 struct GatherBackward {
     dim: usize,
     index: Tensor,
@@ -81,6 +118,14 @@ impl BackwardOp for GatherBackward {
             &self.index,
             &self.input_shape,
         )?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].gather_along(self.dim, &self.index))
     }
 }
 

@@ -5,7 +5,9 @@ use crate::{Result, Var};
 use gradlab_tensor::Shape;
 use std::panic::Location;
 
-/// reshape / flatten / squeeze / unsqueeze: the gradient takes the input's shape back.
+/// reshape / flatten / squeeze / unsqueeze: the gradient takes the input's
+/// shape back. Like every view below, no kernel runs: only the layout
+/// (shape, strides, offset) changes.
 struct ReshapeBackward(Shape);
 
 impl BackwardOp for ReshapeBackward {
@@ -15,8 +17,17 @@ impl BackwardOp for ReshapeBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.reshape(self.0.clone())?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].reshape(output_shape.clone()))
+    }
 }
 
+/// The inverse permutation of the gradient (a view).
 struct PermuteBackward(Vec<usize>);
 
 impl BackwardOp for PermuteBackward {
@@ -30,8 +41,17 @@ impl BackwardOp for PermuteBackward {
         }
         Ok(vec![Some(g.permute(&inverse)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].permute(&self.0))
+    }
 }
 
+/// The same transpose of the gradient (a view).
 struct TransposeBackward(usize, usize);
 
 impl BackwardOp for TransposeBackward {
@@ -41,8 +61,18 @@ impl BackwardOp for TransposeBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.transpose(self.0, self.1)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].transpose(self.0, self.1))
+    }
 }
 
+/// The gradient placed inside zeros of the input's shape: a copy into a
+/// region of a new tensor (the `assemble` primitive).
 struct NarrowBackward {
     dim: usize,
     start: usize,
@@ -56,8 +86,18 @@ impl BackwardOp for NarrowBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.embed(self.dim, self.start, self.size)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let length = output_shape.dims()[self.dim];
+        crate::graph::replay(inputs[0].narrow(self.dim, self.start, length))
+    }
 }
 
+/// The adjoint of placing inside zeros is cutting the region out again (a view).
 struct EmbedBackward {
     dim: usize,
     start: usize,
@@ -71,8 +111,18 @@ impl BackwardOp for EmbedBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.narrow(self.dim, self.start, self.len)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let size = output_shape.dims()[self.dim];
+        crate::graph::replay(inputs[0].embed(self.dim, self.start, size))
+    }
 }
 
+/// Broadcast dims are summed away ([`gradlab_tensor::kernels::reference::sum`]).
 struct ExpandBackward(Shape);
 
 impl BackwardOp for ExpandBackward {
@@ -82,8 +132,17 @@ impl BackwardOp for ExpandBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.sum_to(&self.0)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].broadcast_to(output_shape.clone()))
+    }
 }
 
+/// Summing dims away is undone by broadcasting the gradient back (a view).
 struct SumToBackward(Shape);
 
 impl BackwardOp for SumToBackward {
@@ -93,8 +152,17 @@ impl BackwardOp for SumToBackward {
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         Ok(vec![Some(g.broadcast_to(self.0.clone())?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].sum_to(output_shape))
+    }
 }
 
+/// Each input's gradient is its slice of the output gradient (views).
 struct CatBackward {
     dim: usize,
     sizes: Vec<usize>,
@@ -112,6 +180,15 @@ impl BackwardOp for CatBackward {
             start += len;
         }
         Ok(grads)
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        let refs: Vec<_> = inputs.iter().collect();
+        crate::graph::replay(gradlab_tensor::Tensor::cat(&refs, self.dim))
     }
 }
 

@@ -17,6 +17,9 @@ fn output_for_backward(saved: &Tensor, recompute: impl FnOnce() -> Result<Var>) 
     }
 }
 
+/// `dx = y * (g - Σ g·y)` along the dim: elementwise products and a sum
+/// ([`gradlab_tensor::kernels::reference::binary`], [`gradlab_tensor::kernels::reference::sum`]) on the saved output (the forward:
+/// [`gradlab_tensor::kernels::reference::softmax`]).
 struct SoftmaxBackward {
     dim: usize,
     output: Tensor,
@@ -32,8 +35,18 @@ impl BackwardOp for SoftmaxBackward {
         let dot = g.mul(&y)?.sum(Some(&[self.dim]), true)?;
         Ok(vec![Some(y.mul(&g.sub(&dot)?)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].softmax(self.dim))
+    }
 }
 
+/// `dx = g - exp(y) * Σ g` along the dim ([`gradlab_tensor::kernels::reference::unary`],
+/// [`gradlab_tensor::kernels::reference::binary`], [`gradlab_tensor::kernels::reference::sum`]; the forward: [`gradlab_tensor::kernels::reference::softmax`]).
 struct LogSoftmaxBackward {
     dim: usize,
     output: Tensor,
@@ -49,12 +62,28 @@ impl BackwardOp for LogSoftmaxBackward {
         let total = g.sum(Some(&[self.dim]), true)?;
         Ok(vec![Some(g.sub(&y.exp()?.mul(&total)?)?)])
     }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        _: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        crate::graph::replay(inputs[0].log_softmax(self.dim))
+    }
 }
 
 /// Cross-entropy of logits against a (smoothed) one-hot target `q`:
 /// `d loss / d logits = (softmax(logits) - q) * scale`.
+///
+/// A plain backward runs the backend's fused `cross_entropy_backward`
+/// primitive (plain loop:
+/// [`gradlab_tensor::kernels::reference::cross_entropy_backward`]); when
+/// the backward pass is itself recorded, it is written with differentiable
+/// ops (softmax minus the target distribution), so that second derivatives
+/// flow through it.
 struct CrossEntropyBackward {
-    target_dist: Tensor,
+    target: Tensor,
+    label_smoothing: f64,
     scale: f64,
 }
 
@@ -63,9 +92,47 @@ impl BackwardOp for CrossEntropyBackward {
         "CrossEntropyBackward"
     }
     fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
-        let p = inputs[0].softmax(1)?;
-        let d = p.sub(&Var::constant(self.target_dist.clone()))?;
+        let logits = &inputs[0];
+        let rows = logits.dims()[0];
+        if !is_grad_enabled() {
+            // Each row's loss gradient: the upstream scalar times the reduction's scale.
+            let per_row = g.data().mul_scalar(self.scale)?.broadcast_to([rows])?;
+            let grad = logits.data().cross_entropy_backward(
+                &self.target,
+                self.label_smoothing,
+                &per_row,
+            )?;
+            return Ok(vec![Some(Var::constant(grad))]);
+        }
+        let q = Tensor::cross_entropy_target(
+            &self.target,
+            logits.dims()[1],
+            self.label_smoothing,
+            logits.dtype(),
+        )?;
+        let d = logits.softmax(1)?.sub(&Var::constant(q))?;
         Ok(vec![Some(d.mul(g)?.mul_scalar(self.scale)?)])
+    }
+
+    fn forward(
+        &self,
+        inputs: &[gradlab_tensor::Tensor],
+        output_shape: &gradlab_tensor::Shape,
+    ) -> Option<Result<gradlab_tensor::Tensor>> {
+        // -scale * sum(q * log_softmax(logits)), with the (smoothed)
+        // one-hot targets q and the reduction's scale the node keeps.
+        let logits = &inputs[0];
+        let loss = Tensor::cross_entropy_target(
+            &self.target,
+            logits.dims()[1],
+            self.label_smoothing,
+            logits.dtype(),
+        )
+        .and_then(|q| logits.log_softmax(1)?.mul(&q))
+        .and_then(|terms| terms.sum_all())
+        .and_then(|total| total.mul_scalar(-self.scale))
+        .and_then(|loss| loss.reshape(output_shape.clone()));
+        crate::graph::replay(loss)
     }
 }
 
@@ -105,14 +172,10 @@ impl Var {
         let logits = self.data();
         check_cross_entropy(&logits, target, label_smoothing)?;
         let out = logits.cross_entropy(target, reduction, label_smoothing)?;
-        let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+        let n = logits.dims()[0];
         let op = CrossEntropyBackward {
-            target_dist: Tensor::cross_entropy_target(
-                target,
-                classes,
-                label_smoothing,
-                logits.dtype(),
-            )?,
+            target: target.clone(),
+            label_smoothing,
             scale: match reduction {
                 Reduction::Mean => 1.0 / n as f64,
                 Reduction::Sum => 1.0,

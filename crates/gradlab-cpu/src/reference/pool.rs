@@ -65,3 +65,18 @@ pub fn max_pool2d_backward<T: Float>(
         }
     }
 }
+
+/// Reads `input` (shaped like the pool's input) at each window's winner:
+/// the adjoint of [`max_pool2d_backward`], and the gradient of that
+/// routing. A window without a winner (`usize::MAX`) reads 0.
+pub fn max_pool2d_gather<T: Float>(s: &Pool2dShape, input: &[T], argmax: &[usize], out: &mut [T]) {
+    let out_plane = s.out_h() * s.out_w();
+    let plane = s.in_h * s.in_w;
+    for (o, (v, &idx)) in out.iter_mut().zip(argmax).enumerate() {
+        *v = if idx == usize::MAX {
+            T::ZERO
+        } else {
+            input[(o / out_plane) * plane + idx]
+        };
+    }
+}

@@ -1,4 +1,10 @@
 //! Elementwise kernels: broadcasting binary ops, unary ops, fill, strided copy.
+//!
+//! The host merges the dimensions that every operand walks in step (a dense
+//! tensor becomes one dimension) before choosing a kernel: operands that are
+//! all dense take the contiguous kernels (plain indexing, float4 when
+//! aligned); the others take the strided ones, with 32-bit index arithmetic
+//! when the element count fits.
 
 use super::{check_len, same_gpu, to_i64};
 use crate::compile::KernelFile;
@@ -39,64 +45,38 @@ impl<'a> View<'a> {
     }
 }
 
-/// Binary ops; the codes match `OP_*` in `kernels/elementwise.cu`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    /// NaN-propagating maximum.
-    Maximum,
-    /// NaN-propagating minimum.
-    Minimum,
-    /// `a ^ b` (powf).
-    Pow,
-    /// `a * (b > 0)`: the gradient `a` of a ReLU whose input was `b`.
-    ReluBackward,
-}
+/// The engine's op enum, one for every backend ([`gradlab_cpu::op`]).
+pub use gradlab_cpu::{BinaryOp, UnaryOp};
 
-impl BinaryOp {
-    fn code(self) -> i32 {
-        self as i32
+/// The kernel's code for `op`: `OP_*` in `kernels/elementwise.cu` (0 add,
+/// 1 sub, 2 mul, 3 div, 4 maximum, 7 relu-backward `a * (b > 0)`).
+pub fn binary_code(op: BinaryOp) -> i32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Maximum => 4,
+        BinaryOp::ReluBackward => 7,
     }
 }
 
-/// Unary ops; codes match `UOP_*` in `kernels/elementwise.cu`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Relu,
-    Sigmoid,
-    Tanh,
-    Abs,
-    /// `x ^ p`.
-    Powf(f32),
-    AddScalar(f32),
-    MulScalar(f32),
-    /// `1 / x`.
-    Recip,
-}
-
-impl UnaryOp {
-    fn code_and_param(self) -> (i32, f32) {
-        match self {
-            UnaryOp::Neg => (0, 0.0),
-            UnaryOp::Exp => (1, 0.0),
-            UnaryOp::Log => (2, 0.0),
-            UnaryOp::Sqrt => (3, 0.0),
-            UnaryOp::Relu => (4, 0.0),
-            UnaryOp::Sigmoid => (5, 0.0),
-            UnaryOp::Tanh => (6, 0.0),
-            UnaryOp::Abs => (7, 0.0),
-            UnaryOp::Powf(p) => (8, p),
-            UnaryOp::AddScalar(s) => (9, s),
-            UnaryOp::MulScalar(s) => (10, s),
-            UnaryOp::Recip => (11, 0.0),
-        }
+/// The kernel's code for `op` (`UOP_*` in `kernels/elementwise.cu`) and its
+/// scalar parameter, in f32 as the kernels compute.
+pub fn unary_code(op: UnaryOp) -> (i32, f32) {
+    match op {
+        UnaryOp::Neg => (0, 0.0),
+        UnaryOp::Exp => (1, 0.0),
+        UnaryOp::Log => (2, 0.0),
+        UnaryOp::Sqrt => (3, 0.0),
+        UnaryOp::Relu => (4, 0.0),
+        UnaryOp::Sigmoid => (5, 0.0),
+        UnaryOp::Tanh => (6, 0.0),
+        UnaryOp::Abs => (7, 0.0),
+        UnaryOp::Pow(p) => (8, p as f32),
+        UnaryOp::AddScalar(s) => (9, s as f32),
+        UnaryOp::MulScalar(s) => (10, s as f32),
+        UnaryOp::GtMask(t) => (12, t as f32),
     }
 }
 
@@ -170,6 +150,64 @@ fn strided_args(op: &'static str, shape: &[usize]) -> Result<Option<(StridedArgs
     Ok(Some((args, numel)))
 }
 
+/// Shape and per-operand strides with size-1 dimensions dropped and adjacent
+/// dimensions merged wherever every operand steps through them as through
+/// one (outer stride = inner stride × inner size). A dense tensor comes out
+/// as one dimension of stride 1.
+pub fn merge_dims(shape: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut dims: Vec<usize> = Vec::new();
+    let mut merged: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
+    for d in (0..shape.len()).rev() {
+        let n = shape[d];
+        if n == 1 {
+            continue;
+        }
+        let joins = dims.last().is_some_and(|&inner| {
+            merged
+                .iter()
+                .zip(strides)
+                .all(|(m, s)| s[d] == m.last().copied().unwrap_or(0) * inner)
+        });
+        if joins {
+            *dims.last_mut().expect("checked above") *= n;
+        } else {
+            dims.push(n);
+            for (m, s) in merged.iter_mut().zip(strides) {
+                m.push(s[d]);
+            }
+        }
+    }
+    dims.reverse();
+    merged.iter_mut().for_each(|m| m.reverse());
+    (dims, merged)
+}
+
+/// How a launch over views walks them.
+enum Walk {
+    /// Every operand dense: plain indexing from each view's offset.
+    Contiguous,
+    /// Kernel arguments for the strided walk, and whether 32-bit index
+    /// arithmetic suffices.
+    Strided(Box<StridedArgs>, bool),
+}
+
+/// The walk over `shape` for `views` (already checked against their buffers).
+fn plan(op: &'static str, shape: &[usize], views: &[View<'_>], numel: usize) -> Result<Walk> {
+    let strides: Vec<&[usize]> = views.iter().map(|v| v.strides).collect();
+    let (dims, merged) = merge_dims(shape, &strides);
+    if dims.len() <= 1 && merged.iter().all(|m| m.first().is_none_or(|&st| st == 1)) {
+        return Ok(Walk::Contiguous);
+    }
+    let (mut args, _) = strided_args(op, &dims)?.expect("numel > 0");
+    for (slot, (m, v)) in merged.iter().zip(views).enumerate() {
+        for (d, &st) in m.iter().enumerate() {
+            args.strides[slot][d] = to_i64(op, "stride", st)?;
+        }
+        args.offsets[slot] = to_i64(op, "offset", v.offset)?;
+    }
+    Ok(Walk::Strided(Box::new(args), numel <= i32::MAX as usize))
+}
+
 /// Output views must not write one element twice (no zero strides on
 /// dimensions longer than 1), or threads would race.
 fn check_writable(op: &'static str, shape: &[usize], view: View<'_>) -> Result<()> {
@@ -211,20 +249,54 @@ pub fn binary(
     describe(OP, "output", shape, out_view, out.len(), 0, &mut args)?;
     describe(OP, "a", shape, a_view, a.len(), 1, &mut args)?;
     describe(OP, "b", shape, b_view, b.len(), 2, &mut args)?;
-    let launch = [
-        Arg::I32(op.code()),
-        Arg::Strided(args),
-        Arg::I64(numel as i64),
-        Arg::Ptr(a.device_ptr()),
-        Arg::Ptr(b.device_ptr()),
-        Arg::Ptr(out.device_ptr()),
+    let ptrs = [
+        (a.device_ptr(), a_view),
+        (b.device_ptr(), b_view),
+        (out.device_ptr(), out_view),
     ];
-    gpu.launch(
-        KernelFile::Elementwise,
-        "binary_strided",
-        gpu.elementwise_config(numel),
-        &launch,
-    )
+    binary_launch(&gpu, op, shape, numel, ptrs)
+}
+
+/// Launches a binary op over checked views `[a, b, out]` (pointers are the
+/// buffers' starts).
+fn binary_launch(
+    gpu: &crate::Gpu,
+    op: BinaryOp,
+    shape: &[usize],
+    numel: usize,
+    [(a, av), (b, bv), (out, ov)]: [(u64, View<'_>); 3],
+) -> Result<()> {
+    const OP: &str = "binary";
+    let at = |base: u64, v: View<'_>| base + 4 * v.offset as u64;
+    let cfg = gpu.elementwise_config(numel);
+    match plan(OP, shape, &[ov, av, bv], numel)? {
+        Walk::Contiguous => {
+            let launch = [
+                Arg::I32(binary_code(op)),
+                Arg::I64(numel as i64),
+                Arg::Ptr(at(a, av)),
+                Arg::Ptr(at(b, bv)),
+                Arg::Ptr(at(out, ov)),
+            ];
+            gpu.launch(KernelFile::Elementwise, "binary_contiguous", cfg, &launch)
+        }
+        Walk::Strided(args, narrow) => {
+            let kernel = if narrow {
+                "binary_strided_i32"
+            } else {
+                "binary_strided"
+            };
+            let launch = [
+                Arg::I32(binary_code(op)),
+                Arg::Strided(*args),
+                Arg::I64(numel as i64),
+                Arg::Ptr(a),
+                Arg::Ptr(b),
+                Arg::Ptr(out),
+            ];
+            gpu.launch(KernelFile::Elementwise, kernel, cfg, &launch)
+        }
+    }
 }
 
 /// In place: `a[i] = op(a[i], b[i])` over `shape` (e.g. gradient accumulation).
@@ -243,22 +315,13 @@ pub fn binary_inplace(
     };
     check_writable(OP, shape, a_view)?;
     describe(OP, "a (output)", shape, a_view, a.len(), 0, &mut args)?;
-    describe(OP, "a", shape, a_view, a.len(), 1, &mut args)?;
     describe(OP, "b", shape, b_view, b.len(), 2, &mut args)?;
-    let launch = [
-        Arg::I32(op.code()),
-        Arg::Strided(args),
-        Arg::I64(numel as i64),
-        Arg::Ptr(a.device_ptr()),
-        Arg::Ptr(b.device_ptr()),
-        Arg::Ptr(a.device_ptr()),
+    let ptrs = [
+        (a.device_ptr(), a_view),
+        (b.device_ptr(), b_view),
+        (a.device_ptr(), a_view),
     ];
-    gpu.launch(
-        KernelFile::Elementwise,
-        "binary_strided",
-        gpu.elementwise_config(numel),
-        &launch,
-    )
+    binary_launch(&gpu, op, shape, numel, ptrs)
 }
 
 /// `out[i] = op(a[i], b[i])` for three contiguous buffers of equal length.
@@ -276,7 +339,7 @@ pub fn binary_contiguous(
         return Ok(());
     }
     let launch = [
-        Arg::I32(op.code()),
+        Arg::I32(binary_code(op)),
         Arg::I64(a.len() as i64),
         Arg::Ptr(a.device_ptr()),
         Arg::Ptr(b.device_ptr()),
@@ -294,7 +357,7 @@ fn unary_launch(op: UnaryOp, x: u64, out: u64, n: usize, gpu: &crate::Gpu) -> Re
     if n == 0 {
         return Ok(());
     }
-    let (code, param) = op.code_and_param();
+    let (code, param) = unary_code(op);
     let launch = [
         Arg::I32(code),
         Arg::F32(param),
@@ -359,18 +422,33 @@ pub fn copy_strided(
     check_writable(OP, shape, dst_view)?;
     describe(OP, "destination", shape, dst_view, dst.len(), 0, &mut args)?;
     describe(OP, "source", shape, src_view, src.len(), 1, &mut args)?;
-    let launch = [
-        Arg::Strided(args),
-        Arg::I64(numel as i64),
-        Arg::Ptr(src.device_ptr()),
-        Arg::Ptr(dst.device_ptr()),
-    ];
-    gpu.launch(
-        KernelFile::Elementwise,
-        "copy_strided",
-        gpu.elementwise_config(numel),
-        &launch,
-    )
+    match plan(OP, shape, &[dst_view, src_view], numel)? {
+        // Both dense: one device-to-device copy, no kernel.
+        Walk::Contiguous => gpu.copy_dtod(
+            dst.ptr_at(dst_view.offset),
+            src.ptr_at(src_view.offset),
+            4 * numel,
+        ),
+        Walk::Strided(args, narrow) => {
+            let kernel = if narrow {
+                "copy_strided_i32"
+            } else {
+                "copy_strided"
+            };
+            let launch = [
+                Arg::Strided(*args),
+                Arg::I64(numel as i64),
+                Arg::Ptr(src.device_ptr()),
+                Arg::Ptr(dst.device_ptr()),
+            ];
+            gpu.launch(
+                KernelFile::Elementwise,
+                kernel,
+                gpu.elementwise_config(numel),
+                &launch,
+            )
+        }
+    }
 }
 
 /// Row-major contiguous strides of `shape`.
@@ -404,14 +482,46 @@ mod tests {
     }
 
     #[test]
+    fn dense_dims_merge_into_one() {
+        let dense = contiguous_strides(&[2, 3, 4]);
+        let (dims, strides) = merge_dims(&[2, 3, 4], &[&dense, &dense]);
+        assert_eq!((dims, strides), (vec![24], vec![vec![1], vec![1]]));
+        // A row broadcast ([2, 3] + [3]): the rows cannot merge with b's stride 0.
+        let (dims, strides) = merge_dims(&[2, 3], &[&[3, 1], &[0, 1]]);
+        assert_eq!(dims, vec![2, 3]);
+        assert_eq!(strides, vec![vec![3, 1], vec![0, 1]]);
+        // Size-1 dims vanish; a transposed operand keeps both dims.
+        let (dims, _) = merge_dims(&[1, 4, 1, 5], &[&[20, 5, 5, 1], &[20, 5, 5, 1]]);
+        assert_eq!(dims, vec![20]);
+        let (dims, strides) = merge_dims(&[4, 5], &[&[5, 1], &[1, 4]]);
+        assert_eq!(dims, vec![4, 5]);
+        assert_eq!(strides[1], vec![1, 4]);
+        // A single element: no dims at all (taken as contiguous).
+        assert_eq!(merge_dims(&[1, 1], &[&[1, 1]]).0, Vec::<usize>::new());
+    }
+
+    #[test]
     fn op_codes_match_the_kernel_file() {
         let src = crate::KernelFile::Elementwise.source();
         for (name, code) in [
-            ("OP_ADD", BinaryOp::Add.code()),
-            ("OP_MAX", BinaryOp::Maximum.code()),
-            ("OP_RELU_BACKWARD", BinaryOp::ReluBackward.code()),
-            ("UOP_POWF", UnaryOp::Powf(2.0).code_and_param().0),
-            ("UOP_RECIP", UnaryOp::Recip.code_and_param().0),
+            ("OP_ADD", binary_code(BinaryOp::Add)),
+            ("OP_SUB", binary_code(BinaryOp::Sub)),
+            ("OP_MUL", binary_code(BinaryOp::Mul)),
+            ("OP_DIV", binary_code(BinaryOp::Div)),
+            ("OP_MAX", binary_code(BinaryOp::Maximum)),
+            ("OP_RELU_BACKWARD", binary_code(BinaryOp::ReluBackward)),
+            ("UOP_NEG", unary_code(UnaryOp::Neg).0),
+            ("UOP_EXP", unary_code(UnaryOp::Exp).0),
+            ("UOP_LOG", unary_code(UnaryOp::Log).0),
+            ("UOP_SQRT", unary_code(UnaryOp::Sqrt).0),
+            ("UOP_RELU", unary_code(UnaryOp::Relu).0),
+            ("UOP_SIGMOID", unary_code(UnaryOp::Sigmoid).0),
+            ("UOP_TANH", unary_code(UnaryOp::Tanh).0),
+            ("UOP_ABS", unary_code(UnaryOp::Abs).0),
+            ("UOP_POWF", unary_code(UnaryOp::Pow(2.0)).0),
+            ("UOP_ADD_SCALAR", unary_code(UnaryOp::AddScalar(1.0)).0),
+            ("UOP_MUL_SCALAR", unary_code(UnaryOp::MulScalar(1.0)).0),
+            ("UOP_GT_MASK", unary_code(UnaryOp::GtMask(0.0)).0),
         ] {
             assert!(
                 src.contains(&format!("#define {name} {code}")),

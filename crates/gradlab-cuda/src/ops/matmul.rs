@@ -61,14 +61,26 @@ impl MatmulVariant {
         self != MatmulVariant::Tf32TensorCore
     }
 
-    fn kernel(self) -> &'static str {
-        match self {
-            MatmulVariant::Naive => "matmul_naive",
-            MatmulVariant::SharedTiled => "matmul_shared_tiled",
-            MatmulVariant::RegisterBlocked => "matmul_register_blocked",
-            MatmulVariant::Vectorized => "matmul_vectorized",
-            MatmulVariant::WarpTiled => "matmul_warp_tiled",
-            MatmulVariant::Tf32TensorCore => "matmul_tf32_tensor_core",
+    /// The kernel that runs this variant on operands of `layout` (the first
+    /// three variants take any layout in one kernel).
+    pub fn kernel(self, layout: OperandLayout) -> &'static str {
+        use OperandLayout::*;
+        match (self, layout) {
+            (MatmulVariant::Naive, _) => "matmul_naive",
+            (MatmulVariant::SharedTiled, _) => "matmul_shared_tiled",
+            (MatmulVariant::RegisterBlocked, _) => "matmul_register_blocked",
+            (MatmulVariant::Vectorized, NN) => "matmul_vectorized_nn",
+            (MatmulVariant::Vectorized, NT) => "matmul_vectorized_nt",
+            (MatmulVariant::Vectorized, TN) => "matmul_vectorized_tn",
+            (MatmulVariant::Vectorized, TT) => "matmul_vectorized_tt",
+            (MatmulVariant::WarpTiled, NN) => "matmul_warp_tiled_nn",
+            (MatmulVariant::WarpTiled, NT) => "matmul_warp_tiled_nt",
+            (MatmulVariant::WarpTiled, TN) => "matmul_warp_tiled_tn",
+            (MatmulVariant::WarpTiled, TT) => "matmul_warp_tiled_tt",
+            (MatmulVariant::Tf32TensorCore, NN) => "matmul_tf32_nn",
+            (MatmulVariant::Tf32TensorCore, NT) => "matmul_tf32_nt",
+            (MatmulVariant::Tf32TensorCore, TN) => "matmul_tf32_tn",
+            (MatmulVariant::Tf32TensorCore, TT) => "matmul_tf32_tt",
         }
     }
 
@@ -86,6 +98,47 @@ impl std::fmt::Display for MatmulVariant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// How the operands of a GEMM lie in memory, which picks the compiled
+/// kernel of the tiled variants: the first letter is A, the second B; `N`
+/// means stored as its own shape with the long axis contiguous (A row-major
+/// `m×k`, B row-major `k×n`), `T` means stored transposed (A with `m`
+/// contiguous, B with `k` contiguous, as a linear layer's weight). Any other
+/// strides take the `N` kernel of that operand, whose loader reads element by
+/// element when k is not contiguous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OperandLayout {
+    /// `x @ w`: A row-major, B row-major.
+    NN,
+    /// `x @ w.T` (a linear layer's forward): A row-major, B stored `n×k`.
+    NT,
+    /// `x.T @ dy` (a weight gradient): A stored `k×m`, B row-major.
+    TN,
+    /// Both stored transposed.
+    TT,
+}
+
+impl OperandLayout {
+    /// The layout of `p`'s operands.
+    pub fn of(p: &GemmProblem) -> OperandLayout {
+        let a_transposed = p.a.row_stride == 1;
+        let b_transposed = p.b.col_stride != 1;
+        match (a_transposed, b_transposed) {
+            (false, false) => OperandLayout::NN,
+            (false, true) => OperandLayout::NT,
+            (true, false) => OperandLayout::TN,
+            (true, true) => OperandLayout::TT,
+        }
+    }
+
+    /// Every layout.
+    pub const ALL: [OperandLayout; 4] = [
+        OperandLayout::NN,
+        OperandLayout::NT,
+        OperandLayout::TN,
+        OperandLayout::TT,
+    ];
 }
 
 /// Where a (batch of) matrices sits in a buffer: element `(i, j)` of matrix
@@ -209,7 +262,9 @@ fn check_operand(
     }
 }
 
-/// Runs `p` with kernel `variant`. Returns once the kernel is queued.
+/// Runs `p` with kernel `variant` (for the tiled variants, the kernel
+/// compiled for the operands' [`OperandLayout`]). Returns once the kernel is
+/// queued.
 pub fn gemm(
     variant: MatmulVariant,
     p: &GemmProblem,
@@ -264,7 +319,8 @@ pub fn gemm(
         s("C col stride", p.c.col_stride)?,
         s("C batch stride", p.c.batch_stride)?,
     ];
-    gpu.launch(KernelFile::Matmul, variant.kernel(), cfg, &args)
+    let kernel = variant.kernel(OperandLayout::of(p));
+    gpu.launch(KernelFile::Matmul, kernel, cfg, &args)
 }
 
 /// `C (m×n) = op(A)·op(B)` on contiguous row-major buffers, with the default
@@ -300,6 +356,28 @@ mod tests {
         }
         assert_eq!(MatmulVariant::from_name("cublas"), None);
         assert_eq!(MatmulVariant::default(), MatmulVariant::WarpTiled);
+    }
+
+    #[test]
+    fn operand_layouts_pick_one_kernel_each() {
+        for (ta, tb, layout) in [
+            (false, false, OperandLayout::NN),
+            (false, true, OperandLayout::NT),
+            (true, false, OperandLayout::TN),
+            (true, true, OperandLayout::TT),
+        ] {
+            let p = GemmProblem::new(5, 6, 7, ta, tb);
+            assert_eq!(OperandLayout::of(&p), layout, "trans_a {ta} trans_b {tb}");
+        }
+        let names: std::collections::HashSet<_> = OperandLayout::ALL
+            .iter()
+            .map(|&l| MatmulVariant::WarpTiled.kernel(l))
+            .collect();
+        assert_eq!(names.len(), 4);
+        assert_eq!(
+            MatmulVariant::Naive.kernel(OperandLayout::TT),
+            "matmul_naive"
+        );
     }
 
     #[test]

@@ -1,4 +1,7 @@
 //! 2-D max pooling with argmax, and its deterministic (gathering) backward.
+//!
+//! Argmax indices are i64 on the device (`-1`: a window that saw no
+//! element), as PyTorch stores them, and as tensors keep them.
 
 use super::{check_len, same_gpu, to_i32};
 use crate::compile::KernelFile;
@@ -32,7 +35,7 @@ unsafe impl DeviceRepr for PoolParams {}
 
 /// Argmax value of a window that saw no input element (cannot happen for
 /// shapes that pass validation; kept so a reader knows the sentinel).
-pub const NO_ARGMAX: u32 = u32::MAX;
+pub const NO_ARGMAX: i64 = -1;
 
 fn params(op: &'static str, s: &Pool2dShape) -> Result<PoolParams> {
     let bad = |m: &str| Err(CudaError::invalid(op, format!("{m} in {s:?}")));
@@ -48,9 +51,6 @@ fn params(op: &'static str, s: &Pool2dShape) -> Result<PoolParams> {
     }
     if s.out_h() == 0 || s.out_w() == 0 {
         return bad("the window does not fit the padded input");
-    }
-    if s.in_h * s.in_w >= u32::MAX as usize {
-        return bad("an input plane must hold fewer than 2^32 - 1 elements");
     }
     let i = |what: &str, v: usize| to_i32(op, what, v);
     Ok(PoolParams {
@@ -77,7 +77,7 @@ pub fn max_pool2d_forward(
     s: &Pool2dShape,
     input: &DeviceBuffer<f32>,
     out: &mut DeviceBuffer<f32>,
-    argmax: &mut DeviceBuffer<u32>,
+    argmax: &mut DeviceBuffer<i64>,
 ) -> Result<()> {
     const OP: &str = "max_pool2d_forward";
     let gpu = same_gpu(OP, &[input.gpu(), out.gpu(), argmax.gpu()])?.clone();
@@ -103,7 +103,7 @@ pub fn max_pool2d_forward(
 pub fn max_pool2d_backward(
     s: &Pool2dShape,
     grad_out: &DeviceBuffer<f32>,
-    argmax: &DeviceBuffer<u32>,
+    argmax: &DeviceBuffer<i64>,
     grad_input: &mut DeviceBuffer<f32>,
 ) -> Result<()> {
     const OP: &str = "max_pool2d_backward";

@@ -86,7 +86,7 @@ impl Module for BatchNorm2d {
         if !self.is_training() {
             let needs_graph = is_grad_enabled()
                 && (x.requires_grad() || self.weight.requires_grad() || self.bias.requires_grad());
-            if !needs_graph && !x.data().is_cuda() {
+            if !needs_graph {
                 // Evaluation without a graph: one pass per activation.
                 let y = x.data().batch_norm2d_inference(
                     &self.running_mean.data(),

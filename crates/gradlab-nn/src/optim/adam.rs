@@ -1,70 +1,10 @@
 //! Adam and AdamW with `torch.optim.Adam`/`AdamW`'s semantics (no amsgrad).
 
-use super::{
-    check_hyper, check_state_fits, checked_grad, locate_state, update_in_place, Optimizer,
-};
+use super::{check_state_fits, checked_grad, locate_state, Optimizer};
 use crate::{NnError, Result};
 use gradlab_autograd::Var;
-use gradlab_tensor::{with_float, Element, Float, Tensor, TensorError};
-
-/// Adam hyper-parameters. `decoupled` selects AdamW's weight decay
-/// (`param *= 1 - lr * weight_decay`) over Adam's L2 term (`grad += weight_decay * param`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamConfig {
-    pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-    pub decoupled: bool,
-}
-
-impl AdamConfig {
-    /// `torch.optim.Adam`'s defaults: betas (0.9, 0.999), eps 1e-8, no weight decay.
-    pub fn adam(lr: f64) -> AdamConfig {
-        AdamConfig {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-        }
-    }
-
-    /// `torch.optim.AdamW`'s defaults: as Adam with decoupled weight decay 0.01.
-    pub fn adamw(lr: f64) -> AdamConfig {
-        AdamConfig {
-            weight_decay: 0.01,
-            decoupled: true,
-            ..AdamConfig::adam(lr)
-        }
-    }
-
-    pub fn with_weight_decay(self, weight_decay: f64) -> AdamConfig {
-        AdamConfig {
-            weight_decay,
-            ..self
-        }
-    }
-
-    /// Checks the values as PyTorch's constructor does.
-    pub fn validate(&self) -> Result<()> {
-        let op = if self.decoupled { "AdamW" } else { "Adam" };
-        check_hyper(op, "lr", self.lr, 0.0)?;
-        check_hyper(op, "eps", self.eps, 0.0)?;
-        check_hyper(op, "weight_decay", self.weight_decay, 0.0)?;
-        for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&beta) {
-                return Err(NnError::invalid(
-                    op,
-                    format!("{name} must be in [0, 1), got {beta}"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
+pub use gradlab_tensor::optim::{adam_update, AdamConfig};
+use gradlab_tensor::Tensor;
 
 /// The moments of one parameter and the number of steps taken.
 #[derive(Clone, Debug)]
@@ -75,86 +15,29 @@ pub struct AdamState {
 }
 
 impl AdamState {
-    pub fn zeros_like(param: &Tensor) -> AdamState {
-        AdamState {
+    pub fn zeros_like(param: &Tensor) -> Result<AdamState> {
+        Ok(AdamState {
             step: 0,
-            exp_avg: param.zeros_like(),
-            exp_avg_sq: param.zeros_like(),
-        }
+            exp_avg: param.zeros_like()?,
+            exp_avg_sq: param.zeros_like()?,
+        })
     }
 }
 
-/// One Adam(W) update in place, `step` counting this step (1 on the first):
-///
-/// ```text
-/// param *= 1 - lr * weight_decay            (AdamW)
-/// grad  += weight_decay * param             (Adam)
-/// m = lerp(m, grad, 1 - beta1);  v = beta2 * v + (1 - beta2) * grad²
-/// param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
-/// ```
-pub fn adam_update<T: Float>(
-    param: &mut [T],
-    grad: &[T],
-    exp_avg: &mut [T],
-    exp_avg_sq: &mut [T],
-    step: u64,
-    config: &AdamConfig,
-) {
-    let c = config;
-    let bias_correction1 = 1.0 - c.beta1.powi(step as i32);
-    let bias_correction2_sqrt = (1.0 - c.beta2.powi(step as i32)).sqrt();
-    let step_size = T::from_f64(c.lr / bias_correction1);
-    let shrink = T::from_f64(1.0 - c.lr * c.weight_decay);
-    let wd = T::from_f64(c.weight_decay);
-    let (w1, b2, w2) = (
-        T::from_f64(1.0 - c.beta1),
-        T::from_f64(c.beta2),
-        T::from_f64(1.0 - c.beta2),
-    );
-    let (bc2, eps) = (T::from_f64(bias_correction2_sqrt), T::from_f64(c.eps));
-    for (((p, &g), m), v) in param
-        .iter_mut()
-        .zip(grad)
-        .zip(exp_avg.iter_mut())
-        .zip(exp_avg_sq.iter_mut())
-    {
-        let mut g = g;
-        if c.weight_decay != 0.0 {
-            if c.decoupled {
-                *p *= shrink;
-            } else {
-                g += wd * *p;
-            }
-        }
-        *m += w1 * (g - *m);
-        *v = *v * b2 + w2 * g * g;
-        let denom = v.sqrt() / bc2 + eps;
-        *p -= step_size * (*m / denom);
-    }
-}
-
-fn step_typed<T: Element>(
+/// One step of `param` in place through the device contract.
+fn step(
     param: &mut Tensor,
     grad: &Tensor,
     state: &mut AdamState,
     config: &AdamConfig,
 ) -> Result<()> {
-    let grad = grad.contiguous_slice::<T>("Adam")?;
     state.step += 1;
-    let step = state.step;
     let AdamState {
+        step,
         exp_avg,
         exp_avg_sq,
-        ..
     } = state;
-    update_in_place::<T>(param, |p| {
-        update_in_place::<T>(exp_avg, |m| {
-            update_in_place::<T>(exp_avg_sq, |v| {
-                adam_update(p, &grad, m, v, step, config);
-                Ok(())
-            })
-        })
-    })
+    Ok(param.adam_step_(grad, exp_avg, exp_avg_sq, *step, config)?)
 }
 
 /// One Adam(W) step as a pure function: returns the updated parameter and
@@ -165,22 +48,16 @@ pub fn adam_step_tensor(
     state: &mut Option<AdamState>,
     config: &AdamConfig,
 ) -> Result<Tensor> {
-    param.check_same_kind("Adam", grad)?;
-    if param.shape() != grad.shape() {
-        return Err(NnError::invalid(
-            "Adam",
-            format!(
-                "parameter {} and gradient {} differ in shape",
-                param.shape(),
-                grad.shape()
-            ),
-        ));
-    }
     let mut out = param.copy()?;
-    let state = state.get_or_insert_with(|| AdamState::zeros_like(param));
-    with_float!(param.dtype(), "Adam", |T| Ok::<_, TensorError>(
-        step_typed::<T>(&mut out, grad, state, config)
-    ))??;
+    if state.is_none() {
+        *state = Some(AdamState::zeros_like(param)?);
+    }
+    step(
+        &mut out,
+        grad,
+        state.as_mut().expect("created above"),
+        config,
+    )?;
     Ok(out)
 }
 
@@ -224,12 +101,11 @@ impl Optimizer for Adam {
                 continue;
             };
             let config = &self.config;
-            let state = state.get_or_insert_with(|| AdamState::zeros_like(&param.data()));
-            param.update_data(|p| {
-                with_float!(p.dtype(), "Adam", |T| Ok::<_, TensorError>(
-                    step_typed::<T>(p, &grad, state, config)
-                ))?
-            })?;
+            if state.is_none() {
+                *state = Some(AdamState::zeros_like(&param.data())?);
+            }
+            let state = state.as_mut().expect("created above");
+            param.update_data(|p| step(p, &grad, state, config))?;
         }
         Ok(())
     }
@@ -307,7 +183,7 @@ impl Optimizer for Adam {
             states.push(match part {
                 [None, None, None] => None,
                 [Some(step), Some(m), Some(v)] => Some(AdamState {
-                    step: step.item::<i64>()?.max(0) as u64,
+                    step: checked_step(name, step.item::<i64>()?)?,
                     exp_avg: m,
                     exp_avg_sq: v,
                 }),
@@ -322,6 +198,30 @@ impl Optimizer for Adam {
         self.states = states;
         Ok(())
     }
+
+    fn missing_state(&self) -> Vec<String> {
+        self.params
+            .iter()
+            .zip(&self.states)
+            .filter(|(_, state)| state.is_none())
+            .flat_map(|((name, _), _)| KEYS.iter().map(move |key| format!("{name}.{key}")))
+            .collect()
+    }
+}
+
+/// A saved step count: at least 1 (state exists only after a step) and at
+/// most `i32::MAX`, the largest the bias corrections (`beta.powi(step)`) take.
+fn checked_step(name: &str, step: i64) -> Result<u64> {
+    if !(1..=i64::from(i32::MAX)).contains(&step) {
+        return Err(NnError::invalid(
+            "Adam::load_state",
+            format!(
+                "state '{name}.step' is {step}; a saved step count is between 1 and {}",
+                i32::MAX
+            ),
+        ));
+    }
+    Ok(step as u64)
 }
 
 #[cfg(test)]
@@ -456,5 +356,35 @@ mod tests {
                 .contains("state of 'w' needs all of step, exp_avg and exp_avg_sq"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn missing_moments_and_impossible_step_counts_are_named() {
+        let (_, opt) = run(AdamConfig::adam(0.01), &[1.0, -1.0], &[vec![0.1, 0.2]]);
+        assert!(opt.missing_state().is_empty());
+        let fresh = Adam::new(opt.params().to_vec(), AdamConfig::adam(0.01)).unwrap();
+        assert_eq!(
+            fresh.missing_state(),
+            ["w.step", "w.exp_avg", "w.exp_avg_sq"]
+        );
+        for bad in [0i64, -5, i64::MAX, i64::from(i32::MAX) + 1] {
+            let state: Vec<(String, Tensor)> = opt
+                .state()
+                .into_iter()
+                .map(|(n, t)| {
+                    if n == "w.step" {
+                        (n, Tensor::scalar(bad))
+                    } else {
+                        (n, t)
+                    }
+                })
+                .collect();
+            let mut resumed = Adam::new(opt.params().to_vec(), AdamConfig::adam(0.01)).unwrap();
+            let err = resumed.load_state(&state).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("Adam::load_state: state 'w.step' is {bad}; a saved step count is between 1 and 2147483647")
+            );
+        }
     }
 }

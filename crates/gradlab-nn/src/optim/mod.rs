@@ -3,8 +3,9 @@
 //! An optimizer owns the list of named parameters it updates (as
 //! `torch.optim` does) and keeps per-parameter state that checkpoints save
 //! under `<param>.<key>` (`fc1.weight.momentum_buffer`, `fc1.weight.exp_avg`).
-//! Each update is a plain loop over one parameter's elements, written once
-//! for f32 and f64: [`sgd_update`] and [`adam_update`] hold the arithmetic.
+//! Each step goes through the device contract (`Tensor::sgd_step_`,
+//! `Tensor::adam_step_`), so parameters on any device update in place; the
+//! arithmetic every backend follows is [`sgd_update`] and [`adam_update`].
 
 mod adam;
 mod sgd;
@@ -14,7 +15,7 @@ pub use sgd::{sgd_step_tensor, sgd_update, Sgd, SgdConfig};
 
 use crate::{NnError, Result};
 use gradlab_autograd::Var;
-use gradlab_tensor::{Element, Tensor};
+use gradlab_tensor::Tensor;
 
 /// What the training loop needs from any optimizer.
 pub trait Optimizer: Send {
@@ -51,6 +52,13 @@ pub trait Optimizer: Send {
     /// one of this optimizer's parameters and a key it keeps, with the
     /// parameter's shape and dtype.
     fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()>;
+
+    /// The state this optimizer keeps for every parameter once it has
+    /// stepped, but does not hold now, as `<param>.<key>` names (SGD with
+    /// momentum: each `momentum_buffer`; Adam: each `step`, `exp_avg`,
+    /// `exp_avg_sq`). After loading a checkpoint written after some steps,
+    /// anything listed here would silently restart from zero.
+    fn missing_state(&self) -> Vec<String>;
 }
 
 /// Splits `<param>.<key>` into the index of the parameter and the key,
@@ -127,26 +135,4 @@ pub(crate) fn checked_grad(op: &'static str, name: &str, param: &Var) -> Result<
         ));
     }
     Ok(Some(grad.contiguous()?))
-}
-
-/// Runs `f` on a tensor's elements in place (copy-on-write: no copy when
-/// the storage is not shared), surfacing both the dtype error and `f`'s error.
-pub(crate) fn update_in_place<T: Element>(
-    tensor: &mut Tensor,
-    f: impl FnOnce(&mut [T]) -> Result<()>,
-) -> Result<()> {
-    let mut inner = Ok(());
-    tensor.update_::<T>(|data| inner = f(data))?;
-    inner
-}
-
-/// Checks a hyper-parameter is finite and at least `min`.
-pub(crate) fn check_hyper(op: &'static str, name: &str, value: f64, min: f64) -> Result<()> {
-    if !value.is_finite() || value < min {
-        return Err(NnError::invalid(
-            op,
-            format!("{name} must be a finite number >= {min}, got {value}"),
-        ));
-    }
-    Ok(())
 }

@@ -1,172 +1,10 @@
 //! Stochastic gradient descent with `torch.optim.SGD`'s semantics.
 
-use super::{
-    check_hyper, check_state_fits, checked_grad, locate_state, update_in_place, Optimizer,
-};
-use crate::{NnError, Result};
+use super::{check_state_fits, checked_grad, locate_state, Optimizer};
+use crate::Result;
 use gradlab_autograd::Var;
-use gradlab_tensor::{with_float, CudaSgdConfig, Element, Float, Tensor, TensorError};
-
-/// SGD hyper-parameters, with PyTorch's names and defaults (all but `lr` zero).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdConfig {
-    pub lr: f64,
-    pub momentum: f64,
-    pub dampening: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-}
-
-impl SgdConfig {
-    /// Plain SGD with learning rate `lr`.
-    pub fn new(lr: f64) -> SgdConfig {
-        SgdConfig {
-            lr,
-            momentum: 0.0,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-        }
-    }
-
-    pub fn with_momentum(self, momentum: f64) -> SgdConfig {
-        SgdConfig { momentum, ..self }
-    }
-
-    pub fn with_weight_decay(self, weight_decay: f64) -> SgdConfig {
-        SgdConfig {
-            weight_decay,
-            ..self
-        }
-    }
-
-    /// Checks the values as PyTorch's constructor does.
-    pub fn validate(&self) -> Result<()> {
-        check_hyper("SGD", "lr", self.lr, 0.0)?;
-        check_hyper("SGD", "momentum", self.momentum, 0.0)?;
-        check_hyper("SGD", "weight_decay", self.weight_decay, 0.0)?;
-        check_hyper("SGD", "dampening", self.dampening, f64::NEG_INFINITY)?;
-        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(NnError::invalid(
-                "SGD",
-                "Nesterov momentum requires a momentum and zero dampening",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// One SGD update of `param` by `grad`, in place. `momentum_buffer` is the
-/// buffer of earlier steps (`None` before the first step with momentum; the
-/// first step fills it with the gradient, as PyTorch does):
-///
-/// ```text
-/// d = grad + weight_decay * param
-/// buf = d                                   (first step)
-/// buf = momentum * buf + (1 - dampening) * d (later steps)
-/// d = nesterov ? d + momentum * buf : buf   (when momentum != 0)
-/// param -= lr * d
-/// ```
-pub fn sgd_update<T: Float>(
-    param: &mut [T],
-    grad: &[T],
-    momentum_buffer: Option<(&mut [T], bool)>,
-    config: &SgdConfig,
-) {
-    let lr = T::from_f64(config.lr);
-    let wd = T::from_f64(config.weight_decay);
-    let momentum = T::from_f64(config.momentum);
-    let keep = T::from_f64(1.0 - config.dampening);
-    match momentum_buffer {
-        Some((buf, first)) if config.momentum != 0.0 => {
-            for ((p, &g), b) in param.iter_mut().zip(grad).zip(buf.iter_mut()) {
-                let d = if config.weight_decay != 0.0 {
-                    g + wd * *p
-                } else {
-                    g
-                };
-                *b = if first { d } else { momentum * *b + keep * d };
-                let d = if config.nesterov {
-                    d + momentum * *b
-                } else {
-                    *b
-                };
-                *p -= lr * d;
-            }
-        }
-        _ => {
-            for (p, &g) in param.iter_mut().zip(grad) {
-                let d = if config.weight_decay != 0.0 {
-                    g + wd * *p
-                } else {
-                    g
-                };
-                *p -= lr * d;
-            }
-        }
-    }
-}
-
-fn step_typed<T: Element>(
-    param: &mut Tensor,
-    grad: &Tensor,
-    momentum_buffer: &mut Option<Tensor>,
-    config: &SgdConfig,
-) -> Result<()> {
-    let grad = grad.contiguous_slice::<T>("SGD")?;
-    if config.momentum == 0.0 {
-        return update_in_place::<T>(param, |p| {
-            sgd_update(p, &grad, None, config);
-            Ok(())
-        });
-    }
-    let first = momentum_buffer.is_none();
-    let buf = momentum_buffer.get_or_insert_with(|| param.zeros_like());
-    update_in_place::<T>(param, |p| {
-        update_in_place::<T>(buf, |b| {
-            sgd_update(p, &grad, Some((b, first)), config);
-            Ok(())
-        })
-    })
-}
-
-/// The same update for a CUDA parameter: one kernel launch on the device
-/// (`update_` needs the elements in host memory).
-fn cuda_step(
-    param: &mut Tensor,
-    grad: &Tensor,
-    momentum_buffer: &mut Option<Tensor>,
-    config: &SgdConfig,
-) -> Result<()> {
-    let kernel_config = CudaSgdConfig {
-        lr: config.lr as f32,
-        momentum: config.momentum as f32,
-        dampening: config.dampening as f32,
-        weight_decay: config.weight_decay as f32,
-        nesterov: config.nesterov,
-    };
-    if config.momentum == 0.0 {
-        return Ok(param.cuda_sgd_step_(grad, None, false, &kernel_config)?);
-    }
-    let first = momentum_buffer.is_none();
-    let buf = momentum_buffer.get_or_insert_with(|| param.zeros_like());
-    Ok(param.cuda_sgd_step_(grad, Some(buf), first, &kernel_config)?)
-}
-
-fn check_pair(param: &Tensor, grad: &Tensor) -> Result<()> {
-    param.check_same_kind("SGD", grad)?;
-    if param.shape() != grad.shape() {
-        return Err(NnError::invalid(
-            "SGD",
-            format!(
-                "parameter {} and gradient {} differ in shape",
-                param.shape(),
-                grad.shape()
-            ),
-        ));
-    }
-    Ok(())
-}
+pub use gradlab_tensor::optim::{sgd_update, SgdConfig};
+use gradlab_tensor::Tensor;
 
 /// One SGD step as a pure function: returns the updated parameter and
 /// updates (or creates) the momentum buffer.
@@ -176,16 +14,28 @@ pub fn sgd_step_tensor(
     momentum_buffer: &mut Option<Tensor>,
     config: &SgdConfig,
 ) -> Result<Tensor> {
-    check_pair(param, grad)?;
     let mut out = param.copy()?;
-    if out.is_cuda() {
-        cuda_step(&mut out, grad, momentum_buffer, config)?;
-        return Ok(out);
-    }
-    with_float!(param.dtype(), "SGD", |T| Ok::<_, TensorError>(
-        step_typed::<T>(&mut out, grad, momentum_buffer, config)
-    ))??;
+    step(&mut out, grad, momentum_buffer, config)?;
     Ok(out)
+}
+
+/// One step of `param` in place through the device contract; the momentum
+/// buffer is created (from the gradient, on the first step) when needed.
+fn step(
+    param: &mut Tensor,
+    grad: &Tensor,
+    momentum_buffer: &mut Option<Tensor>,
+    config: &SgdConfig,
+) -> Result<()> {
+    if config.momentum == 0.0 {
+        return Ok(param.sgd_step_(grad, None, config)?);
+    }
+    let first = momentum_buffer.is_none();
+    if first {
+        *momentum_buffer = Some(param.zeros_like()?);
+    }
+    let buf = momentum_buffer.as_mut().expect("created above");
+    Ok(param.sgd_step_(grad, Some((buf, first)), config)?)
 }
 
 /// `torch.optim.SGD` over named parameters.
@@ -224,14 +74,7 @@ impl Optimizer for Sgd {
                 continue;
             };
             let config = &self.config;
-            param.update_data(|p| {
-                if p.is_cuda() {
-                    return cuda_step(p, &grad, buf, config);
-                }
-                with_float!(p.dtype(), "SGD", |T| Ok::<_, TensorError>(step_typed::<T>(
-                    p, &grad, buf, config
-                )))?
-            })?;
+            param.update_data(|p| step(p, &grad, buf, config))?;
         }
         Ok(())
     }
@@ -287,6 +130,18 @@ impl Optimizer for Sgd {
         }
         self.momentum_buffers = buffers;
         Ok(())
+    }
+
+    fn missing_state(&self) -> Vec<String> {
+        if self.config.momentum == 0.0 {
+            return Vec::new();
+        }
+        self.params
+            .iter()
+            .zip(&self.momentum_buffers)
+            .filter(|(_, buf)| buf.is_none())
+            .map(|((name, _), _)| format!("{name}.{MOMENTUM_BUFFER}"))
+            .collect()
     }
 }
 
@@ -445,9 +300,14 @@ mod tests {
         v.set_grad(Some(Var::constant(
             Tensor::from_vec(vec![1.0f64, -1.0], [2]).unwrap(),
         )));
-        opt.step().unwrap();
         let mut other = Sgd::new(params.clone(), SgdConfig::new(0.1).with_momentum(0.9)).unwrap();
+        assert_eq!(other.missing_state(), ["fc.weight.momentum_buffer"]);
+        let plain = Sgd::new(params.clone(), SgdConfig::new(0.1)).unwrap();
+        assert!(plain.missing_state().is_empty(), "plain SGD keeps no state");
+        opt.step().unwrap();
+        assert!(opt.missing_state().is_empty());
         other.load_state(&opt.state()).unwrap();
+        assert!(other.missing_state().is_empty());
         assert_eq!(other.state()[0].1.to_vec::<f64>().unwrap(), vec![1.0, -1.0]);
 
         let err = other

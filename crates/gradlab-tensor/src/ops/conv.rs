@@ -1,7 +1,7 @@
 //! 2-D convolution (NCHW) and the two products of its backward pass.
 
-use crate::{with_float, Element, Result, Shape, Tensor, TensorError};
-use gradlab_cpu::{Conv2dShape, Float};
+use crate::{Result, Shape, Tensor, TensorError};
+use gradlab_cpu::Conv2dShape;
 
 /// Convolution parameters with PyTorch's names and meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,6 +70,9 @@ impl Conv2dParams {
             dilation: p.dilation,
             groups: p.groups,
         };
+        // Before any other arithmetic on the sizes: none of them may wrap.
+        s.check_sizes()
+            .map_err(|e| TensorError::shape(op, e.to_string()))?;
         let span_h = p.dilation.0 * (w[2].max(1) - 1) + 1;
         let span_w = p.dilation.1 * (w[3].max(1) - 1) + 1;
         if w[2] == 0
@@ -91,22 +94,6 @@ impl Conv2dParams {
 
 pub(crate) fn output_shape(s: &Conv2dShape) -> Shape {
     Shape::new([s.batch, s.out_channels, s.out_h(), s.out_w()])
-}
-
-fn forward_impl<T: Element>(
-    s: &Conv2dShape,
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-) -> Result<Tensor> {
-    let (x, w) = (
-        x.contiguous_slice::<T>("conv2d")?,
-        w.contiguous_slice::<T>("conv2d")?,
-    );
-    let bias = b.map(|b| b.contiguous_slice::<T>("conv2d")).transpose()?;
-    let mut out = vec![T::ZERO; s.output_len()];
-    gradlab_cpu::conv2d_forward(s, &x, &w, bias.as_deref(), &mut out);
-    Tensor::from_vec(out, output_shape(s))
 }
 
 impl Tensor {
@@ -134,12 +121,7 @@ impl Tensor {
                 ));
             }
         }
-        if self.is_cuda() {
-            return crate::cuda::conv2d_forward(&s, self, weight, bias);
-        }
-        with_float!(self.dtype(), "conv2d", |T| forward_impl::<T>(
-            &s, self, weight, bias
-        ))
+        self.backend().conv2d(&s, self, weight, bias)
     }
 
     /// Gradient of `conv2d` with respect to its input, given the output
@@ -152,21 +134,10 @@ impl Tensor {
     ) -> Result<Tensor> {
         let op = "conv2d_backward_data";
         self.check_same_kind(op, weight)?;
+        self.check_float(op)?;
         let s = params.problem(op, input_shape, weight.shape())?;
         check_grad_out(op, self, &s)?;
-        if self.is_cuda() {
-            self.check_float(op)?;
-            return crate::cuda::conv2d_backward_data(&s, self, weight, input_shape);
-        }
-        with_float!(self.dtype(), op, |T| {
-            let (g, w) = (
-                self.contiguous_slice::<T>(op)?,
-                weight.contiguous_slice::<T>(op)?,
-            );
-            let mut out = vec![T::ZERO; s.input_len()];
-            gradlab_cpu::conv2d_backward_data(&s, &g, &w, &mut out);
-            Tensor::from_vec(out, input_shape.clone())
-        })
+        self.backend().conv2d_backward_data(&s, self, weight)
     }
 
     /// Gradient of `conv2d` with respect to its weight, given the output
@@ -179,21 +150,10 @@ impl Tensor {
     ) -> Result<Tensor> {
         let op = "conv2d_backward_weight";
         self.check_same_kind(op, input)?;
+        self.check_float(op)?;
         let s = params.problem(op, input.shape(), weight_shape)?;
         check_grad_out(op, self, &s)?;
-        if self.is_cuda() {
-            self.check_float(op)?;
-            return crate::cuda::conv2d_backward_weight(&s, self, input, weight_shape);
-        }
-        with_float!(self.dtype(), op, |T| {
-            let (g, x) = (
-                self.contiguous_slice::<T>(op)?,
-                input.contiguous_slice::<T>(op)?,
-            );
-            let mut out = vec![T::ZERO; s.weight_len()];
-            gradlab_cpu::conv2d_backward_weight(&s, &x, &g, &mut out);
-            Tensor::from_vec(out, weight_shape.clone())
-        })
+        self.backend().conv2d_backward_weight(&s, self, input)
     }
 }
 

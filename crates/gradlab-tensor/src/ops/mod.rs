@@ -1,12 +1,14 @@
-//! Forward operations on tensors, one file per op family.
+//! Forward operations on tensors, one file per op family. Each checks its
+//! operands once and calls one primitive of the [`Backend`](crate::backend::Backend)
+//! that owns them.
 
 mod cat;
 mod conv;
 pub mod elementwise;
-pub(crate) mod iter;
 mod matmul;
 mod norm;
-mod par_map;
+pub mod operators;
+mod optim;
 mod pool;
 pub mod reduce;
 mod softmax;

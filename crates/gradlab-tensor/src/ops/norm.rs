@@ -1,8 +1,8 @@
-//! Training-mode batch normalisation of `[N, C, H, W]` tensors as single
-//! kernels (see [`gradlab_cpu::norm`]), forward and backward.
+//! Batch normalisation of `[N, C, H, W]` tensors as single primitives
+//! (training forward, evaluation forward, backward).
 
-use crate::{with_float, Element, Result, Shape, Tensor, TensorError};
-use gradlab_cpu::{BatchNormShape, Float};
+use crate::{Result, Tensor, TensorError};
+use gradlab_cpu::BatchNormShape;
 
 /// The batch and the per-channel parameters checked together.
 fn problem(
@@ -19,9 +19,6 @@ fn problem(
         ));
     }
     x.check_float(op)?;
-    if x.is_cuda() {
-        return Err(crate::cuda::unsupported(op, x.device()));
-    }
     let s = BatchNormShape {
         batch: d[0],
         channels: d[1],
@@ -61,7 +58,6 @@ impl Tensor {
     /// `(y, mean, var)` with the batch's per-channel mean and biased
     /// variance (shape `[C]`) and
     /// `y = (x - mean) / sqrt(var + eps) * weight + bias`.
-    /// CPU only.
     pub fn batch_norm2d_train(
         &self,
         weight: Option<&Tensor>,
@@ -70,14 +66,13 @@ impl Tensor {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_train";
         let s = problem(op, self, &[("weight", weight), ("bias", bias)], true)?;
-        with_float!(self.dtype(), op, |T| forward::<T>(
-            op, s, self, weight, bias, eps
-        ))
+        self.backend()
+            .batch_norm2d_train(s, self, weight, bias, eps)
     }
 
     /// Evaluation-mode batch norm of `self` (`[N, C, H, W]`) with given
     /// per-channel statistics (shape `[C]`, usually the running ones):
-    /// `(x - mean) / sqrt(var + eps) * weight + bias`, in one pass. CPU only.
+    /// `(x - mean) / sqrt(var + eps) * weight + bias`, in one pass.
     pub fn batch_norm2d_inference(
         &self,
         mean: &Tensor,
@@ -98,32 +93,13 @@ impl Tensor {
             ],
             false,
         )?;
-        with_float!(self.dtype(), op, |T| {
-            let xs = self.contiguous_slice::<T>(op)?;
-            let (m, v) = (
-                mean.contiguous_slice::<T>(op)?,
-                var.contiguous_slice::<T>(op)?,
-            );
-            let w = weight.map(|w| w.contiguous_slice::<T>(op)).transpose()?;
-            let b = bias.map(|b| b.contiguous_slice::<T>(op)).transpose()?;
-            let mut y = vec![T::ZERO; s.len()];
-            gradlab_cpu::batch_norm2d_inference(
-                s,
-                &xs,
-                &m,
-                &v,
-                w.as_deref(),
-                b.as_deref(),
-                eps,
-                &mut y,
-            );
-            Tensor::from_vec(y, self.shape().clone())
-        })
+        self.backend()
+            .batch_norm2d_inference(s, self, mean, var, weight, bias, eps)
     }
 
     /// The gradients of [`Tensor::batch_norm2d_train`] from the output
     /// gradient `self`, given its input `x` and the `mean` and `var` it
-    /// returned: `(dx, dweight, dbias)`. CPU only.
+    /// returned: `(dx, dweight, dbias)`.
     pub fn batch_norm2d_backward(
         &self,
         x: &Tensor,
@@ -151,66 +127,7 @@ impl Tensor {
                 ),
             ));
         }
-        with_float!(self.dtype(), op, |T| {
-            let (dy, xs) = (
-                self.contiguous_slice::<T>(op)?,
-                x.contiguous_slice::<T>(op)?,
-            );
-            let (m, v) = (
-                mean.contiguous_slice::<T>(op)?,
-                var.contiguous_slice::<T>(op)?,
-            );
-            let w = weight.map(|w| w.contiguous_slice::<T>(op)).transpose()?;
-            let mut dx = vec![T::ZERO; s.len()];
-            let (mut dw, mut db) = (vec![T::ZERO; s.channels], vec![T::ZERO; s.channels]);
-            gradlab_cpu::batch_norm2d_backward(
-                s,
-                &dy,
-                &xs,
-                &m,
-                &v,
-                w.as_deref(),
-                eps,
-                &mut dx,
-                &mut dw,
-                &mut db,
-            );
-            Ok((
-                Tensor::from_vec(dx, x.shape().clone())?,
-                Tensor::from_vec(dw, [s.channels])?,
-                Tensor::from_vec(db, [s.channels])?,
-            ))
-        })
+        self.backend()
+            .batch_norm2d_backward(s, self, x, mean, var, weight, eps)
     }
-}
-
-fn forward<T: Element>(
-    op: &'static str,
-    s: BatchNormShape,
-    x: &Tensor,
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    eps: f64,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let xs = x.contiguous_slice::<T>(op)?;
-    let w = weight.map(|w| w.contiguous_slice::<T>(op)).transpose()?;
-    let b = bias.map(|b| b.contiguous_slice::<T>(op)).transpose()?;
-    let mut y = vec![T::ZERO; s.len()];
-    let (mut mean, mut var) = (vec![T::ZERO; s.channels], vec![T::ZERO; s.channels]);
-    gradlab_cpu::batch_norm2d_train_forward(
-        s,
-        &xs,
-        w.as_deref(),
-        b.as_deref(),
-        eps,
-        &mut y,
-        &mut mean,
-        &mut var,
-    );
-    let channels = Shape::new([s.channels]);
-    Ok((
-        Tensor::from_vec(y, x.shape().clone())?,
-        Tensor::from_vec(mean, channels.clone())?,
-        Tensor::from_vec(var, channels)?,
-    ))
 }

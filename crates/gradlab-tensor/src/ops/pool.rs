@@ -1,8 +1,7 @@
 //! 2-D max pooling with recorded argmax, and its scatter/gather adjoints.
 
-use crate::{with_float, DType, Element, Result, Shape, Tensor, TensorError};
-use gradlab_cpu::{Float, Pool2dShape};
-use std::borrow::Cow;
+use crate::{DType, Result, Shape, Tensor, TensorError};
+use gradlab_cpu::Pool2dShape;
 
 /// Max-pool parameters with PyTorch's names and meaning (`stride` defaults
 /// to the kernel size in PyTorch; here it is explicit).
@@ -71,6 +70,8 @@ impl MaxPool2dParams {
             dilation: p.dilation,
             ceil_mode: p.ceil_mode,
         };
+        s.check_sizes()
+            .map_err(|e| TensorError::shape(op, e.to_string()))?;
         if s.out_h() == 0 || s.out_w() == 0 {
             return Err(TensorError::shape(
                 op,
@@ -88,54 +89,13 @@ fn out_shape(s: &Pool2dShape) -> Shape {
     Shape::new([s.batch, s.channels, s.out_h(), s.out_w()])
 }
 
-fn forward_impl<T: Element>(s: &Pool2dShape, x: &Tensor) -> Result<(Tensor, Tensor)> {
-    let x = x.contiguous_slice::<T>("max_pool2d")?;
-    let mut out = vec![T::ZERO; s.output_len()];
-    let mut arg = vec![0i64; s.output_len()];
-    gradlab_cpu::max_pool2d_forward(s, &x, &mut out, &mut arg);
-    Ok((
-        Tensor::from_vec(out, out_shape(s))?,
-        Tensor::from_vec(arg, out_shape(s))?,
-    ))
-}
-
-/// The argmax entries as a slice, each checked to be `-1` (no winner) or
-/// an index within a plane of `plane` elements: they may come from a user.
-fn checked_argmax<'a>(
-    op: &'static str,
-    argmax: &'a Tensor,
-    plane: usize,
-) -> Result<Cow<'a, [i64]>> {
-    let arg = argmax.contiguous_slice::<i64>(op)?;
-    // A branch-free pass (the compiler vectorises it); the error path finds the culprit.
-    let valid = arg
-        .iter()
-        .fold(true, |ok, &a| ok & (a >= -1) & (a < plane as i64));
-    if !valid {
-        let (at, bad) = arg
-            .iter()
-            .enumerate()
-            .find(|(_, &a)| a < -1 || a >= plane as i64)
-            .map(|(i, &a)| (i, a))
-            .unwrap_or((0, 0));
-        return Err(TensorError::shape(
-            op,
-            format!("argmax entry {bad} at flat index {at} is outside its plane of {plane} elements (or -1)"),
-        ));
-    }
-    Ok(arg)
-}
-
 impl Tensor {
     /// `max_pool2d` returning the pooled values and, for each, the index of
     /// the winning element within its input plane (`h * W + w`, i64).
     pub fn max_pool2d(&self, params: MaxPool2dParams) -> Result<(Tensor, Tensor)> {
         self.check_float("max_pool2d")?;
         let s = params.problem("max_pool2d", self.shape())?;
-        if self.is_cuda() {
-            return crate::cuda::max_pool2d_forward(&s, self);
-        }
-        with_float!(self.dtype(), "max_pool2d", |T| forward_impl::<T>(&s, self))
+        self.backend().max_pool2d(&s, self)
     }
 
     /// Routes the output gradient `self` back to the argmax positions of an
@@ -147,27 +107,18 @@ impl Tensor {
         params: MaxPool2dParams,
     ) -> Result<Tensor> {
         let op = "max_pool2d_backward";
+        self.check_float(op)?;
         let s = params.problem(op, input_shape)?;
         check_pooled(op, self, argmax, &s)?;
         self.check_same_device(op, argmax)?;
-        if self.is_cuda() {
-            self.check_float(op)?;
-            return crate::cuda::max_pool2d_backward(&s, self, argmax, input_shape);
-        }
-        let arg = checked_argmax(op, argmax, s.in_h * s.in_w)?;
-        with_float!(self.dtype(), op, |T| {
-            let g = self.contiguous_slice::<T>(op)?;
-            // Already zero: the kernel only adds the winners' gradients.
-            let mut out = vec![T::ZERO; s.input_len()];
-            gradlab_cpu::max_pool2d_backward_add(&s, &g, &arg, &mut out);
-            Tensor::from_vec(out, input_shape.clone())
-        })
+        self.backend().max_pool2d_backward(&s, self, argmax)
     }
 
     /// Reads `self` (shaped like the pool's input) at the argmax positions:
     /// the pooled shape's values of the winners. Linear in `self`.
     pub fn max_pool2d_gather(&self, argmax: &Tensor, params: MaxPool2dParams) -> Result<Tensor> {
         let op = "max_pool2d_gather";
+        self.check_float(op)?;
         let s = params.problem(op, self.shape())?;
         if argmax.dtype() != DType::I64 || argmax.shape() != &out_shape(&s) {
             return Err(TensorError::shape(
@@ -181,24 +132,7 @@ impl Tensor {
             ));
         }
         self.check_same_device(op, argmax)?;
-        if self.is_cuda() {
-            return Err(crate::cuda::unsupported(op, self.device()));
-        }
-        let plane = s.in_h * s.in_w;
-        let arg = checked_argmax(op, argmax, plane)?;
-        let out_plane = s.out_h() * s.out_w();
-        with_float!(self.dtype(), op, |T| {
-            let x = self.contiguous_slice::<T>(op)?;
-            let out: Vec<T> = arg
-                .iter()
-                .enumerate()
-                .map(|(o, &a)| match usize::try_from(a) {
-                    Ok(a) => x[(o / out_plane) * plane + a],
-                    Err(_) => T::ZERO,
-                })
-                .collect();
-            Tensor::from_vec(out, out_shape(&s))
-        })
+        self.backend().max_pool2d_gather(&s, self, argmax)
     }
 }
 

@@ -1,7 +1,6 @@
 //! Softmax, log-softmax and cross-entropy on class indices.
 
-use super::reduce::split_at_dim;
-use crate::{with_float, DType, Element, Result, Shape, Tensor, TensorError};
+use crate::{DType, Result, Tensor, TensorError};
 
 /// How `cross_entropy` combines the per-sample losses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,50 +20,42 @@ impl std::str::FromStr for Reduction {
     }
 }
 
-/// Softmax (or its log) along `dim`, stabilised by the row maximum.
-fn softmax_impl<T: Element>(x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
-    let data = x.contiguous_slice::<T>("softmax")?;
-    let (outer, len, inner) = split_at_dim(x.dims(), dim);
-    let mut out = vec![T::ZERO; data.len()];
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |j: usize| (o * len + j) * inner + i;
-            let max = (0..len)
-                .map(|j| data[at(j)])
-                .fold(T::NEG_INFINITY, |m, v| m.max(v));
-            let sum: T = (0..len).map(|j| (data[at(j)] - max).exp()).sum();
-            if log {
-                let log_sum = sum.ln();
-                (0..len).for_each(|j| out[at(j)] = data[at(j)] - max - log_sum);
-            } else {
-                (0..len).for_each(|j| out[at(j)] = (data[at(j)] - max).exp() / sum);
-            }
-        }
-    }
-    Tensor::from_vec(out, x.shape().clone())
-}
-
 impl Tensor {
     pub fn softmax(&self, dim: usize) -> Result<Tensor> {
         self.shape().check_dim("softmax", dim)?;
-        if self.is_cuda() {
-            self.check_float("softmax")?;
-            return crate::cuda::softmax(self, dim, false);
-        }
-        with_float!(self.dtype(), "softmax", |T| softmax_impl::<T>(
-            self, dim, false
-        ))
+        self.check_float("softmax")?;
+        self.backend().softmax(self, dim, false)
     }
 
     pub fn log_softmax(&self, dim: usize) -> Result<Tensor> {
         self.shape().check_dim("log_softmax", dim)?;
-        if self.is_cuda() {
-            self.check_float("log_softmax")?;
-            return crate::cuda::softmax(self, dim, true);
+        self.check_float("log_softmax")?;
+        self.backend().softmax(self, dim, true)
+    }
+
+    /// One-hot rows `[N, classes]` of `dtype` for class indices `target`
+    /// (`[N]`, i64): 1 at each target's class, 0 elsewhere. A class outside
+    /// `0..classes` is an error.
+    pub fn one_hot(target: &Tensor, classes: usize, dtype: DType) -> Result<Tensor> {
+        let op = "one_hot";
+        if target.dtype() != DType::I64 || target.rank() != 1 {
+            return Err(TensorError::shape(
+                op,
+                format!(
+                    "expects class indices [N] (i64), got {} {}",
+                    target.dtype(),
+                    target.shape()
+                ),
+            ));
         }
-        with_float!(self.dtype(), "log_softmax", |T| softmax_impl::<T>(
-            self, dim, true
-        ))
+        if !dtype.is_float() {
+            return Err(TensorError::UnsupportedDType {
+                op,
+                dtype,
+                expected: "a float result (f32 or f64)",
+            });
+        }
+        target.backend().one_hot(target, classes, dtype)
     }
 
     /// The target distribution of cross-entropy for class indices `target`
@@ -76,26 +67,11 @@ impl Tensor {
         eps: f64,
         dtype: DType,
     ) -> Result<Tensor> {
-        let op = "cross_entropy";
-        if target.is_cuda() {
-            return crate::cuda::cross_entropy_target(target, classes, eps, dtype);
+        let q = Tensor::one_hot(target, classes, dtype)?;
+        if eps == 0.0 {
+            return Ok(q);
         }
-        let t = target.contiguous_slice::<i64>(op)?;
-        let mut q = vec![eps / classes as f64; t.len() * classes];
-        for (row, &c) in t.iter().enumerate() {
-            if c < 0 || c as usize >= classes {
-                return Err(TensorError::invalid(
-                    op,
-                    format!("target {c} at position {row} is out of range for {classes} classes"),
-                ));
-            }
-            q[row * classes + c as usize] += 1.0 - eps;
-        }
-        Ok(Tensor::from_f64_values(
-            q,
-            Shape::new([t.len(), classes]),
-            dtype,
-        ))
+        q.mul_scalar(1.0 - eps)?.add_scalar(eps / classes as f64)
     }
 
     /// `torch.nn.functional.cross_entropy(self, target, reduction, label_smoothing)`
@@ -108,25 +84,42 @@ impl Tensor {
     ) -> Result<Tensor> {
         let op = "cross_entropy";
         check_cross_entropy(self, target, label_smoothing)?;
-        if self.is_cuda() {
-            return crate::cuda::cross_entropy(self, target, reduction, label_smoothing);
+        if reduction == Reduction::Mean && self.dims()[0] == 0 {
+            return Err(TensorError::shape(op, "mean over an empty batch"));
         }
-        let q =
-            Tensor::cross_entropy_target(target, self.dims()[1], label_smoothing, self.dtype())?;
         let per_sample = self
-            .log_softmax(1)?
-            .mul(&q)?
-            .sum(Some(&[1]), false)?
-            .neg()?;
+            .backend()
+            .cross_entropy(self, target, label_smoothing)?;
         match reduction {
             Reduction::Sum => per_sample.sum_all(),
-            Reduction::Mean => {
-                if self.dims()[0] == 0 {
-                    return Err(TensorError::shape(op, "mean over an empty batch"));
-                }
-                per_sample.mean(None, false)
-            }
+            Reduction::Mean => per_sample.mean(None, false),
         }
+    }
+
+    /// The gradient of the logits `self` of [`Tensor::cross_entropy`]
+    /// given each sample's loss gradient `grad` (`[N]`):
+    /// `(softmax(logits) - q) * grad` row by row, in one pass.
+    pub fn cross_entropy_backward(
+        &self,
+        target: &Tensor,
+        label_smoothing: f64,
+        grad: &Tensor,
+    ) -> Result<Tensor> {
+        let op = "cross_entropy_backward";
+        check_cross_entropy(self, target, label_smoothing)?;
+        self.check_same_kind(op, grad)?;
+        if grad.dims() != [self.dims()[0]] {
+            return Err(TensorError::shape(
+                op,
+                format!(
+                    "the loss gradient must have shape [{}], got {}",
+                    self.dims()[0],
+                    grad.shape()
+                ),
+            ));
+        }
+        self.backend()
+            .cross_entropy_backward(self, target, label_smoothing, grad)
     }
 }
 

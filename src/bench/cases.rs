@@ -197,6 +197,8 @@ pub fn conv2d(
         } else {
             Some(false)
         };
+        // The three passes' times under each setting, for the total rows.
+        let mut totals: Vec<(ConvAlgo, String, f64)> = Vec::new();
         for pass in [Pass::Forward, Pass::BackwardData, Pass::BackwardWeight] {
             let mut run = |fast: bool| match (pass, fast) {
                 (Pass::Forward, true) => {
@@ -233,8 +235,29 @@ pub fn conv2d(
             }
             for algo in conv_variants(pass, &s, only) {
                 let t = with_conv_algo(algo, || plan.median_s(|| run(true)));
-                emit(case.row(&conv_label(algo, pass, &s), t));
+                let label = conv_label(algo, pass, &s);
+                emit(case.row(&label, t));
+                if algo == ConvAlgo::Auto || Some(algo) == only {
+                    totals.push((algo, label, t));
+                }
             }
+        }
+        // Forward and both gradients, as a training step runs them.
+        let total: f64 = totals.iter().map(|(_, _, t)| t).sum();
+        if totals.len() == 3 {
+            let picks: Vec<&str> = totals.iter().map(|(_, l, _)| l.as_str()).collect();
+            let case = ComputeCase {
+                kernel: "conv2d all 3",
+                shape: name,
+                threads,
+                flops: 3.0 * flops,
+                peak,
+                baseline_s: None,
+            };
+            let label = picks
+                .join(" + ")
+                .replace(&format!(" ({})", gradlab_cpu::simd_level()), "");
+            emit(case.row(&label, total));
         }
     }
 }

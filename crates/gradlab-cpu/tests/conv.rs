@@ -323,6 +323,24 @@ fn many_channel_weight_gradients_match_reference() {
     });
 }
 
+/// Output channels that fill whole vectors (16, 32 in f32; 8 in f64): the
+/// direct kernels with the channels in the lanes, forward and input
+/// gradient, on widths that leave partial blocks, with padding.
+#[test]
+fn channel_lane_kernels_match_reference() {
+    for (batch, c, oc, side, k, pad) in [
+        (2, 6, 16, 14, 5, 0),
+        (3, 5, 16, 11, 3, 1),
+        (2, 7, 32, 9, 5, 2),
+        (2, 3, 12, 13, 3, 0),
+        (1, 16, 16, 6, 5, 4),
+    ] {
+        check::<f32>(&Conv2dShape::square(batch, c, oc, side, k, pad), true, 31);
+    }
+    check::<f64>(&Conv2dShape::square(2, 6, 8, 14, 5, 0), true, 32);
+    check::<f64>(&Conv2dShape::square(2, 3, 16, 10, 3, 1), false, 33);
+}
+
 /// A non-finite input must reach exactly the gradients it reaches in the
 /// reference (the padded-grid path would multiply it by zeros elsewhere).
 #[test]

@@ -43,6 +43,25 @@ pub(crate) fn suits(s: &Conv2dShape, level: SimdLevel) -> bool {
         && useful >= 0.4 * computed
 }
 
+/// The lane multiply-adds the kernel computes per image, if it takes `s`
+/// (lanes on the padded grid and padded output-channel blocks included).
+pub(crate) fn computed_lanes(s: &Conv2dShape, level: SimdLevel) -> Option<f64> {
+    if !suits(s, level) {
+        return None;
+    }
+    let (cw, ob) = (
+        block_width(level),
+        if level.kind() == SimdKind::Scalar {
+            4
+        } else {
+            6
+        },
+    );
+    let span = s.out_h() * (s.in_w + 2 * s.padding.1);
+    let taps = s.in_channels * s.kernel_h * s.kernel_w;
+    Some((span.div_ceil(cw) * cw * s.out_channels.div_ceil(ob) * ob * taps) as f64)
+}
+
 /// Output columns per block at `level` (for f32; f64 blocks are half as wide).
 fn block_width(level: SimdLevel) -> usize {
     match level.kind() {

@@ -13,6 +13,7 @@
 //! results depend on the thread count. Reference twins: [`crate::reference`].
 
 pub mod algo;
+mod channel_lanes;
 mod channels_last;
 mod direct;
 mod direct_weight;
@@ -34,6 +35,7 @@ use crate::parallel::for_each_chunk;
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{simd_level, SimdLevel};
 use crate::{Conv2dShape, Float};
+use channel_lanes::LaneElement;
 
 /// Partial sums of the weight gradient, each over consecutive images,
 /// added in order at the end. Fixed (not the thread count) so that results
@@ -109,7 +111,7 @@ fn batch_parallel(s: &Conv2dShape) -> bool {
 
 macro_rules! dispatch_f32_f64 {
     ($generic:ident :: <$t:ty>, ($($arg:expr),*), [$($cast:ident),*], [$($cast_mut:ident),*], [$($opt:ident),*]) => {{
-        fn typed<T: Float, E: GemmElement + DotElement + PlainData>(level: SimdLevel, s: &Conv2dShape, $($cast: &[T],)* $($opt: Option<&[T]>,)* $($cast_mut: &mut [T],)*) -> Option<()> {
+        fn typed<T: Float, E: GemmElement + DotElement + LaneElement + PlainData>(level: SimdLevel, s: &Conv2dShape, $($cast: &[T],)* $($opt: Option<&[T]>,)* $($cast_mut: &mut [T],)*) -> Option<()> {
             $(let $cast = cast_slice::<T, E>($cast)?;)*
             $(let $opt = match $opt { Some(v) => Some(cast_slice::<T, E>(v)?), None => None };)*
             $(let $cast_mut = cast_slice_mut::<T, E>($cast_mut)?;)*
@@ -161,8 +163,8 @@ pub fn conv2d_forward<T: Float>(
 pub fn methods<T: Float>(pass: Pass, s: &Conv2dShape) -> Vec<Method> {
     let level = simd_level();
     match pass {
-        Pass::Forward => forward_methods(s, level),
-        Pass::BackwardData => backward_data_methods(s, level)
+        Pass::Forward => forward_methods::<T>(s, level),
+        Pass::BackwardData => backward_data_methods::<T>(s, level)
             .into_iter()
             .map(|(m, _)| m)
             .collect(),
@@ -176,9 +178,29 @@ pub fn methods<T: Float>(pass: Pass, s: &Conv2dShape) -> Vec<Method> {
     }
 }
 
+/// Which direct forward kernel computes `s` in `E`, if one does: the one
+/// that computes fewer lanes (output positions in the lanes, or output
+/// channels in the lanes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DirectForward {
+    Positions,
+    Channels,
+}
+
+fn direct_forward<E>(s: &Conv2dShape, level: SimdLevel) -> Option<DirectForward> {
+    let positions = direct::computed_lanes(s, level);
+    let channels = channel_lanes::forward_lanes::<E>(s, level);
+    match (positions, channels) {
+        (Some(p), Some(c)) if c < p => Some(DirectForward::Channels),
+        (Some(_), _) => Some(DirectForward::Positions),
+        (None, Some(_)) => Some(DirectForward::Channels),
+        (None, None) => None,
+    }
+}
+
 /// The forward methods that apply to `s`, baseline first.
-fn forward_methods(s: &Conv2dShape, level: SimdLevel) -> Vec<Method> {
-    let mut methods = if direct::suits(s, level) {
+fn forward_methods<E>(s: &Conv2dShape, level: SimdLevel) -> Vec<Method> {
+    let mut methods = if direct_forward::<E>(s, level).is_some() {
         vec![Method::Direct, Method::Im2col]
     } else {
         vec![Method::Im2col]
@@ -189,7 +211,7 @@ fn forward_methods(s: &Conv2dShape, level: SimdLevel) -> Vec<Method> {
     methods
 }
 
-fn forward<E: GemmElement + DotElement + PlainData>(
+fn forward<E: GemmElement + DotElement + LaneElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     input: &[E],
@@ -202,7 +224,7 @@ fn forward<E: GemmElement + DotElement + PlainData>(
     }
     let by_image = batch_parallel(s);
     let parallel = crate::parallel::worth_parallel(s.flops());
-    let methods = forward_methods(s, level);
+    let methods = forward_methods::<E>(s, level);
     algo::run_chosen(
         Pass::Forward,
         E::NAME,
@@ -210,7 +232,12 @@ fn forward<E: GemmElement + DotElement + PlainData>(
         level,
         &methods,
         |method| match method {
-            Method::Direct => direct::forward(level, s, input, weight, bias, out, by_image),
+            Method::Direct => match direct_forward::<E>(s, level) {
+                Some(DirectForward::Channels) => {
+                    channel_lanes::forward(level, s, input, weight, bias, out, by_image)
+                }
+                _ => direct::forward(level, s, input, weight, bias, out, by_image),
+            },
             Method::Im2col => gemm_form::forward(level, s, input, weight, bias, out, by_image),
             Method::Winograd(tile) => {
                 winograd::forward(level, tile, s, input, weight, bias, out, parallel)
@@ -248,23 +275,34 @@ pub fn conv2d_backward_data<T: Float>(
 }
 
 /// How the input gradient is computed: as the forward convolution of the
-/// output gradient with the flipped kernel (stride 1), or by col2im.
+/// output gradient with the flipped kernel (stride 1), by col2im, or
+/// directly with the output channels in the lanes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DataForm {
     /// Forward on the transposed shape, by the given forward method.
     Transposed(Method),
     Col2im,
+    ChannelLanes,
 }
 
 /// The input-gradient methods that apply to `s`, baseline first, each with
 /// how it runs.
-fn backward_data_methods(s: &Conv2dShape, level: SimdLevel) -> Vec<(Method, DataForm)> {
+fn backward_data_methods<E>(s: &Conv2dShape, level: SimdLevel) -> Vec<(Method, DataForm)> {
     let positions = s.out_h() * s.out_w();
     let mut methods = Vec::new();
     let transposed = transposed_shape(s);
-    if let Some(t) = transposed.filter(|t| direct::suits(t, level)) {
-        debug_assert!(forward_methods(&t, level).contains(&Method::Direct));
-        methods.push((Method::Direct, DataForm::Transposed(Method::Direct)));
+    // Of the two direct kernels, the one that computes fewer lanes (the
+    // transposed form computes on the zeros of the padded output gradient).
+    let on_transposed = transposed.and_then(|t| match direct_forward::<E>(&t, level)? {
+        DirectForward::Positions => direct::computed_lanes(&t, level),
+        DirectForward::Channels => channel_lanes::forward_lanes::<E>(&t, level),
+    });
+    let channels = channel_lanes::backward_data_lanes::<E>(s, level);
+    match (on_transposed, channels) {
+        (Some(t), Some(c)) if c < t => methods.push((Method::Direct, DataForm::ChannelLanes)),
+        (Some(_), _) => methods.push((Method::Direct, DataForm::Transposed(Method::Direct))),
+        (None, Some(_)) => methods.push((Method::Direct, DataForm::ChannelLanes)),
+        (None, None) => {}
     }
     // The transposed form pays for an im2col of the padded output
     // gradient: only worth it when that column matrix is not much larger
@@ -285,7 +323,7 @@ fn backward_data_methods(s: &Conv2dShape, level: SimdLevel) -> Vec<(Method, Data
     methods
 }
 
-fn backward_data<E: GemmElement + DotElement + PlainData>(
+fn backward_data<E: GemmElement + DotElement + LaneElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     grad_out: &[E],
@@ -298,7 +336,7 @@ fn backward_data<E: GemmElement + DotElement + PlainData>(
         return;
     }
     let by_image = batch_parallel(s);
-    let forms = backward_data_methods(s, level);
+    let forms = backward_data_methods::<E>(s, level);
     // Stride 1: the input gradient is the forward convolution of the output
     // gradient with the flipped, channel-swapped kernel.
     let transposed = transposed_shape(s);
@@ -316,13 +354,21 @@ fn backward_data<E: GemmElement + DotElement + PlainData>(
     algo::run_chosen(Pass::BackwardData, E::NAME, s, level, &methods, |method| {
         let form = forms.iter().find(|&&(m, _)| m == method).map(|&(_, f)| f);
         match (form, transposed) {
+            (Some(DataForm::ChannelLanes), _) => {
+                channel_lanes::backward_data(level, s, grad_out, weight, grad_input, by_image)
+            }
             (Some(DataForm::Transposed(m)), Some(t)) => {
                 let by_image = batch_parallel(&t);
                 let parallel = crate::parallel::worth_parallel(t.flops());
                 match m {
-                    Method::Direct => {
-                        direct::forward(level, &t, grad_out, flipped, None, grad_input, by_image)
-                    }
+                    Method::Direct => match direct_forward::<E>(&t, level) {
+                        Some(DirectForward::Channels) => channel_lanes::forward(
+                            level, &t, grad_out, flipped, None, grad_input, by_image,
+                        ),
+                        _ => direct::forward(
+                            level, &t, grad_out, flipped, None, grad_input, by_image,
+                        ),
+                    },
                     Method::Im2col => {
                         gemm_form::forward(level, &t, grad_out, flipped, None, grad_input, by_image)
                     }
@@ -452,7 +498,7 @@ pub fn conv2d_backward_weight<T: Float>(
     }
 }
 
-fn backward_weight<E: GemmElement + DotElement + PlainData>(
+fn backward_weight<E: GemmElement + DotElement + LaneElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     input: &[E],

@@ -172,7 +172,7 @@ impl Isa for Portable {
         g: &Geometry<'_>,
         job: ImageJob<'_, E>,
     ) {
-        forward_one::<E, L, V, P, false>(g, job)
+        forward_one::<E, L, V, P, false>(g, job, transpose)
     }
     fn data<E: Float, const L: usize, const V: usize, const CB: usize, const P: usize>(
         _: SimdLevel,
@@ -427,7 +427,9 @@ fn forward_avx512<E: Float, const L: usize, const V: usize, const P: usize>(
     g: &Geometry<'_>,
     job: ImageJob<'_, E>,
 ) {
-    forward_one::<E, L, V, P, true>(g, job)
+    // SAFETY: this function runs only where AVX-512F is proven (its callers
+    // hold a level of that kind).
+    forward_one::<E, L, V, P, true>(g, job, |rows| unsafe { transpose_avx512(rows) })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -436,7 +438,7 @@ fn forward_avx2<E: Float, const L: usize, const V: usize, const P: usize>(
     g: &Geometry<'_>,
     job: ImageJob<'_, E>,
 ) {
-    forward_one::<E, L, V, P, true>(g, job)
+    forward_one::<E, L, V, P, true>(g, job, transpose)
 }
 
 /// Pads the image, runs every block, and writes the results in NCHW.
@@ -444,6 +446,7 @@ fn forward_avx2<E: Float, const L: usize, const V: usize, const P: usize>(
 fn forward_one<E: Float, const L: usize, const V: usize, const P: usize, const FMA: bool>(
     g: &Geometry<'_>,
     job: ImageJob<'_, E>,
+    transpose: impl Fn([[E; L]; L]) -> [[E; L]; L],
 ) {
     let ImageJob {
         image,
@@ -455,39 +458,56 @@ fn forward_one<E: Float, const L: usize, const V: usize, const P: usize, const F
     } = job;
     pad_planes(g, image, xpad);
     forward_blocks::<E, L, V, P, FMA>(g, xpad, wt, ybuf);
-    to_nchw::<E, L, V>(ybuf, g.s.out_channels, bias, out);
+    to_nchw::<E, L, V>(ybuf, g.s.out_channels, bias, out, transpose);
 }
 
-/// `out[oc][pos] = ybuf[pos][oc] + bias[oc]`, eight positions at a time
-/// (each a whole `[V][L]` row of the buffer), so that the transposition
-/// runs on vector registers.
+/// `out[oc][pos] = ybuf[pos][oc] + bias[oc]`: square blocks of `L`
+/// positions by `L` channels (one vector of each position's row) are
+/// transposed by `transpose`, so that each channel's `L` positions are
+/// stored as one vector; the positions after the last whole block one by
+/// one.
 #[inline(always)]
 fn to_nchw<E: Float, const L: usize, const V: usize>(
     ybuf: &[E],
     channels: usize,
     bias: Option<&[E]>,
     out: &mut [E],
+    transpose: impl Fn([[E; L]; L]) -> [[E; L]; L],
 ) {
-    const B: usize = 8;
     let positions = out.len() / channels;
-    let rows = |p0: usize, n: usize| -> [[[E; L]; V]; B] {
-        std::array::from_fn(|p| {
-            let p = p0 + p.min(n - 1);
-            std::array::from_fn(|v| ybuf[(p * V + v) * L..][..L].try_into().expect("L lanes"))
-        })
-    };
-    for p0 in (0..positions).step_by(B) {
-        let n = B.min(positions - p0);
-        let tile = rows(p0, n);
-        for (oc, dst) in out.chunks_exact_mut(positions).enumerate() {
-            let (v, l) = (oc / L, oc % L);
-            let b = bias.map_or(E::ZERO, |b| b[oc]);
-            let col: [E; B] = std::array::from_fn(|p| tile[p][v][l] + b);
-            for (d, c) in dst[p0..p0 + n].iter_mut().zip(col) {
-                *d = c;
+    let whole = positions / L * L;
+    for p0 in (0..whole).step_by(L) {
+        for v in 0..V {
+            let rows: [[E; L]; L] = std::array::from_fn(|p| {
+                ybuf[((p0 + p) * V + v) * L..][..L]
+                    .try_into()
+                    .expect("L lanes")
+            });
+            let columns = transpose(rows);
+            for (l, column) in columns.iter().enumerate() {
+                let oc = v * L + l;
+                if oc < channels {
+                    let b = bias.map_or(E::ZERO, |b| b[oc]);
+                    let dst = &mut out[oc * positions + p0..][..L];
+                    for (d, &c) in dst.iter_mut().zip(column) {
+                        *d = c + b;
+                    }
+                }
             }
         }
     }
+    for p in whole..positions {
+        for oc in 0..channels {
+            let b = bias.map_or(E::ZERO, |b| b[oc]);
+            out[oc * positions + p] = ybuf[p * V * L + oc] + b;
+        }
+    }
+}
+
+/// The transpose of a square block (the plain version).
+#[inline(always)]
+fn transpose<E: Float, const L: usize>(rows: [[E; L]; L]) -> [[E; L]; L] {
+    std::array::from_fn(|c| std::array::from_fn(|p| rows[p][c]))
 }
 
 /// The loop nest every level shares; `FMA` says whether `mul_add` is a
@@ -1013,6 +1033,89 @@ unsafe fn reduce_group_avx2<E: Float, const L: usize>(vs: [[E; L]; L]) -> [E; L]
     sums
 }
 
+/// The word indices of each stage of [`transpose_avx512`] (see
+/// [`transpose_words`]).
+#[cfg(target_arch = "x86_64")]
+struct TransposeWords<E, const L: usize>(std::marker::PhantomData<E>);
+
+#[cfg(target_arch = "x86_64")]
+impl<E, const L: usize> TransposeWords<E, L> {
+    const LO: [[u32; 16]; 4] = transpose_words(std::mem::size_of::<E>() / 4, L, 0);
+    const HI: [[u32; 16]; 4] = transpose_words(std::mem::size_of::<E>() / 4, L, 1);
+}
+
+/// Stage `k` of a square transpose of `L` vectors pairs row `i` with row
+/// `i + b` (`b = L >> (k + 1)`, `i / b` even) and, in every segment of
+/// `2b` lanes, puts the first's `b` lanes before the second's: from the
+/// segment's first half (`upper` 0, row `i`'s new value) or its second
+/// (`upper` 1, row `i + b`'s). Words of the second row are numbered from
+/// 16, as a two-source permute numbers them.
+#[cfg(target_arch = "x86_64")]
+const fn transpose_words(per: usize, lanes: usize, upper: usize) -> [[u32; 16]; 4] {
+    let mut table = [[0u32; 16]; 4];
+    let mut stage = 0;
+    while stage < 4 && (lanes >> (stage + 1)) >= 1 {
+        let b = lanes >> (stage + 1);
+        let mut j = 0;
+        while j < lanes * per {
+            let (lane, part) = (j / per, j % per);
+            let (segment, within) = (lane / (2 * b), lane % (2 * b));
+            let (from_second, at) = if within < b {
+                (0, segment * 2 * b + upper * b + within)
+            } else {
+                (16, segment * 2 * b + upper * b + within - b)
+            };
+            table[stage][j] = (at * per + part) as u32 + from_second;
+            j += 1;
+        }
+        stage += 1;
+    }
+    table
+}
+
+/// [`transpose`] on AVX-512 registers: `log2(L)` stages of two two-source
+/// permutes per pair of rows.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_avx512<E: Float, const L: usize>(rows: [[E; L]; L]) -> [[E; L]; L] {
+    use std::arch::x86_64::*;
+    assert_eq!(L * std::mem::size_of::<E>(), 64, "one vector of 16 words");
+    // SAFETY: each [E; L] is 64 bytes (asserted), the width of one load.
+    let mut r: [__m512; L] =
+        std::array::from_fn(|k| unsafe { _mm512_loadu_ps(rows[k].as_ptr().cast()) });
+    let mut stage = 0;
+    while (L >> (stage + 1)) >= 1 {
+        let b = L >> (stage + 1);
+        let (lo, hi) = (
+            &TransposeWords::<E, L>::LO[stage],
+            &TransposeWords::<E, L>::HI[stage],
+        );
+        // SAFETY: 16 words each.
+        let (lo, hi) = unsafe {
+            (
+                _mm512_loadu_si512(lo.as_ptr().cast()),
+                _mm512_loadu_si512(hi.as_ptr().cast()),
+            )
+        };
+        for i in (0..L).filter(|i| (i / b) % 2 == 0) {
+            let (a, c) = (r[i], r[i + b]);
+            r[i] = _mm512_permutex2var_ps(a, lo, c);
+            r[i + b] = _mm512_permutex2var_ps(a, hi, c);
+        }
+        stage += 1;
+    }
+    let mut columns = [[E::ZERO; L]; L];
+    for (column, v) in columns.iter_mut().zip(&r) {
+        // SAFETY: 64 bytes into an [E; L] of 64 bytes.
+        unsafe { _mm512_storeu_ps(column.as_mut_ptr().cast(), *v) };
+    }
+    columns
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1055,6 +1158,34 @@ mod tests {
         check::<f32, 8>(3);
         check::<f64, 4>(4);
         check::<f32, 4>(5);
+    }
+
+    fn check_transpose<E: Float, const L: usize>(seed: u64) {
+        let mut rng = Rng::new(seed);
+        let rows = group::<E, L>(&mut rng);
+        let columns = transpose(rows);
+        for (p, row) in rows.iter().enumerate() {
+            for (c, &x) in row.iter().enumerate() {
+                assert_eq!(columns[c][p], x);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if L * std::mem::size_of::<E>() == 64 && SimdLevel::new(SimdKind::Avx512).is_ok() {
+            // SAFETY: AVX-512F was just detected.
+            let fast = unsafe { transpose_avx512(rows) };
+            assert!(fast
+                .iter()
+                .flatten()
+                .zip(columns.iter().flatten())
+                .all(|(a, b)| a == b));
+        }
+    }
+
+    #[test]
+    fn transposes_match_the_plain_one() {
+        check_transpose::<f32, 16>(6);
+        check_transpose::<f64, 8>(7);
+        check_transpose::<f32, 8>(8);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! calls; they pick the best implementation for the problem and the CPU
 //! (see [`simd`] for how the instruction set is chosen and forced).
 
-pub mod cache;
 pub mod alloc;
+pub mod cache;
 pub mod conv;
 pub mod float;
 pub mod gemm;
@@ -25,8 +25,8 @@ mod scratch;
 pub mod shapes;
 pub mod simd;
 
-pub use cache::{cache_sizes, CacheSizes};
 pub use alloc::{try_full, try_reserve, try_vec, try_zeros, AllocError, MAX_ELEMENTS};
+pub use cache::{cache_sizes, CacheSizes};
 pub use float::Float;
 pub use op::{BinaryOp, UnaryOp};
 pub use rng::Rng;

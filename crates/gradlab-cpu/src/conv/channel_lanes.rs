@@ -125,7 +125,7 @@ pub(crate) trait LaneElement: Float + PlainData {
         level: SimdLevel,
         block: (usize, usize),
         pass: Layer<'_>,
-        data: (&[Self], &[Self], Option<&[Self]>, &mut [Self]),
+        data: ForwardData<'_, Self>,
     );
     /// Runs the input gradient with `vectors` vectors per sum, blocks of
     /// `cb` channels by `p` positions.
@@ -153,6 +153,11 @@ pub(crate) trait Isa {
         buffers: DataBuffers<'_, E>,
     );
 }
+
+/// The input, weights, bias and output of a forward call.
+type ForwardData<'a, E> = (&'a [E], &'a [E], Option<&'a [E]>, &'a mut [E]);
+/// The output gradient, weights and input gradient of an input-gradient call.
+type DataArgs<'a, E> = (&'a [E], &'a [E], &'a mut [E]);
 
 /// The output gradient, its channels-last scratch, the weights and the input gradient of one image.
 type DataBuffers<'a, E> = (&'a [E], &'a mut [E], &'a [E], &'a mut [E]);
@@ -328,7 +333,7 @@ pub(crate) struct Geometry<'a> {
 
 fn run_forward<E: Float + PlainData, I: Isa, const L: usize, const V: usize, const P: usize>(
     Layer { s, parallel }: Layer<'_>,
-    (level, (input, weight, bias, out)): (SimdLevel, (&[E], &[E], Option<&[E]>, &mut [E])),
+    (level, (input, weight, bias, out)): (SimdLevel, ForwardData<'_, E>),
 ) {
     let (out_h, out_w) = (s.out_h(), s.out_w());
     let taps = s.in_channels * s.kernel_h * s.kernel_w;
@@ -648,7 +653,7 @@ fn run_data<
     const P: usize,
 >(
     Layer { s, parallel }: Layer<'_>,
-    (level, (grad_out, weight, grad_input)): (SimdLevel, (&[E], &[E], &mut [E])),
+    (level, (grad_out, weight, grad_input)): (SimdLevel, DataArgs<'_, E>),
 ) {
     let (out_h, out_w) = (s.out_h(), s.out_w());
     let (kh_n, kw_n) = (s.kernel_h, s.kernel_w);
@@ -807,12 +812,14 @@ fn data_blocks<
                             let w = unsafe { wt.as_ptr().add(at) };
                             // SAFETY: as above, V·L values from `w`.
                             std::array::from_fn(|v| {
+                                // SAFETY: as above, V·L values from `w`.
                                 std::array::from_fn(|l| unsafe { *w.add(v * L + l) })
                             })
                         });
                         for j in 0..P {
                             // SAFETY: pixel pixel0 - kw + j of row oh (asserted above).
                             let d: [[E; L]; V] = std::array::from_fn(|v| {
+                                // SAFETY: as above.
                                 std::array::from_fn(|l| unsafe { *d.add(j * V * L + v * L + l) })
                             });
                             for (acc_c, w_c) in acc.iter_mut().zip(&w) {
@@ -1101,7 +1108,7 @@ unsafe fn transpose_avx512<E: Float, const L: usize>(rows: [[E; L]; L]) -> [[E; 
                 _mm512_loadu_si512(hi.as_ptr().cast()),
             )
         };
-        for i in (0..L).filter(|i| (i / b) % 2 == 0) {
+        for i in (0..L).filter(|i| (i / b).is_multiple_of(2)) {
             let (a, c) = (r[i], r[i + b]);
             r[i] = _mm512_permutex2var_ps(a, lo, c);
             r[i + b] = _mm512_permutex2var_ps(a, hi, c);

@@ -12,8 +12,8 @@ mod gemm;
 mod loss;
 mod norm;
 mod pool;
-pub mod winograd;
 mod reduce;
+pub mod winograd;
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use elementwise::{binary, unary};

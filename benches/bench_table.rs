@@ -1,14 +1,8 @@
 //! `cargo bench --bench bench_table -- [gemm|conv2d|maxpool|all|peak] [--threads N] [--quick] [--json FILE]`:
 //! the `gradlab bench` table, runnable without the binary.
 
-#[allow(dead_code)]
-#[path = "../src/bench/mod.rs"]
-mod bench;
-#[allow(dead_code)]
-#[path = "../src/threads.rs"]
-mod threads;
-
 use clap::Parser;
+use gradlab::bench;
 
 #[derive(Parser)]
 struct Cli {

@@ -69,6 +69,8 @@ pub mod fixtures;
 #[doc(hidden)]
 pub mod introspect;
 #[doc(hidden)]
+pub mod profile;
+#[doc(hidden)]
 pub mod runs;
 #[doc(hidden)]
 pub mod threads;

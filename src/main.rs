@@ -1,4 +1,4 @@
-//! The `gradlab` command line: train, eval, runs, fixtures, gradcheck, bench, graph.
+//! The `gradlab` command line: train, eval, runs, fixtures, gradcheck, bench, graph, profile.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +33,8 @@ enum Command {
     Runs(gradlab::runs::RunsArgs),
     /// Write a training step's autograd graph as Graphviz DOT (and SVG when `dot` is installed).
     Graph(gradlab::introspect::GraphArgs),
+    /// Profile the trainer's step node by node: time, FLOPs, bytes, saved memory, roofline.
+    Profile(gradlab::profile::ProfileArgs),
     /// Check an op's or a model's gradients against finite differences, node by node on request.
     Gradcheck(Box<gradlab::introspect::GradcheckArgs>),
 }
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => gradlab::runs::run(args),
         Command::Graph(args) => gradlab::introspect::run_graph(args),
         Command::Gradcheck(args) => gradlab::introspect::run_gradcheck(args),
+        Command::Profile(args) => gradlab::profile::run(args),
     };
     match result {
         Ok(code) => code,

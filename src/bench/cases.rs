@@ -97,6 +97,8 @@ pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMu
         }
         // The workspace builds matrixmultiply without its `threading` feature.
         emit(row("matrixmultiply (1 thread)", base));
+        let t = plan.median_s(|| super::gemm_crate_sgemm(m, k, n, &a, &b, &mut c, threads));
+        emit(row(&format!("gemm crate ({threads} thr)"), t));
         let t = plan
             .median_s(|| gradlab_cpu::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut c, n, 1));
         emit(row(&format!("fast ({})", gradlab_cpu::simd_level()), t));

@@ -7,15 +7,29 @@
 //! second), on the same thread pool, so that shares compare like with like.
 
 mod cases;
+mod compare;
+mod fingerprint;
+mod gemm_crate;
+mod measured;
+mod output;
 mod peak;
+mod pictures;
 mod report;
+mod sweep;
 mod timing;
 
-use gradlab_tensor::backend::Kernels;
 use std::path::PathBuf;
 
+pub use compare::{compare, regressions, Comparison, Verdict};
+pub use fingerprint::{cpu_model, Cache, Fingerprint};
+pub use gemm_crate::gemm_crate_sgemm;
+pub use measured::{load_rows, markdown, rank, Check, Measured, Report};
+pub use output::{compare_with_file, fail_on_regressions};
 pub use peak::MachinePeak;
+pub use pictures::figure;
 pub use report::Row;
+pub use sweep::{gemm_variants, geometric, sweep_conv, sweep_gemm, GemmVariant, SweepSizes};
+pub use timing::{Plan, Timing};
 
 /// Which kernel family to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -45,7 +59,7 @@ pub struct BenchArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Also write the rows as a JSON array to this file.
+    /// Also write the rows, with the machine's fingerprint, as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Fewer sizes and repetitions.
@@ -60,6 +74,26 @@ pub struct BenchArgs {
     /// other convolution the run makes.
     #[arg(long)]
     pub conv_algo: Option<gradlab_cpu::ConvAlgo>,
+    /// Sweep sizes instead of the fixed cases: square GEMM from 32 to 4096
+    /// (about 1.25x apart), LeNet's convolutions over batch sizes; every
+    /// variant checked against its reference twin before it is timed.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Write GFLOP/s against size (a line per variant) and a roofline with
+    /// every kernel placed, as SVG, to this file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Also print the rows as a Markdown table.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Compare with an earlier `--json` file: per row new/old and a verdict
+    /// that takes the spread of both runs into account.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// With --compare: exit with an error when a row is slower beyond its
+    /// spread and its median grew by more than this many percent.
+    #[arg(long, requires = "compare")]
+    pub fail_slower: Option<f64>,
 }
 
 /// Why a benchmark run could not complete.
@@ -78,6 +112,15 @@ pub enum BenchError {
     },
     #[error("bench: cannot encode the results as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("bench: {0}")]
+    Output(String),
+    #[error("bench: {count} row(s) slower than {old} by more than {percent}%: {rows}")]
+    Regression {
+        count: usize,
+        percent: f64,
+        old: String,
+        rows: String,
+    },
 }
 
 /// The GPU kernels' table from `gradlab_cuda::bench` (every family; `--quick`
@@ -113,25 +156,29 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     if let Some(algo) = args.conv_algo {
         gradlab_cpu::set_conv_algo(algo);
     }
-    let rows = pool.install(|| {
+    if let Some(old) = &args.compare {
+        // Read before measuring, so that a bad file costs no benchmark run.
+        measured::load_rows(old).map_err(BenchError::Output)?;
+    }
+    let (rows, peak, machine) = pool.install(|| {
         let peak = MachinePeak::measure(args.quick);
         println!("{}", peak.describe(threads));
+        let machine = fingerprint::Fingerprint::collect(&peak, threads);
+        println!("machine: {}", machine.describe());
         if args.what == Kernel::Peak {
-            return Vec::new();
+            return (Vec::new(), peak, machine);
+        }
+        if args.sweep {
+            let rows = output::sweep(args, &peak, threads);
+            return (rows, peak, machine);
         }
         let plan = timing::Plan::new(args.quick);
         let mut rows = Vec::new();
-        // `--kernels` narrows the table to one family of variants (the
-        // baselines stay, so that ratios keep their meaning).
-        let shown = |row: &Row| match gradlab_tensor::backend::chosen_kernels() {
-            None => true,
-            Some(Kernels::Reference) => !row.variant.starts_with("fast"),
-            Some(Kernels::Fast) => row.variant != "reference",
-        };
         let mut emit = |row: Row| {
-            if shown(&row) {
+            if output::shown(&row) {
                 report::print_row(&row, rows.is_empty());
-                rows.push(row);
+                let timing = plan.timing_of(row.median_s);
+                rows.push(Measured::new(row, timing));
             }
         };
         if matches!(args.what, Kernel::Gemm | Kernel::All) {
@@ -143,16 +190,9 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
         if matches!(args.what, Kernel::Maxpool | Kernel::All) {
             cases::maxpool(&plan, &peak, threads, &mut emit);
         }
-        rows
+        (rows, peak, machine)
     });
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&rows)?;
-        std::fs::write(path, text).map_err(|source| BenchError::Write {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    Ok(())
+    output::finish(args, rows, &peak, machine, threads)
 }
 
 /// The baseline GEMM: `c = a · b` for row-major `m×k` and `k×n` f32

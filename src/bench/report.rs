@@ -1,9 +1,9 @@
 //! Result rows: printed as a table as they come, written as JSON at the end.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One measurement.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub kernel: String,
     pub shape: String,
@@ -11,10 +11,10 @@ pub struct Row {
     pub threads: usize,
     pub median_s: f64,
     /// Compute kernels: useful GFLOP/s.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gflops: Option<f64>,
     /// Memory-bound kernels: GB/s moved.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gbps: Option<f64>,
     /// Throughput over the machine's measured peak (FMA or triad).
     pub peak_share: f64,
@@ -65,7 +65,7 @@ fn row_line(row: &Row) -> String {
     )
 }
 
-fn format_time(s: f64) -> String {
+pub(crate) fn format_time(s: f64) -> String {
     if s >= 1.0 {
         format!("{s:.3} s")
     } else if s >= 1e-3 {

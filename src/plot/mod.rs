@@ -19,6 +19,9 @@
 //! ```
 
 mod draw;
+mod roofline;
+
+pub use roofline::{roofline, RooflinePoint};
 
 use std::path::Path;
 

@@ -81,6 +81,15 @@ impl GraphNode {
     }
 }
 
+/// A fill colour and a note for one node of [`RecordedGraph::to_dot_highlighted`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Highlight {
+    /// A Graphviz colour: a name or `#rrggbb`.
+    pub fill: String,
+    /// A line added to the node's label.
+    pub note: String,
+}
+
 /// The graph that produced a var, as plain data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordedGraph {
@@ -142,6 +151,16 @@ impl RecordedGraph {
     /// boxes, constants grey boxes, ops ellipses (the root in green); an op's
     /// tooltip is the place in the user's code that called it.
     pub fn to_dot(&self) -> String {
+        self.to_dot_highlighted(|_| None)
+    }
+
+    /// [`RecordedGraph::to_dot`] with some nodes filled by a colour of the
+    /// caller's and a note added to their label (the profiler colours the
+    /// step's graph by time and by saved memory this way).
+    pub fn to_dot_highlighted(
+        &self,
+        highlight: impl Fn(&GraphNode) -> Option<Highlight>,
+    ) -> String {
         let mut out = String::from("digraph gradlab {\n");
         out.push_str("  node [fontname=\"Helvetica\", fontsize=10];\n");
         for (i, n) in self.nodes.iter().enumerate() {
@@ -150,6 +169,10 @@ impl RecordedGraph {
                 let _ = write!(label, "\\n{}", escape(name));
             }
             let _ = write!(label, "\\n{}", escape(&n.shape_and_dtype()));
+            let marked = highlight(n);
+            if let Some(h) = &marked {
+                let _ = write!(label, "\\n{}", escape(&h.note));
+            }
             let style = match n.kind {
                 NodeKind::Parameter => "shape=box, style=filled, fillcolor=lightblue".to_string(),
                 NodeKind::Constant => "shape=box, style=filled, fillcolor=lightgrey".to_string(),
@@ -157,6 +180,13 @@ impl RecordedGraph {
                     "shape=ellipse, style=filled, fillcolor=darkolivegreen1".to_string()
                 }
                 NodeKind::Op => "shape=ellipse".to_string(),
+            };
+            let style = match &marked {
+                Some(h) => format!(
+                    "shape=ellipse, style=filled, fillcolor=\"{}\"",
+                    escape(&h.fill)
+                ),
+                None => style,
             };
             let _ = write!(out, "  n{i} [label=\"{label}\", {style}");
             if let Some(location) = &n.location {

@@ -105,6 +105,7 @@ pub(crate) fn run_backward(
         node.check_saved_versions()?;
     }
     let total = order.iter().filter(|v| v.node().is_some()).count();
+    let profiling = crate::profile::BackwardScope::enter(root);
     let tracing = trace::is_trace_on() || trace::is_capturing();
     let _mode = GradModeGuard::new(opts.create_graph);
     let retain = opts.retain_graph || opts.create_graph;
@@ -131,6 +132,9 @@ pub(crate) fn run_backward(
                 None => g.clone(),
             };
             var.set_grad(Some(total_grad));
+            if var.is_leaf() {
+                profiling.leaf_received(var);
+            }
         }
         let Some(node) = var.node() else {
             continue;
@@ -144,6 +148,7 @@ pub(crate) fn run_backward(
                 node.name, node.location
             )));
         };
+        let began = profiling.node_begin();
         let started = Instant::now();
         // A backward rule is built from ops whose own anomaly checks would
         // blame the rule's source file; the user needs this node and the
@@ -167,6 +172,8 @@ pub(crate) fn run_backward(
             )));
         }
         let mut norms = Vec::with_capacity(input_grads.len());
+        let mut produced = Vec::new();
+        let keep_produced = profiling.wants_gradients();
         for (input, gi) in node.inputs.iter().zip(input_grads) {
             let gi = gi.filter(|_| input.requires_grad());
             if let Some(gi) = &gi {
@@ -194,9 +201,13 @@ pub(crate) fn run_backward(
                 norms.push(gi.as_ref().and_then(|g| l2_norm(&g.data())));
             }
             if let Some(gi) = gi {
+                if keep_produced {
+                    produced.push(gi.clone());
+                }
                 accumulate(&mut grads, input.id(), gi)?;
             }
         }
+        profiling.node_end(var, began, &produced);
         if tracing {
             trace::emit(TraceEvent {
                 step,
@@ -214,6 +225,7 @@ pub(crate) fn run_backward(
             *op_slot = None;
         }
     }
+    profiling.finish(&order, into_leaves);
     Ok(captured)
 }
 

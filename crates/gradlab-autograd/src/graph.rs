@@ -1,6 +1,7 @@
 //! The recorded graph: nodes, the backward-op trait, and the switches that
 //! decide what gets recorded (grad mode) and checked (anomaly mode).
 
+pub(crate) use crate::profile::OpSite;
 use crate::{AutogradError, Result, Var};
 use gradlab_tensor::{Shape, Tensor};
 use std::cell::Cell;
@@ -34,6 +35,14 @@ pub trait BackwardOp: Send + Sync {
     fn forward(&self, inputs: &[Tensor], output_shape: &Shape) -> Option<Result<Tensor>> {
         let _ = (inputs, output_shape);
         None
+    }
+
+    /// Tensors the op keeps for its backward besides its inputs (a
+    /// max-pool's argmax, batch norm's batch statistics, a softmax's
+    /// output). The profiler counts them, with the inputs, as the memory
+    /// the node holds until its backward runs. The default is none.
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        Vec::new()
     }
 }
 
@@ -207,18 +216,22 @@ pub(crate) fn check_forward(
 }
 
 /// Wraps an op's forward result in a `Var`, recording a node when grad mode
-/// is on and some input requires grad.
+/// is on and some input requires grad. `site` is where the op was called
+/// (and, while profiling, when it started: [`OpSite::caller`]).
 pub(crate) fn record(
     output: Tensor,
     inputs: &[&Var],
     op: impl BackwardOp + 'static,
-    location: &'static Location<'static>,
+    site: impl Into<OpSite>,
 ) -> Result<Var> {
+    let site = site.into();
+    let location = site.location;
     check_forward(op.name(), location, &output)?;
     let needs_grad = is_grad_enabled() && inputs.iter().any(|v| v.requires_grad());
     if !needs_grad {
         return Ok(Var::constant(output));
     }
+    let held_by_op = crate::profile::is_active().then(|| op.saved_tensors());
     let node = Node {
         name: op.name(),
         op: Mutex::new(Some(Box::new(op))),
@@ -226,7 +239,11 @@ pub(crate) fn record(
         saved_versions: inputs.iter().map(|v| v.version()).collect(),
         location,
     };
-    Ok(Var::from_node(output, node))
+    let var = Var::from_node(output, node);
+    if let Some(held_by_op) = held_by_op {
+        crate::profile::hook::recorded(&var, held_by_op, site.started);
+    }
+    Ok(var)
 }
 
 impl Var {

@@ -24,6 +24,7 @@ mod error;
 pub mod gradcheck;
 mod graph;
 pub mod ops;
+pub mod profile;
 mod requires_grad;
 pub mod trace;
 mod var;
@@ -31,7 +32,7 @@ mod var;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use dot::{GraphNode, NodeKind, RecordedGraph};
+pub use dot::{GraphNode, Highlight, NodeKind, RecordedGraph};
 pub use engine::{grad, topological_order, BackwardOptions};
 pub use error::{AutogradError, Result};
 pub use gradcheck::{
@@ -45,6 +46,7 @@ pub use graph::{
 pub use ops::norm::{
     batch_norm2d, batch_norm2d_train, batch_norm2d_train_with_stats, batch_stats2d,
 };
+pub use profile::{profile, profile_with, Profile, ProfileOptions};
 pub use requires_grad::RequiresGrad;
 pub use trace::{capture_trace, set_trace, TraceEvent};
 pub use var::{GradHook, Var};

@@ -10,6 +10,7 @@
 pub mod alloc;
 pub mod cache;
 pub mod conv;
+pub mod cost;
 pub mod float;
 pub mod gemm;
 pub mod loss;
@@ -27,6 +28,7 @@ pub mod simd;
 
 pub use alloc::{try_full, try_reserve, try_vec, try_zeros, AllocError, MAX_ELEMENTS};
 pub use cache::{cache_sizes, CacheSizes};
+pub use cost::Cost;
 pub use float::Float;
 pub use op::{BinaryOp, UnaryOp};
 pub use rng::Rng;

@@ -12,23 +12,27 @@ const CHAINS: usize = 12;
 
 /// Single-thread f32 FMA throughput at `level` in GFLOP/s (2 FLOPs per lane
 /// per FMA), measured over roughly `seconds`.
+///
+/// The time is spent in many short runs (about a millisecond each) and the
+/// best one counts: on a machine shared with other work, a long run is
+/// almost surely cut by the scheduler and would report the share of the
+/// core this process got, not what the core can do. Kernels timed in
+/// short bursts would then appear to beat the peak.
 pub fn fma_peak_gflops(level: SimdLevel, seconds: f64) -> f64 {
-    let mut iters: u64 = 1 << 16;
+    const RUN_S: f64 = 1e-3;
+    let mut iters: u64 = 1 << 10;
+    let start = Instant::now();
+    let mut best = 0f64;
     loop {
-        let start = Instant::now();
+        let t = Instant::now();
         let flops = run_fma(level, iters);
-        let elapsed = start.elapsed().as_secs_f64();
-        if elapsed >= seconds / 4.0 {
-            // Repeat at the calibrated size and keep the best (least disturbed) run.
-            let mut best = flops / elapsed;
-            for _ in 0..3 {
-                let start = Instant::now();
-                let flops = run_fma(level, iters);
-                best = best.max(flops / start.elapsed().as_secs_f64());
-            }
+        let elapsed = t.elapsed().as_secs_f64();
+        best = best.max(flops / elapsed);
+        if elapsed < RUN_S {
+            iters *= 2;
+        } else if start.elapsed().as_secs_f64() >= seconds {
             return best / 1e9;
         }
-        iters *= 2;
     }
 }
 

@@ -231,11 +231,13 @@ impl Tensor {
     /// The backend that runs ops on this tensor: `cuda` for GPU memory;
     /// for host memory the one [`crate::backend::kernels`] selects
     /// (`cpu`, or `reference` when asked for).
+    /// While this thread meters its kernels for a profiler, the backend's
+    /// metered twin ([`crate::backend::meter`]).
     pub fn backend(&self) -> &'static dyn crate::backend::Backend {
-        match &*self.storage {
+        crate::backend::meter::route(match &*self.storage {
             Storage::Cpu(_) => crate::backend::host(),
             Storage::Cuda(_) => &crate::backend::cuda::Cuda,
-        }
+        })
     }
     pub(crate) fn storage(&self) -> &Arc<Storage> {
         &self.storage
@@ -265,6 +267,16 @@ impl Tensor {
     /// True when both tensors view the same storage buffer.
     pub fn shares_storage_with(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)
+    }
+    /// Bytes of the whole storage buffer this tensor views: the memory that
+    /// keeping the tensor alive keeps allocated.
+    pub fn storage_bytes(&self) -> usize {
+        self.storage.len() * self.dtype.size_in_bytes()
+    }
+    /// An identity of the storage buffer, equal for tensors that share it
+    /// (valid while one of them is alive).
+    pub fn storage_id(&self) -> usize {
+        Arc::as_ptr(&self.storage) as usize
     }
 
     pub(crate) fn cpu_storage(&self, op: &'static str) -> Result<&CpuStorage> {

@@ -5,10 +5,10 @@
 //! `dw = conv2d_backward_weight(g, x)`. Both are bilinear, and their own
 //! derivatives are again convolutions of the same three kinds.
 
+use crate::graph::OpSite;
 use crate::graph::{record, BackwardOp};
 use crate::{Result, Var};
 use gradlab_tensor::{Conv2dParams, Shape};
-use std::panic::Location;
 
 /// `y = conv2d(x, w, b)`: `dx` is the transposed convolution of the output
 /// gradient with `w` ([`gradlab_tensor::kernels::reference::conv2d_backward_data`]), `dw` the
@@ -117,7 +117,7 @@ impl Var {
     /// `torch.nn.functional.conv2d` on NCHW input with weight `[O, C/groups, KH, KW]`.
     #[track_caller]
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, params: Conv2dParams) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let b = bias.map(|b| b.data());
         let out = self.data().conv2d(&weight.data(), b.as_ref(), params)?;
         match bias {
@@ -134,7 +134,7 @@ impl Var {
         input_shape: &Shape,
         params: Conv2dParams,
     ) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self
             .data()
             .conv2d_backward_data(&weight.data(), input_shape, params)?;
@@ -154,7 +154,7 @@ impl Var {
         weight_shape: &Shape,
         params: Conv2dParams,
     ) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self
             .data()
             .conv2d_backward_weight(&input.data(), weight_shape, params)?;

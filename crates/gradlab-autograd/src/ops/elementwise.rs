@@ -1,9 +1,9 @@
 //! Elementwise ops: forward and backward side by side.
 
+use crate::graph::OpSite;
 use crate::graph::{record, BackwardOp};
 use crate::{Result, Var};
 use gradlab_tensor::{BinaryOp, UnaryOp};
-use std::panic::Location;
 
 /// Backward of a broadcasting binary op; gradients are summed back to each
 /// operand's shape. Each gradient is itself elementwise arithmetic
@@ -130,14 +130,14 @@ impl Var {
     /// Applies a broadcasting binary op, recording its backward rule.
     #[track_caller]
     pub fn binary(&self, other: &Var, op: BinaryOp) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().binary(&other.data(), op)?;
         record(out, &[self, other], BinaryBackward(op), loc)
     }
 
     #[track_caller]
     pub fn unary(&self, op: UnaryOp) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().unary(op)?;
         record(out, &[self], UnaryBackward(op), loc)
     }

@@ -1,8 +1,8 @@
 //! Matrix products: `matmul` with torch rules, and `linear`.
 
+use crate::graph::OpSite;
 use crate::graph::{record, BackwardOp};
 use crate::{Result, Var};
-use std::panic::Location;
 
 /// `a @ b` with 1-D promotion and broadcast batch dims. Gradients are
 /// computed on the promoted (>= 2-D) forms and summed back over broadcast
@@ -114,7 +114,7 @@ impl Var {
     /// Matrix product with `torch.matmul` rules.
     #[track_caller]
     pub fn matmul(&self, other: &Var) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().matmul(&other.data())?;
         record(out, &[self, other], MatmulBackward, loc)
     }
@@ -122,7 +122,7 @@ impl Var {
     /// `torch.nn.functional.linear`: `x @ weight^T + bias`, weight `[out, in]`.
     #[track_caller]
     pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let (x, w) = (self.data(), weight.data());
         if w.rank() != 2 || x.rank() == 0 {
             return Err(gradlab_tensor::TensorError::shape(

@@ -9,10 +9,10 @@
 //! exact. Evaluation with running statistics inside a graph is composed
 //! from differentiable ops ([`batch_norm2d`]).
 
+use crate::graph::OpSite;
 use crate::graph::{is_grad_enabled, record, BackwardOp};
 use crate::{Result, Var};
 use gradlab_tensor::{Tensor, TensorError};
-use std::panic::Location;
 
 /// Batch statistics of a `[N, C, H, W]` var: per-channel mean and biased
 /// variance, each shaped `[1, C, 1, 1]`.
@@ -61,7 +61,7 @@ pub fn batch_norm2d_train(
     bias: Option<&Var>,
     eps: f64,
 ) -> Result<Var> {
-    let location = Location::caller();
+    let location = OpSite::caller();
     Ok(train_at(x, weight, bias, eps, location)?.0)
 }
 
@@ -74,7 +74,7 @@ pub fn batch_norm2d_train_with_stats(
     bias: Option<&Var>,
     eps: f64,
 ) -> Result<(Var, Tensor, Tensor)> {
-    train_at(x, weight, bias, eps, Location::caller())
+    train_at(x, weight, bias, eps, OpSite::caller())
 }
 
 fn train_at(
@@ -82,7 +82,7 @@ fn train_at(
     weight: Option<&Var>,
     bias: Option<&Var>,
     eps: f64,
-    location: &'static Location<'static>,
+    location: OpSite,
 ) -> Result<(Var, Tensor, Tensor)> {
     let (w, b) = (weight.map(Var::data), bias.map(Var::data));
     let (y, mean, var) = x.data().batch_norm2d_train(w.as_ref(), b.as_ref(), eps)?;
@@ -113,6 +113,9 @@ struct NativeBatchNormBackward {
 }
 
 impl BackwardOp for NativeBatchNormBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.mean.clone(), self.var.clone()]
+    }
     fn name(&self) -> &'static str {
         "NativeBatchNormBackward"
     }

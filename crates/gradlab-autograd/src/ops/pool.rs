@@ -2,10 +2,10 @@
 //! (scatter) and its adjoint (gather) are ops of their own, so second
 //! derivatives flow through pooling too.
 
+use crate::graph::OpSite;
 use crate::graph::{record, BackwardOp};
 use crate::{Result, Var};
 use gradlab_tensor::{MaxPool2dParams, Shape, Tensor};
-use std::panic::Location;
 
 /// Each pooled gradient goes to its window's winner, recorded as the
 /// argmax of the forward pass ([`gradlab_tensor::kernels::reference::max_pool2d_backward`]; the
@@ -16,6 +16,9 @@ struct MaxPool2dBackward {
 }
 
 impl BackwardOp for MaxPool2dBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.argmax.clone()]
+    }
     fn name(&self) -> &'static str {
         "MaxPool2dBackward"
     }
@@ -41,6 +44,9 @@ struct MaxPoolScatterBackward {
 }
 
 impl BackwardOp for MaxPoolScatterBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.argmax.clone()]
+    }
     fn name(&self) -> &'static str {
         "MaxPoolScatterBackward"
     }
@@ -65,6 +71,9 @@ struct MaxPoolGatherBackward {
 }
 
 impl BackwardOp for MaxPoolGatherBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.argmax.clone()]
+    }
     fn name(&self) -> &'static str {
         "MaxPoolGatherBackward"
     }
@@ -95,7 +104,7 @@ impl Var {
     /// `max_pool2d` also returning the argmax (index within each input plane).
     #[track_caller]
     pub fn max_pool2d_with_indices(&self, params: MaxPool2dParams) -> Result<(Var, Tensor)> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let (out, argmax) = self.data().max_pool2d(params)?;
         let op = MaxPool2dBackward {
             params,
@@ -112,7 +121,7 @@ impl Var {
         input_shape: &Shape,
         params: MaxPool2dParams,
     ) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self
             .data()
             .max_pool2d_backward(argmax, input_shape, params)?;
@@ -126,7 +135,7 @@ impl Var {
     /// Reads each window's winner from `self` (shaped like the pool input).
     #[track_caller]
     pub fn max_pool2d_gather(&self, argmax: &Tensor, params: MaxPool2dParams) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().max_pool2d_gather(argmax, params)?;
         let op = MaxPoolGatherBackward {
             params,

@@ -1,10 +1,10 @@
 //! Reductions and their backward rules.
 
+use crate::graph::OpSite;
 use crate::graph::{record, BackwardOp};
 use crate::{Result, Var};
 use gradlab_tensor::ops::reduce::{reduced_dims, reduced_shape};
 use gradlab_tensor::{Shape, Tensor};
-use std::panic::Location;
 
 /// sum and mean: the gradient is spread back over the reduced dims (times
 /// `scale`, which is 1/count for mean). The spreading is a broadcast view
@@ -55,6 +55,9 @@ struct MaxBackward {
 }
 
 impl BackwardOp for MaxBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.indices.clone()]
+    }
     fn name(&self) -> &'static str {
         "MaxBackward"
     }
@@ -85,6 +88,9 @@ struct ScatterAddBackward {
 }
 
 impl BackwardOp for ScatterAddBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.index.clone()]
+    }
     fn name(&self) -> &'static str {
         "ScatterAddBackward"
     }
@@ -109,6 +115,9 @@ struct GatherBackward {
 }
 
 impl BackwardOp for GatherBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.index.clone()]
+    }
     fn name(&self) -> &'static str {
         "GatherBackward"
     }
@@ -133,7 +142,7 @@ impl Var {
     /// Sum over `dims` (None = all dims).
     #[track_caller]
     pub fn sum(&self, dims: Option<&[usize]>, keepdim: bool) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         let out = x.sum(dims, keepdim)?;
         let dims = reduced_dims("sum", x.shape(), dims)?;
@@ -155,7 +164,7 @@ impl Var {
     /// Mean over `dims` (None = all dims).
     #[track_caller]
     pub fn mean(&self, dims: Option<&[usize]>, keepdim: bool) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         let out = x.mean(dims, keepdim)?;
         let dims = reduced_dims("mean", x.shape(), dims)?;
@@ -178,7 +187,7 @@ impl Var {
     /// Maximum along `dim`: the values (differentiable) and their indices.
     #[track_caller]
     pub fn max_dim(&self, dim: usize, keepdim: bool) -> Result<(Var, Tensor)> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         let (values, indices) = x.max_dim(dim, keepdim)?;
         let kept = reduced_shape(x.shape(), &[dim], true);
@@ -193,7 +202,7 @@ impl Var {
     /// Adds `self` into zeros of `shape` at positions `index` along `dim`.
     #[track_caller]
     pub fn scatter_add_along(&self, dim: usize, index: &Tensor, shape: &Shape) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().scatter_add_along(dim, index, shape)?;
         let op = ScatterAddBackward {
             dim,
@@ -205,7 +214,7 @@ impl Var {
     /// Reads `self` at positions `index` along `dim` (`torch.gather`).
     #[track_caller]
     pub fn gather_along(&self, dim: usize, index: &Tensor) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         let out = x.gather_along(dim, index)?;
         let op = GatherBackward {

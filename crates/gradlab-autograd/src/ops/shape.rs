@@ -1,9 +1,9 @@
 //! Shape ops (views in the forward pass) and their adjoints.
 
+use crate::graph::OpSite;
 use crate::graph::{record, BackwardOp};
 use crate::{Result, Var};
 use gradlab_tensor::Shape;
-use std::panic::Location;
 
 /// reshape / flatten / squeeze / unsqueeze: the gradient takes the input's
 /// shape back. Like every view below, no kernel runs: only the layout
@@ -195,7 +195,7 @@ impl BackwardOp for CatBackward {
 impl Var {
     #[track_caller]
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         let out = x.reshape(shape)?;
         if out.shape() == x.shape() {
@@ -225,14 +225,14 @@ impl Var {
 
     #[track_caller]
     pub fn permute(&self, dims: &[usize]) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().permute(dims)?;
         record(out, &[self], PermuteBackward(dims.to_vec()), loc)
     }
 
     #[track_caller]
     pub fn transpose(&self, dim0: usize, dim1: usize) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().transpose(dim0, dim1)?;
         record(out, &[self], TransposeBackward(dim0, dim1), loc)
     }
@@ -240,14 +240,14 @@ impl Var {
     /// The transpose of a 2-D var.
     #[track_caller]
     pub fn t(&self) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().t()?;
         record(out, &[self], TransposeBackward(0, 1), loc)
     }
 
     #[track_caller]
     pub fn narrow(&self, dim: usize, start: usize, length: usize) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         let out = x.narrow(dim, start, length)?;
         let size = x.dims()[dim];
@@ -257,7 +257,7 @@ impl Var {
     /// Zeros with `dim` grown to `size`, holding `self` at `start` (the adjoint of narrow).
     #[track_caller]
     pub fn embed(&self, dim: usize, start: usize, size: usize) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         let out = x.embed(dim, start, size)?;
         let len = x.dims()[dim];
@@ -267,7 +267,7 @@ impl Var {
     /// A broadcast view (`torch.expand`).
     #[track_caller]
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         let out = x.broadcast_to(shape)?;
         if out.shape() == x.shape() {
@@ -284,7 +284,7 @@ impl Var {
     /// Sums broadcast dims away to reach `shape` (the adjoint of `broadcast_to`).
     #[track_caller]
     pub fn sum_to(&self, shape: &Shape) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         if x.shape() == shape {
             return Ok(self.clone());
@@ -296,7 +296,7 @@ impl Var {
     /// Joins vars along `dim`.
     #[track_caller]
     pub fn cat(vars: &[&Var], dim: usize) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let data: Vec<_> = vars.iter().map(|v| v.data()).collect();
         let refs: Vec<_> = data.iter().collect();
         let out = gradlab_tensor::Tensor::cat(&refs, dim)?;
@@ -307,7 +307,7 @@ impl Var {
     /// A contiguous copy of the value, same graph position.
     #[track_caller]
     pub fn contiguous(&self) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let x = self.data();
         if x.is_contiguous() {
             return Ok(self.clone());

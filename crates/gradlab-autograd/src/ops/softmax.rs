@@ -1,10 +1,10 @@
 //! softmax, log_softmax and cross-entropy.
 
+use crate::graph::OpSite;
 use crate::graph::{is_grad_enabled, record, BackwardOp};
 use crate::{Result, Var};
 use gradlab_tensor::ops::check_cross_entropy;
 use gradlab_tensor::{Reduction, Tensor};
-use std::panic::Location;
 
 /// The op's output for its backward rule: the saved value in a plain
 /// backward, recomputed from the input (so that it is differentiable) when
@@ -26,6 +26,9 @@ struct SoftmaxBackward {
 }
 
 impl BackwardOp for SoftmaxBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.output.clone()]
+    }
     fn name(&self) -> &'static str {
         "SoftmaxBackward"
     }
@@ -53,6 +56,9 @@ struct LogSoftmaxBackward {
 }
 
 impl BackwardOp for LogSoftmaxBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.output.clone()]
+    }
     fn name(&self) -> &'static str {
         "LogSoftmaxBackward"
     }
@@ -88,6 +94,9 @@ struct CrossEntropyBackward {
 }
 
 impl BackwardOp for CrossEntropyBackward {
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        vec![self.target.clone()]
+    }
     fn name(&self) -> &'static str {
         "CrossEntropyBackward"
     }
@@ -139,7 +148,7 @@ impl BackwardOp for CrossEntropyBackward {
 impl Var {
     #[track_caller]
     pub fn softmax(&self, dim: usize) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().softmax(dim)?;
         let op = SoftmaxBackward {
             dim,
@@ -150,7 +159,7 @@ impl Var {
 
     #[track_caller]
     pub fn log_softmax(&self, dim: usize) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let out = self.data().log_softmax(dim)?;
         let op = LogSoftmaxBackward {
             dim,
@@ -168,7 +177,7 @@ impl Var {
         reduction: Reduction,
         label_smoothing: f64,
     ) -> Result<Var> {
-        let loc = Location::caller();
+        let loc = OpSite::caller();
         let logits = self.data();
         check_cross_entropy(&logits, target, label_smoothing)?;
         let out = logits.cross_entropy(target, reduction, label_smoothing)?;

@@ -23,9 +23,11 @@
 //!
 #![doc = include_str!("coverage.txt")]
 
+pub mod cost;
 pub mod cpu;
 pub mod cuda;
 pub(crate) mod host;
+pub mod meter;
 #[doc(hidden)]
 pub mod recycle;
 pub mod reference;

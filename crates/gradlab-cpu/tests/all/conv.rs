@@ -3,9 +3,7 @@
 //! group combination in range, f32 and f64, every supported SIMD level and
 //! every convolution algorithm.
 
-mod common;
-
-use common::{assert_close, for_each_level, random_vec, sum_tolerance, tile_max};
+use crate::common::{assert_close, for_each_level, random_vec, sum_tolerance, tile_max};
 use gradlab_cpu::{reference, with_conv_algo, Conv2dShape, ConvAlgo, Float, Rng};
 use proptest::prelude::*;
 

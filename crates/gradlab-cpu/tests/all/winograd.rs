@@ -1,11 +1,9 @@
 //! Winograd convolution: the fast kernel against its plain twin, the twin
 //! against the direct convolution in f64, and the rounding error of each
 //! tile size measured against an f64 direct convolution (the figures the
-//! docs of `reference::winograd` quote).
+//! docs of `gradlab_cpu::conv`'s Winograd module quote).
 
-mod common;
-
-use common::{for_each_level, random_vec, tile_max};
+use crate::common::{for_each_level, random_vec, tile_max};
 use gradlab_cpu::reference::winograd::{self, WinogradTile};
 use gradlab_cpu::{reference, with_conv_algo, Conv2dShape, ConvAlgo, Float, Rng};
 use proptest::prelude::*;

@@ -1,0 +1,101 @@
+use super::*;
+
+/// The SVG parses as XML; returns the text of every `<text>` element.
+fn texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).expect("the SVG is well-formed XML");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect()
+}
+
+fn small_args(dir: &std::path::Path) -> ProfileArgs {
+    ProfileArgs {
+        model: ModelKind::Lenet,
+        batch: 4,
+        steps: 2,
+        threads: Some(1),
+        device: "cpu".into(),
+        json: Some(dir.join("p.json")),
+        svg: Some(dir.join("p.svg")),
+        dot: Some(dir.join("lenet-profile")),
+        seed: 0,
+    }
+}
+
+#[test]
+fn a_lenet_profile_pairs_every_node_and_writes_its_files() {
+    let dir = std::env::temp_dir().join(format!("gradlab-profile-{}", std::process::id()));
+    let args = small_args(&dir);
+    let run = measure(&args).unwrap();
+    assert_eq!(run.profile.steps.len(), 2);
+    let step = &run.profile.steps[1];
+    // Every forward op of the step has its backward, and the optimizer's
+    // updates ran outside the graph.
+    assert!(step
+        .nodes
+        .iter()
+        .all(|n| n.forward.is_some() && n.backward.is_some()));
+    let layers: Vec<Option<&str>> = step.nodes.iter().map(|n| n.layer.as_deref()).collect();
+    assert_eq!(layers[0], Some("conv1"));
+    assert_eq!(layers[layers.len() - 1], Some("loss"));
+    assert!(step
+        .outside
+        .kernels
+        .iter()
+        .any(|k| k.primitive == "sgd_step"));
+    assert!(
+        run.profile.warnings().is_empty(),
+        "{:?}",
+        run.profile.warnings()
+    );
+    assert_eq!(step.parameters.len(), 10);
+
+    let report = render(&run);
+    assert!(report.contains("conv1 Conv2d"), "{report}");
+    assert!(
+        report.contains("the three costliest nodes:\n1. "),
+        "{report}"
+    );
+
+    let written = write_outputs(&args, &run).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("p.json")).unwrap()).unwrap();
+    assert_eq!(json["steps"].as_array().unwrap().len(), 2);
+    assert!(json["machine"]["cpu_model"].is_string());
+    let nodes = json["summary"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), step.nodes.len());
+    // The roofline: two roofs and one series of nodes, each labelled.
+    let t = texts(&std::fs::read_to_string(dir.join("p.svg")).unwrap());
+    assert!(t.iter().any(|s| s.starts_with("FMA peak")), "{t:?}");
+    assert!(t.iter().any(|s| s.starts_with("bandwidth")), "{t:?}");
+    assert_eq!(
+        t.iter()
+            .filter(|s| *s == "nodes (forward + backward)")
+            .count(),
+        1
+    );
+    assert!(t.iter().any(|s| s == "conv1 Conv2d"), "{t:?}");
+    // The coloured graphs.
+    assert_eq!(written.dots.len(), 2);
+    let time = std::fs::read_to_string(dir.join("lenet-profile-time.dot")).unwrap();
+    assert!(time.starts_with("digraph gradlab {"));
+    assert!(time.contains("conv1: ") && time.contains(" ms"), "{time}");
+    let saved = std::fs::read_to_string(dir.join("lenet-profile-saved.dot")).unwrap();
+    assert!(saved.contains("MB saved"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_options_are_errors() {
+    let dir = std::env::temp_dir();
+    let mut args = small_args(&dir);
+    args.batch = 0;
+    assert!(measure(&args).unwrap_err().contains("--batch"));
+    let mut args = small_args(&dir);
+    args.steps = 0;
+    assert!(measure(&args).unwrap_err().contains("--steps"));
+    let mut args = small_args(&dir);
+    args.device = "tpu".into();
+    assert!(measure(&args).is_err());
+}

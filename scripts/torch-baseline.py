@@ -176,14 +176,19 @@ def conv_rows(reps):
                 g, x, w, [cout], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, mask
             )
 
+        total = 0.0
         for op, fn in [
             ("forward", lambda: F.conv2d(x, w, b, padding=pad)),
             ("backward_data", backward([True, False, False])),
             ("backward_weight", backward([False, True, False])),
         ]:
             s = median_s(fn, reps)
+            total += s
             print(f"conv2d {op:16} {name:28} {1e3 * s:9.3f} ms {flops / s / 1e9:7.1f} GF/s")
             emit(f"conv2d {op}", name, s, gflops=flops / s / 1e9)
+        # Forward and both gradients, as gradlab bench's "conv2d all 3" row.
+        print(f"conv2d {'all 3':16} {name:28} {1e3 * total:9.3f} ms {3 * flops / total / 1e9:7.1f} GF/s")
+        emit("conv2d all 3", name, total, gflops=3 * flops / total / 1e9)
 
 
 def pool_rows(reps):

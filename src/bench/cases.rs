@@ -3,7 +3,10 @@
 use super::peak::MachinePeak;
 use super::report::Row;
 use super::timing::Plan;
-use gradlab_cpu::{reference, Conv2dShape, Pool2dShape, Rng, SimdLevel};
+use gradlab_cpu::conv::{Method, Pass};
+use gradlab_cpu::{
+    reference, with_conv_algo, Conv2dShape, ConvAlgo, Pool2dShape, Rng, SimdKind, SimdLevel,
+};
 
 /// Reference GEMMs above this many multiply-adds take too long to time.
 const REFERENCE_GEMM_MAX_MACS: usize = 1 << 25;
@@ -15,29 +18,32 @@ fn random(len: usize, seed: u64) -> Vec<f32> {
     (0..len).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()
 }
 
-/// A compute-bound row; `baseline_s` is the baseline variant's median.
-#[allow(clippy::too_many_arguments)]
-fn compute_row(
-    kernel: &str,
-    shape: &str,
-    variant: &str,
+/// What the compute-bound rows of one kernel and shape share.
+struct ComputeCase<'a> {
+    kernel: &'a str,
+    shape: &'a str,
     threads: usize,
-    median_s: f64,
     flops: f64,
-    peak: &MachinePeak,
+    peak: &'a MachinePeak,
+    /// The baseline variant's median, when it was timed.
     baseline_s: Option<f64>,
-) -> Row {
-    let gflops = flops / median_s / 1e9;
-    Row {
-        kernel: kernel.into(),
-        shape: shape.into(),
-        variant: variant.into(),
-        threads,
-        median_s,
-        gflops: Some(gflops),
-        gbps: None,
-        peak_share: gflops / peak.gflops_for(threads),
-        baseline_ratio: baseline_s.map(|b| b / median_s),
+}
+
+impl ComputeCase<'_> {
+    /// The row of `variant`, which took `median_s`.
+    fn row(&self, variant: &str, median_s: f64) -> Row {
+        let gflops = self.flops / median_s / 1e9;
+        Row {
+            kernel: self.kernel.into(),
+            shape: self.shape.into(),
+            variant: variant.into(),
+            threads: self.threads,
+            median_s,
+            gflops: Some(gflops),
+            gbps: None,
+            peak_share: gflops / self.peak.gflops_for(self.threads),
+            baseline_ratio: self.baseline_s.map(|b| b / median_s),
+        }
     }
 }
 
@@ -45,7 +51,7 @@ fn compute_row(
 fn forced_levels() -> Vec<SimdLevel> {
     SimdLevel::supported()
         .into_iter()
-        .filter(|&l| l != SimdLevel::Scalar && l < gradlab_cpu::detected_simd_level())
+        .filter(|&l| l.kind() != SimdKind::Scalar && l < gradlab_cpu::detected_simd_level())
         .collect()
 }
 
@@ -75,18 +81,15 @@ pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMu
         let mut c = vec![0f32; m * n];
         let flops = 2.0 * (m * k * n) as f64;
         let base = plan.median_s(|| super::baseline_sgemm(m, k, n, &a, &b, &mut c));
-        let row = |variant: &str, t: f64| {
-            compute_row(
-                "gemm f32",
-                &shape,
-                variant,
-                threads,
-                t,
-                flops,
-                peak,
-                Some(base),
-            )
+        let case = ComputeCase {
+            kernel: "gemm f32",
+            shape: &shape,
+            threads,
+            flops,
+            peak,
+            baseline_s: Some(base),
         };
+        let row = |variant: &str, t: f64| case.row(variant, t);
         if m * k * n <= REFERENCE_GEMM_MAX_MACS && !(plan.quick && m * k * n > 1 << 22) {
             let t = plan
                 .median_s(|| reference::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut c, n, 1));
@@ -104,15 +107,16 @@ pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMu
                 gradlab_cpu::with_simd_level(level, || {
                     gradlab_cpu::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut c, n, 1)
                 })
-                .expect("supported level")
             });
             emit(row(&format!("fast ({level})"), t));
         }
     }
 }
 
-pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMut(Row)) {
-    for (name, s) in [
+/// The convolution shapes of the table: LeNet's two layers and a 3x3
+/// 64->64 layer, at batch 64.
+pub fn conv_shapes() -> [(&'static str, Conv2dShape); 3] {
+    [
         (
             "lenet conv1 64x3x32x32 k5",
             Conv2dShape::square(64, 3, 6, 32, 5, 0),
@@ -125,7 +129,61 @@ pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn Fn
             "64x64x32x32 k3 p1",
             Conv2dShape::square(64, 64, 64, 32, 3, 1),
         ),
-    ] {
+    ]
+}
+
+/// The variants of one convolution pass to time: every method that applies
+/// (direct, im2col, each Winograd tile) and `auto`, or only `only`.
+fn conv_variants(pass: Pass, s: &Conv2dShape, only: Option<ConvAlgo>) -> Vec<ConvAlgo> {
+    let mut algos: Vec<ConvAlgo> = gradlab_cpu::conv::methods::<f32>(pass, s)
+        .into_iter()
+        .map(Method::algo)
+        .collect();
+    algos.sort_by_key(|a| ConvAlgo::ALL.iter().position(|b| b == a));
+    algos.insert(0, ConvAlgo::Auto);
+    match only {
+        Some(ConvAlgo::Winograd) => vec![ConvAlgo::Winograd],
+        Some(algo) => vec![algo],
+        None => algos,
+    }
+}
+
+/// The row label of `algo` for `pass` of `s` (after it ran: `auto` names its pick).
+fn conv_label(algo: ConvAlgo, pass: Pass, s: &Conv2dShape) -> String {
+    let level = gradlab_cpu::simd_level();
+    let method = match algo {
+        ConvAlgo::Auto => gradlab_cpu::conv::auto_picks()
+            .into_iter()
+            .find(|p| {
+                p.class.pass == pass
+                    && p.class.shape == *s
+                    && p.class.dtype == "f32"
+                    && p.class.simd == level.kind()
+                    && p.class.threads == rayon::current_num_threads()
+            })
+            .map_or_else(
+                || gradlab_cpu::conv::methods::<f32>(pass, s)[0].to_string(),
+                |p| p.method.to_string(),
+            ),
+        ConvAlgo::Winograd => {
+            Method::Winograd(gradlab_cpu::conv::algo::winograd_tile_for(s)).to_string()
+        }
+        other => Method::algo_method(other).map_or_else(|| other.to_string(), |m| m.to_string()),
+    };
+    match algo {
+        ConvAlgo::Auto => format!("auto={method} ({level})"),
+        _ => format!("{method} ({level})"),
+    }
+}
+
+pub fn conv2d(
+    plan: &Plan,
+    peak: &MachinePeak,
+    threads: usize,
+    only: Option<ConvAlgo>,
+    emit: &mut dyn FnMut(Row),
+) {
+    for (name, s) in conv_shapes() {
         let x = random(s.input_len(), 3);
         let w = random(s.weight_len(), 4);
         let bias = random(s.out_channels, 5);
@@ -141,12 +199,22 @@ pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn Fn
         } else {
             Some(false)
         };
-        for op in ["forward", "backward_data", "backward_weight"] {
-            let mut run = |fast: bool| match (op, fast) {
-                ("forward", true) => gradlab_cpu::conv2d_forward(&s, &x, &w, Some(&bias), &mut y),
-                ("forward", false) => reference::conv2d_forward(&s, &x, &w, Some(&bias), &mut y),
-                ("backward_data", true) => gradlab_cpu::conv2d_backward_data(&s, &dy, &w, &mut dx),
-                ("backward_data", false) => reference::conv2d_backward_data(&s, &dy, &w, &mut dx),
+        // The three passes' times under each setting, for the total rows.
+        let mut totals: Vec<(ConvAlgo, String, f64)> = Vec::new();
+        for pass in [Pass::Forward, Pass::BackwardData, Pass::BackwardWeight] {
+            let mut run = |fast: bool| match (pass, fast) {
+                (Pass::Forward, true) => {
+                    gradlab_cpu::conv2d_forward(&s, &x, &w, Some(&bias), &mut y)
+                }
+                (Pass::Forward, false) => {
+                    reference::conv2d_forward(&s, &x, &w, Some(&bias), &mut y)
+                }
+                (Pass::BackwardData, true) => {
+                    gradlab_cpu::conv2d_backward_data(&s, &dy, &w, &mut dx)
+                }
+                (Pass::BackwardData, false) => {
+                    reference::conv2d_backward_data(&s, &dy, &w, &mut dx)
+                }
                 (_, true) => gradlab_cpu::conv2d_backward_weight(&s, &x, &dy, &mut dw),
                 (_, false) => reference::conv2d_backward_weight(&s, &x, &dy, &mut dw),
             };
@@ -155,30 +223,43 @@ pub fn conv2d(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn Fn
                 Some(false) => Some(plan.once_s(|| run(false))),
                 None => None,
             };
-            let kernel = format!("conv2d {op}");
-            if let Some(b) = base {
-                emit(compute_row(
-                    &kernel,
-                    name,
-                    "reference",
-                    threads,
-                    b,
-                    flops,
-                    peak,
-                    Some(b),
-                ));
-            }
-            let t = plan.median_s(|| run(true));
-            emit(compute_row(
-                &kernel,
-                name,
-                &format!("fast ({})", gradlab_cpu::simd_level()),
+            let kernel = format!("conv2d {}", pass.name());
+            let case = ComputeCase {
+                kernel: &kernel,
+                shape: name,
                 threads,
-                t,
                 flops,
                 peak,
-                base,
-            ));
+                baseline_s: base,
+            };
+            if let Some(b) = base {
+                emit(case.row("reference", b));
+            }
+            for algo in conv_variants(pass, &s, only) {
+                let t = with_conv_algo(algo, || plan.median_s(|| run(true)));
+                let label = conv_label(algo, pass, &s);
+                emit(case.row(&label, t));
+                if algo == ConvAlgo::Auto || Some(algo) == only {
+                    totals.push((algo, label, t));
+                }
+            }
+        }
+        // Forward and both gradients, as a training step runs them.
+        let total: f64 = totals.iter().map(|(_, _, t)| t).sum();
+        if totals.len() == 3 {
+            let picks: Vec<&str> = totals.iter().map(|(_, l, _)| l.as_str()).collect();
+            let case = ComputeCase {
+                kernel: "conv2d all 3",
+                shape: name,
+                threads,
+                flops: 3.0 * flops,
+                peak,
+                baseline_s: None,
+            };
+            let label = picks
+                .join(" + ")
+                .replace(&format!(" ({})", gradlab_cpu::simd_level()), "");
+            emit(case.row(&label, total));
         }
     }
 }

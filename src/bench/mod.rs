@@ -68,6 +68,12 @@ pub struct BenchArgs {
     /// Device to benchmark.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: BenchDevice,
+    /// Convolution algorithm of the conv2d rows: auto, direct, im2col,
+    /// winograd, winograd-2x2 or winograd-4x4 (default: a row for each
+    /// method that applies, and auto's pick). Also the algorithm of any
+    /// other convolution the run makes.
+    #[arg(long)]
+    pub conv_algo: Option<gradlab_cpu::ConvAlgo>,
     /// Sweep sizes instead of the fixed cases: square GEMM from 32 to 4096
     /// (about 1.25x apart), LeNet's convolutions over batch sizes; every
     /// variant checked against its reference twin before it is timed.
@@ -147,6 +153,9 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
             threads,
             message: e.to_string(),
         })?;
+    if let Some(algo) = args.conv_algo {
+        gradlab_cpu::set_conv_algo(algo);
+    }
     if let Some(old) = &args.compare {
         // Read before measuring, so that a bad file costs no benchmark run.
         measured::load_rows(old).map_err(BenchError::Output)?;
@@ -176,7 +185,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
             cases::gemm(&plan, &peak, threads, &mut emit);
         }
         if matches!(args.what, Kernel::Conv2d | Kernel::All) {
-            cases::conv2d(&plan, &peak, threads, &mut emit);
+            cases::conv2d(&plan, &peak, threads, args.conv_algo, &mut emit);
         }
         if matches!(args.what, Kernel::Maxpool | Kernel::All) {
             cases::maxpool(&plan, &peak, threads, &mut emit);

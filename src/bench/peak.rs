@@ -1,7 +1,7 @@
 //! What this machine can do at best: FMA throughput of one core and of the
 //! whole pool, and streaming memory bandwidth.
 
-use gradlab_cpu::{peak, SimdLevel};
+use gradlab_cpu::{peak, SimdKind, SimdLevel};
 
 /// Peaks measured on the current rayon pool.
 #[derive(Clone, Debug)]
@@ -26,8 +26,10 @@ impl MachinePeak {
         let all_cores_gflops = rayon::broadcast(|_| peak::fma_peak_gflops(level, seconds))
             .into_iter()
             .sum();
-        let one_core_avx2_gflops = (level > SimdLevel::Avx2 && SimdLevel::Avx2.is_supported())
-            .then(|| peak::fma_peak_gflops(SimdLevel::Avx2, seconds));
+        let one_core_avx2_gflops = SimdLevel::new(SimdKind::Avx2)
+            .ok()
+            .filter(|&avx2| level > avx2)
+            .map(|avx2| peak::fma_peak_gflops(avx2, seconds));
         MachinePeak {
             level,
             one_core_gflops,

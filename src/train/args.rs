@@ -1,6 +1,7 @@
 //! Command-line options of `gradlab train` and `gradlab eval`.
 
 use clap::{Parser, ValueEnum};
+use gradlab_cpu::ConvAlgo;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -116,6 +117,12 @@ pub struct TrainArgs {
     /// core; at most 4 per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// CPU convolution algorithm: auto (timed per layer shape), direct,
+    /// im2col, winograd, winograd-2x2 or winograd-4x4. A named one makes
+    /// runs bitwise reproducible across processes; auto may pick
+    /// differently from one process to the next.
+    #[arg(long, default_value_t = ConvAlgo::Auto)]
+    pub conv_algo: ConvAlgo,
     /// cpu, or cuda / cuda:N [default: cpu].
     #[arg(long)]
     pub device: Option<String>,
@@ -217,6 +224,9 @@ pub struct EvalArgs {
     /// choice, one per core; at most 4 per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// CPU convolution algorithm, as for train.
+    #[arg(long, default_value_t = ConvAlgo::Auto)]
+    pub conv_algo: ConvAlgo,
     /// cpu, or cuda / cuda:N (default: the run's, else cpu).
     #[arg(long)]
     pub device: Option<String>,

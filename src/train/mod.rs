@@ -12,7 +12,9 @@
 //! `--seed`, each epoch's data order and augmentation from (seed, epoch), and
 //! the learning rate from the optimizer step, so a run resumed from the
 //! checkpoint of epoch k ends with bitwise the weights of an uninterrupted
-//! run (for the same `--threads`).
+//! run (for the same `--threads`, and the same convolution algorithms:
+//! name one with `--conv-algo` to be sure across processes, as `auto`
+//! times them afresh in each).
 
 pub mod args;
 mod checkpoints;
@@ -217,7 +219,9 @@ pub fn evaluate_run(args: &EvalArgs) -> Result<Evaluated, String> {
         .or(config.and_then(|c| c.kernels.parse().ok()))
         .unwrap_or_default();
     let evaluation = setup::with_threads(threads, || {
-        with_kernels(kernels, || evaluate(&model, &loader))
+        with_kernels(kernels, || {
+            gradlab_cpu::with_conv_algo(args.conv_algo, || evaluate(&model, &loader))
+        })
     })??;
     let number = |key: &str| ck.meta(key).and_then(|v| v.parse::<usize>().ok());
     Ok(Evaluated {

@@ -91,7 +91,11 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport, String> {
     run_dir::check_fresh_directory(args, &output)?;
     let kernels = config.kernels();
     with_threads(config.threads, || {
-        with_kernels(kernels, || Run::new(args, config, output, resumed)?.run())
+        with_kernels(kernels, || {
+            gradlab_cpu::with_conv_algo(args.conv_algo, || {
+                Run::new(args, config, output, resumed)?.run()
+            })
+        })
     })?
 }
 

@@ -187,12 +187,19 @@ pub fn try_full<T: Clone>(op: &'static str, len: usize, value: T) -> Result<Vec<
 pub unsafe trait Zeroable: Copy {}
 // SAFETY: all-zero bits are 0 (or 0.0) for every primitive number type.
 unsafe impl Zeroable for f32 {}
+// SAFETY: as above.
 unsafe impl Zeroable for f64 {}
+// SAFETY: as above.
 unsafe impl Zeroable for i32 {}
+// SAFETY: as above.
 unsafe impl Zeroable for i64 {}
+// SAFETY: as above.
 unsafe impl Zeroable for u8 {}
+// SAFETY: as above.
 unsafe impl Zeroable for u32 {}
+// SAFETY: as above.
 unsafe impl Zeroable for u64 {}
+// SAFETY: as above.
 unsafe impl Zeroable for usize {}
 
 /// `len` zeros, or an error naming `op`.

@@ -8,6 +8,7 @@
 //! (see [`simd`] for how the instruction set is chosen and forced).
 
 pub mod alloc;
+pub mod cache;
 pub mod conv;
 pub mod cost;
 pub mod float;
@@ -28,6 +29,7 @@ pub mod shapes;
 pub mod simd;
 
 pub use alloc::{try_full, try_reserve, try_vec, try_zeros, AllocError, MAX_ELEMENTS};
+pub use cache::{cache_sizes, CacheSizes};
 pub use cost::Cost;
 pub use float::Float;
 pub use op::{BinaryOp, UnaryOp};
@@ -36,11 +38,14 @@ pub use shapes::{
     checked_conv_out_len, conv_out_len, pool_out_len, Conv2dShape, Pool2dShape, SizeOverflow,
 };
 pub use simd::{
-    detected_simd_level, set_simd_level, simd_level, with_simd_level, SimdLevel,
-    UnsupportedSimdLevel,
+    detected_simd_level, set_simd_level, simd_level, with_simd_level, SimdKind, SimdLevel,
+    SimdLevelError, UnknownSimdKind, UnsupportedSimdLevel,
 };
 
-pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
+pub use conv::{
+    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv_algo, set_conv_algo,
+    with_conv_algo, ConvAlgo, UnknownConvAlgo, WinogradTile,
+};
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
 pub use loss::{cross_entropy_backward, cross_entropy_forward, LabelOutOfRange};
 pub use norm::{

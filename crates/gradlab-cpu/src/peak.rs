@@ -3,7 +3,7 @@
 //! core (independent accumulators, no memory traffic) and the streaming
 //! memory bandwidth (STREAM triad).
 
-use crate::simd::SimdLevel;
+use crate::simd::{SimdKind, SimdLevel};
 use std::time::Instant;
 
 /// FMAs issued per loop trip per accumulator chain; more chains than
@@ -18,14 +18,7 @@ const CHAINS: usize = 12;
 /// almost surely cut by the scheduler and would report the share of the
 /// core this process got, not what the core can do. Kernels timed in
 /// short bursts would then appear to beat the peak.
-///
-/// # Panics
-/// If `level` is not supported by this CPU.
 pub fn fma_peak_gflops(level: SimdLevel, seconds: f64) -> f64 {
-    assert!(
-        level.is_supported(),
-        "fma_peak_gflops: {level} is not supported by this CPU"
-    );
     const RUN_S: f64 = 1e-3;
     let mut iters: u64 = 1 << 10;
     let start = Instant::now();
@@ -44,13 +37,14 @@ pub fn fma_peak_gflops(level: SimdLevel, seconds: f64) -> f64 {
 }
 
 fn run_fma(level: SimdLevel, iters: u64) -> f64 {
-    match level {
+    match level.kind() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller checked that the CPU supports the level.
-        SimdLevel::Avx512 => unsafe { x86::fma_avx512(iters) },
+        // SAFETY: a level of this kind exists only where detection found
+        // AVX-512F (see `crate::simd`).
+        SimdKind::Avx512 => unsafe { x86::fma_avx512(iters) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        SimdLevel::Avx2 => unsafe { x86::fma_avx2(iters) },
+        // SAFETY: a level of this kind exists only where detection found AVX2 and FMA.
+        SimdKind::Avx2 => unsafe { x86::fma_avx2(iters) },
         _ => fma_scalar(iters),
     }
 }
@@ -75,6 +69,8 @@ mod x86 {
     use super::CHAINS;
     use std::arch::x86_64::*;
 
+    /// # Safety
+    /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn fma_avx512(iters: u64) -> f64 {
         let mut acc = [_mm512_setzero_ps(); CHAINS];
@@ -89,6 +85,8 @@ mod x86 {
         (iters * CHAINS as u64 * 16 * 2) as f64
     }
 
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn fma_avx2(iters: u64) -> f64 {
         let mut acc = [_mm256_setzero_ps(); CHAINS];

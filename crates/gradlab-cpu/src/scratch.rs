@@ -16,7 +16,9 @@ use std::cell::RefCell;
 /// Implementors must be plain data: `Copy`, no padding, any bits valid, and
 /// alignment at most 8.
 pub(crate) unsafe trait PlainData: Copy + 'static {}
+// SAFETY: f32 is Copy, 4 bytes without padding, and every bit pattern is a value.
 unsafe impl PlainData for f32 {}
+// SAFETY: f64 is Copy, 8 bytes without padding, and every bit pattern is a value.
 unsafe impl PlainData for f64 {}
 
 const ALIGN_BYTES: usize = 64;

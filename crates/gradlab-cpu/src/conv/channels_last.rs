@@ -14,10 +14,11 @@
 //! copy each. The taps therefore come out in `(kh, kw, c)` order; the sums
 //! are permuted back to PyTorch's `(c, kh, kw)` at the end.
 //!
-//! Positions are taken a few hundred at a time, so that the part of the
-//! column matrix in use stays in L2 while the GEMM reads it.
+//! Positions are taken a few hundred at a time (as many as half of this
+//! machine's L2 holds), so that the part of the column matrix in use stays
+//! in L2 while the GEMM reads it.
 
-use crate::gemm::{gemm_typed, GemmElement};
+use crate::gemm::{gemm_typed, GemmElement, MatMut, MatRef, Problem};
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::SimdLevel;
 use crate::Conv2dShape;
@@ -29,9 +30,6 @@ pub(crate) const MIN_CHANNELS: usize = 16;
 
 /// Channels moved together by the channels-last transposition.
 const TRANSPOSE_BLOCK: usize = 8;
-
-/// Bytes of column matrix built per GEMM call.
-const CHUNK_BYTES: usize = 384 * 1024;
 
 /// Overwrites `dw` (PyTorch's `[OC][ICg][KH][KW]` layout) with the weight
 /// gradient summed over `images`, in a fixed order (image by image, then
@@ -57,7 +55,10 @@ pub(crate) fn accumulate<E: GemmElement + PlainData>(
     // With one group and no horizontal dilation, the runs of one kernel
     // row are contiguous in the channels-last image.
     let whole_rows = icg == channels && s.dilation.1 == 1;
-    let chunk = (CHUNK_BYTES / (k * std::mem::size_of::<E>()))
+    // The chunk of column matrix built per GEMM call stays in (half of)
+    // L2 until the GEMM has packed it.
+    let chunk_bytes = crate::cache::cache_sizes().l2 / 2;
+    let chunk = (chunk_bytes / (k * std::mem::size_of::<E>()))
         .max(16)
         .min(positions);
 
@@ -130,21 +131,19 @@ pub(crate) fn accumulate<E: GemmElement + PlainData>(
                     }
                 }
                 let first = image_index == 0 && p0 == 0;
-                gemm_typed(
-                    level,
-                    ocg,
-                    rows,
-                    k,
-                    E::ONE,
-                    (&dy_g[p0..], positions, 1),
-                    (&col_t[..rows * k], k, 1),
-                    if first { E::ZERO } else { E::ONE },
-                    (&mut sums[g * ocg * k..(g + 1) * ocg * k], k, 1),
-                    None,
-                    false,
-                    false,
-                    None,
-                );
+                let product = Problem {
+                    beta: if first { E::ZERO } else { E::ONE },
+                    parallel: false,
+                    ..Problem::product(
+                        ocg,
+                        rows,
+                        k,
+                        MatRef::new(&dy_g[p0..], positions, 1),
+                        MatRef::new(&col_t[..rows * k], k, 1),
+                    )
+                };
+                let sums_g = MatMut::new(&mut sums[g * ocg * k..(g + 1) * ocg * k], k, 1);
+                gemm_typed(level, product, sums_g, None);
             }
         }
     }

@@ -13,7 +13,7 @@
 
 use crate::parallel::for_each_chunk;
 use crate::scratch::{PlainData, Scratch};
-use crate::simd::SimdLevel;
+use crate::simd::{SimdKind, SimdLevel};
 use crate::{Conv2dShape, Float};
 
 /// Whether the direct path beats im2col + GEMM for this shape: stride 1,
@@ -24,7 +24,11 @@ use crate::{Conv2dShape, Float};
 pub(crate) fn suits(s: &Conv2dShape, level: SimdLevel) -> bool {
     let (cw, ob) = (
         block_width(level),
-        if level == SimdLevel::Scalar { 4 } else { 6 },
+        if level.kind() == SimdKind::Scalar {
+            4
+        } else {
+            6
+        },
     );
     let (out_h, out_w) = (s.out_h(), s.out_w());
     let pw = s.in_w + 2 * s.padding.1;
@@ -39,12 +43,31 @@ pub(crate) fn suits(s: &Conv2dShape, level: SimdLevel) -> bool {
         && useful >= 0.4 * computed
 }
 
+/// The lane multiply-adds the kernel computes per image, if it takes `s`
+/// (lanes on the padded grid and padded output-channel blocks included).
+pub(crate) fn computed_lanes(s: &Conv2dShape, level: SimdLevel) -> Option<f64> {
+    if !suits(s, level) {
+        return None;
+    }
+    let (cw, ob) = (
+        block_width(level),
+        if level.kind() == SimdKind::Scalar {
+            4
+        } else {
+            6
+        },
+    );
+    let span = s.out_h() * (s.in_w + 2 * s.padding.1);
+    let taps = s.in_channels * s.kernel_h * s.kernel_w;
+    Some((span.div_ceil(cw) * cw * s.out_channels.div_ceil(ob) * ob * taps) as f64)
+}
+
 /// Output columns per block at `level` (for f32; f64 blocks are half as wide).
 fn block_width(level: SimdLevel) -> usize {
-    match level {
-        SimdLevel::Avx512 => 32,
-        SimdLevel::Avx2 => 16,
-        SimdLevel::Scalar => 8,
+    match level.kind() {
+        SimdKind::Avx512 => 32,
+        SimdKind::Avx2 => 16,
+        SimdKind::Scalar => 8,
     }
 }
 
@@ -62,32 +85,32 @@ pub(crate) fn forward<E: Float + PlainData>(
     // Three output channels or fewer (LeNet's first input gradient): half as
     // many channel rows, twice as many lanes, the same accumulator count.
     let few = s.out_channels <= 3;
-    match (level, wide, few) {
+    match (level.kind(), wide, few) {
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, true, false) => {
+        (SimdKind::Avx512, true, false) => {
             run::<E, 6, 32>(level, s, input, weight, bias, out, parallel)
         }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, true, true) => {
+        (SimdKind::Avx512, true, true) => {
             run::<E, 3, 64>(level, s, input, weight, bias, out, parallel)
         }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, false, false) | (SimdLevel::Avx2, true, false) => {
+        (SimdKind::Avx512, false, false) | (SimdKind::Avx2, true, false) => {
             run::<E, 6, 16>(level, s, input, weight, bias, out, parallel)
         }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, false, true) | (SimdLevel::Avx2, true, true) => {
+        (SimdKind::Avx512, false, true) | (SimdKind::Avx2, true, true) => {
             run::<E, 3, 32>(level, s, input, weight, bias, out, parallel)
         }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx2, false, false) => {
+        (SimdKind::Avx2, false, false) => {
             run::<E, 6, 8>(level, s, input, weight, bias, out, parallel)
         }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx2, false, true) => {
+        (SimdKind::Avx2, false, true) => {
             run::<E, 3, 16>(level, s, input, weight, bias, out, parallel)
         }
-        _ => run::<E, 4, 8>(SimdLevel::Scalar, s, input, weight, bias, out, parallel),
+        _ => run::<E, 4, 8>(SimdLevel::SCALAR, s, input, weight, bias, out, parallel),
     }
 }
 
@@ -102,7 +125,6 @@ struct Plan {
     padded_len: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run<E: Float + PlainData, const OB: usize, const CW: usize>(
     level: SimdLevel,
     s: &Conv2dShape,
@@ -153,10 +175,7 @@ fn run<E: Float + PlainData, const OB: usize, const CW: usize>(
         for ob in (0..s.out_channels).step_by(OB) {
             for q0 in (0..span).step_by(CW) {
                 let mut acc = [[E::ZERO; CW]; OB];
-                // SAFETY: the level was checked by the caller.
-                unsafe {
-                    accumulate_block::<E, OB, CW>(level, s, &plan, padded, &wt[ob..], q0, &mut acc)
-                };
+                accumulate_block::<E, OB, CW>(level, s, &plan, padded, &wt[ob..], q0, &mut acc);
                 // Keep the lanes that land on real output columns.
                 let q_end = (q0 + CW).min(span);
                 let mut q = q0;
@@ -194,10 +213,7 @@ fn pad_image<E: Float>(s: &Conv2dShape, image: &[E], padded: &mut [E], padded_w:
 }
 
 /// Sums all taps into `acc` for output block starting at padded offset `origin`.
-///
-/// # Safety
-/// `level` must be supported by the CPU.
-unsafe fn accumulate_block<E: Float, const OB: usize, const CW: usize>(
+fn accumulate_block<E: Float, const OB: usize, const CW: usize>(
     level: SimdLevel,
     s: &Conv2dShape,
     plan: &Plan,
@@ -206,11 +222,15 @@ unsafe fn accumulate_block<E: Float, const OB: usize, const CW: usize>(
     origin: usize,
     acc: &mut [[E; CW]; OB],
 ) {
-    match level {
+    match level.kind() {
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => accumulate_avx512::<E, OB, CW>(s, plan, padded, wt, origin, acc),
+        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+        SimdKind::Avx512 => unsafe {
+            accumulate_avx512::<E, OB, CW>(s, plan, padded, wt, origin, acc)
+        },
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => accumulate_avx2::<E, OB, CW>(s, plan, padded, wt, origin, acc),
+        // SAFETY: a level of this kind proves AVX2 and FMA.
+        SimdKind::Avx2 => unsafe { accumulate_avx2::<E, OB, CW>(s, plan, padded, wt, origin, acc) },
         _ => accumulate::<E, OB, CW, false>(s, plan, padded, wt, origin, acc),
     }
 }

@@ -13,7 +13,7 @@
 //! registers.)
 
 use crate::scratch::{PlainData, Scratch};
-use crate::simd::SimdLevel;
+use crate::simd::{SimdKind, SimdLevel};
 use crate::{Conv2dShape, Float};
 use std::ops::Range;
 
@@ -34,10 +34,10 @@ pub(crate) fn suits<E>(s: &Conv2dShape, level: SimdLevel) -> bool {
 
 /// Output channels per vector at `level`.
 fn lanes<E>(level: SimdLevel) -> usize {
-    let bytes = match level {
-        SimdLevel::Avx512 => 64,
-        SimdLevel::Avx2 => 32,
-        SimdLevel::Scalar => 16,
+    let bytes = match level.kind() {
+        SimdKind::Avx512 => 64,
+        SimdKind::Avx2 => 32,
+        SimdKind::Scalar => 16,
     };
     bytes / std::mem::size_of::<E>()
 }
@@ -62,11 +62,11 @@ pub(crate) fn accumulate<E: Float + PlainData>(
             }
         };
     }
-    match (level, wide) {
-        (SimdLevel::Avx512, true) => by_width!(16),
-        (SimdLevel::Avx512, false) | (SimdLevel::Avx2, true) => by_width!(8),
-        (SimdLevel::Avx2, false) | (SimdLevel::Scalar, true) => by_width!(4),
-        (SimdLevel::Scalar, false) => by_width!(2),
+    match (level.kind(), wide) {
+        (SimdKind::Avx512, true) => by_width!(16),
+        (SimdKind::Avx512, false) | (SimdKind::Avx2, true) => by_width!(8),
+        (SimdKind::Avx2, false) | (SimdKind::Scalar, true) => by_width!(4),
+        (SimdKind::Scalar, false) => by_width!(2),
     }
 }
 
@@ -119,8 +119,7 @@ fn run<E: Float + PlainData, const L: usize, const KW: usize>(
                         ob,
                         acc: &mut acc[first_tap * oc_padded..],
                     };
-                    // SAFETY: the caller checked that `level` is supported.
-                    unsafe { block_at::<E, L, KW>(level, &geometry, block) }
+                    block_at::<E, L, KW>(level, &geometry, block)
                 }
             }
         }
@@ -150,18 +149,19 @@ struct Block<'a, E> {
     acc: &'a mut [E],
 }
 
-/// # Safety
-/// `level` must be supported by the CPU.
-unsafe fn block_at<E: Float, const L: usize, const KW: usize>(
+/// One register block, compiled for `level`'s instructions.
+fn block_at<E: Float, const L: usize, const KW: usize>(
     level: SimdLevel,
     g: &Geometry,
     b: Block<'_, E>,
 ) {
-    match level {
+    match level.kind() {
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => block_avx512::<E, L, KW>(g, b),
+        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+        SimdKind::Avx512 => unsafe { block_avx512::<E, L, KW>(g, b) },
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => block_avx2::<E, L, KW>(g, b),
+        // SAFETY: a level of this kind proves AVX2 and FMA.
+        SimdKind::Avx2 => unsafe { block_avx2::<E, L, KW>(g, b) },
         _ => block::<E, L, KW, false>(g, b),
     }
 }

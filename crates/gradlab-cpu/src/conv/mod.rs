@@ -1,32 +1,41 @@
-//! Fast 2-D convolution (NCHW), forward and both gradients, as im2col + GEMM.
+//! Fast 2-D convolution (NCHW), forward and both gradients.
 //!
-//! Per image and channel group the convolution is one matrix product:
-//! `out_g (OCg × P) = W_g (OCg × K) · col (K × P)` with `K = ICg·KH·KW` taps
-//! and `P = OH·OW` positions. The gradients are the two other products of
-//! the same three matrices:
-//! `dcol = W_gᵀ · dout_g` (folded back by col2im) and `dW_g += dout_g · colᵀ`.
-//! Column matrices live in reused per-thread scratch buffers, and a 1×1,
-//! stride-1, unpadded convolution skips them (its column matrix is the input).
+//! Each pass has several methods ([`algo::Method`]): direct loops over the
+//! taps (modules `direct`, `direct_weight`, `padded_grid`), the GEMM forms
+//! over a column matrix (`gemm_form`, `channels_last`) and, for 3×3
+//! stride-1 layers, Winograd's `F(2×2, 3×3)` and `F(4×4, 3×3)` (`winograd`,
+//! twin [`crate::reference::winograd`]). The [`ConvAlgo`] setting chooses
+//! among those that apply to a shape, by name or by timing them ([`algo`]).
 //!
 //! Work is spread over images when the batch can feed every thread (the
 //! GEMMs then run serially), otherwise inside each GEMM. The weight gradient
-//! sums images in fixed chunks combined in a fixed order, so results do not
-//! depend on the thread count. Reference twins: [`crate::reference`].
+//! sums images in fixed chunks combined in a fixed order, so no method's
+//! results depend on the thread count. Reference twins: [`crate::reference`].
 
+pub mod algo;
+mod channel_lanes;
 mod channels_last;
 mod direct;
 mod direct_weight;
+mod gemm_form;
 mod im2col;
+mod padded_grid;
+mod winograd;
+
+pub use crate::reference::winograd::WinogradTile;
+pub use algo::{
+    auto_picks, clear_auto_picks, conv_algo, set_conv_algo, with_conv_algo, AutoPick, ConvAlgo,
+    Method, Pass, ShapeClass, UnknownConvAlgo,
+};
 
 use crate::gemm::{
-    cast_slice, cast_slice_mut, gemm_abt, gemm_typed, pack_a_typed, BRows, BiasAxis, DotElement,
-    GemmElement, PackedA,
+    cast_slice, cast_slice_mut, pack_a_typed, DotElement, GemmElement, MatRef, PackedA,
 };
 use crate::parallel::for_each_chunk;
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{simd_level, SimdLevel};
 use crate::{Conv2dShape, Float};
-use im2col::{col2im_add, im2col};
+use channel_lanes::LaneElement;
 
 /// Partial sums of the weight gradient, each over consecutive images,
 /// added in order at the end. Fixed (not the thread count) so that results
@@ -75,13 +84,13 @@ fn is_pointwise(s: &Conv2dShape) -> bool {
 fn pack_weights_per_group<'w, E: GemmElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
-    (m, k, n): (usize, usize, usize),
-    weights: impl Fn(usize) -> (&'w [E], usize, usize),
+    mkn: (usize, usize, usize),
+    weights: impl Fn(usize) -> MatRef<'w, E>,
 ) -> Vec<Option<PackedA<E>>> {
     (0..s.groups)
         .map(|g| {
             if s.batch > 1 {
-                pack_a_typed(level, m, k, n, weights(g))
+                pack_a_typed(level, mkn, weights(g))
             } else {
                 None
             }
@@ -102,7 +111,7 @@ fn batch_parallel(s: &Conv2dShape) -> bool {
 
 macro_rules! dispatch_f32_f64 {
     ($generic:ident :: <$t:ty>, ($($arg:expr),*), [$($cast:ident),*], [$($cast_mut:ident),*], [$($opt:ident),*]) => {{
-        fn typed<T: Float, E: GemmElement + DotElement + PlainData>(level: SimdLevel, s: &Conv2dShape, $($cast: &[T],)* $($opt: Option<&[T]>,)* $($cast_mut: &mut [T],)*) -> Option<()> {
+        fn typed<T: Float, E: GemmElement + DotElement + LaneElement + PlainData>(level: SimdLevel, s: &Conv2dShape, $($cast: &[T],)* $($opt: Option<&[T]>,)* $($cast_mut: &mut [T],)*) -> Option<()> {
             $(let $cast = cast_slice::<T, E>($cast)?;)*
             $(let $opt = match $opt { Some(v) => Some(cast_slice::<T, E>(v)?), None => None };)*
             $(let $cast_mut = cast_slice_mut::<T, E>($cast_mut)?;)*
@@ -147,7 +156,62 @@ pub fn conv2d_forward<T: Float>(
     }
 }
 
-fn forward<E: GemmElement + DotElement + PlainData>(
+/// The methods that compute `pass` of `s` in `T` at the current SIMD
+/// level, the baseline (what a named algorithm that does not apply falls
+/// back to) first: `auto` chooses among these. (The weight gradient's
+/// direct method on the padded grid also needs a finite input.)
+pub fn methods<T: Float>(pass: Pass, s: &Conv2dShape) -> Vec<Method> {
+    let level = simd_level();
+    match pass {
+        Pass::Forward => forward_methods::<T>(s, level),
+        Pass::BackwardData => backward_data_methods::<T>(s, level)
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect(),
+        Pass::BackwardWeight => {
+            let finite = || true;
+            backward_weight_methods::<T>(s, level, finite)
+                .into_iter()
+                .map(|(m, _)| m)
+                .collect()
+        }
+    }
+}
+
+/// Which direct forward kernel computes `s` in `E`, if one does: the one
+/// that computes fewer lanes (output positions in the lanes, or output
+/// channels in the lanes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DirectForward {
+    Positions,
+    Channels,
+}
+
+fn direct_forward<E>(s: &Conv2dShape, level: SimdLevel) -> Option<DirectForward> {
+    let positions = direct::computed_lanes(s, level);
+    let channels = channel_lanes::forward_lanes::<E>(s, level);
+    match (positions, channels) {
+        (Some(p), Some(c)) if c < p => Some(DirectForward::Channels),
+        (Some(_), _) => Some(DirectForward::Positions),
+        (None, Some(_)) => Some(DirectForward::Channels),
+        (None, None) => None,
+    }
+}
+
+/// The forward methods that apply to `s`, baseline first.
+fn forward_methods<E>(s: &Conv2dShape, level: SimdLevel) -> Vec<Method> {
+    let mut methods = if direct_forward::<E>(s, level).is_some() {
+        vec![Method::Direct, Method::Im2col]
+    } else {
+        vec![Method::Im2col]
+    };
+    if winograd::applies(s) {
+        methods.extend(WinogradTile::ALL.map(Method::Winograd));
+    }
+    methods
+}
+
+fn forward<E: GemmElement + DotElement + LaneElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     input: &[E],
@@ -155,51 +219,31 @@ fn forward<E: GemmElement + DotElement + PlainData>(
     bias: Option<&[E]>,
     out: &mut [E],
 ) {
-    let positions = s.out_h() * s.out_w();
-    let (in_image, out_image) = (s.in_channels * s.in_h * s.in_w, s.out_channels * positions);
-    if positions == 0 || s.batch == 0 {
+    if s.out_h() * s.out_w() == 0 || s.batch == 0 {
         return;
     }
     let by_image = batch_parallel(s);
-    if direct::suits(s, level) {
-        return direct::forward(level, s, input, weight, bias, out, by_image);
-    }
-    let k = taps(s);
-    let (icg, ocg) = (s.in_per_group(), s.out_per_group());
-    let group_in = icg * s.in_h * s.in_w;
-    let w_g = |g: usize| (&weight[g * ocg * k..(g + 1) * ocg * k], k, 1);
-    let packed = pack_weights_per_group(level, s, (ocg, k, positions), w_g);
-    let image = |n: usize, out_n: &mut [E]| {
-        let mut scratch = Scratch::take();
-        let col = scratch.slice::<E>(if is_pointwise(s) { 0 } else { k * positions });
-        for g in 0..s.groups {
-            let x = &input[n * in_image + g * group_in..];
-            let cols: &[E] = if is_pointwise(s) {
-                &x[..group_in]
-            } else {
-                im2col(s, &x[..group_in], col, positions);
-                col
-            };
-            let out_g = &mut out_n[g * ocg * positions..(g + 1) * ocg * positions];
-            let bias_g = bias.map(|b| (&b[g * ocg..(g + 1) * ocg], BiasAxis::Row));
-            gemm_typed(
-                level,
-                ocg,
-                k,
-                positions,
-                E::ONE,
-                w_g(g),
-                (cols, positions, 1),
-                E::ZERO,
-                (out_g, positions, 1),
-                bias_g,
-                false,
-                !by_image,
-                packed[g].as_ref(),
-            );
-        }
-    };
-    for_each_chunk(&mut out[..s.batch * out_image], out_image, by_image, image);
+    let parallel = crate::parallel::worth_parallel(s.flops());
+    let methods = forward_methods::<E>(s, level);
+    algo::run_chosen(
+        Pass::Forward,
+        E::NAME,
+        s,
+        level,
+        &methods,
+        |method| match method {
+            Method::Direct => match direct_forward::<E>(s, level) {
+                Some(DirectForward::Channels) => {
+                    channel_lanes::forward(level, s, input, weight, bias, out, by_image)
+                }
+                _ => direct::forward(level, s, input, weight, bias, out, by_image),
+            },
+            Method::Im2col => gemm_form::forward(level, s, input, weight, bias, out, by_image),
+            Method::Winograd(tile) => {
+                winograd::forward(level, tile, s, input, weight, bias, out, parallel)
+            }
+        },
+    );
 }
 
 /// Gradient with respect to the input (overwrites `grad_input`). Same
@@ -230,91 +274,112 @@ pub fn conv2d_backward_data<T: Float>(
     }
 }
 
-fn backward_data<E: GemmElement + DotElement + PlainData>(
+/// How the input gradient is computed: as the forward convolution of the
+/// output gradient with the flipped kernel (stride 1), by col2im, or
+/// directly with the output channels in the lanes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DataForm {
+    /// Forward on the transposed shape, by the given forward method.
+    Transposed(Method),
+    Col2im,
+    ChannelLanes,
+}
+
+/// The input-gradient methods that apply to `s`, baseline first, each with
+/// how it runs.
+fn backward_data_methods<E>(s: &Conv2dShape, level: SimdLevel) -> Vec<(Method, DataForm)> {
+    let positions = s.out_h() * s.out_w();
+    let mut methods = Vec::new();
+    let transposed = transposed_shape(s);
+    // Of the two direct kernels, the one that computes fewer lanes (the
+    // transposed form computes on the zeros of the padded output gradient).
+    let on_transposed = transposed.and_then(|t| match direct_forward::<E>(&t, level)? {
+        DirectForward::Positions => direct::computed_lanes(&t, level),
+        DirectForward::Channels => channel_lanes::forward_lanes::<E>(&t, level),
+    });
+    let channels = channel_lanes::backward_data_lanes::<E>(s, level);
+    match (on_transposed, channels) {
+        (Some(t), Some(c)) if c < t => methods.push((Method::Direct, DataForm::ChannelLanes)),
+        (Some(_), _) => methods.push((Method::Direct, DataForm::Transposed(Method::Direct))),
+        (None, Some(_)) => methods.push((Method::Direct, DataForm::ChannelLanes)),
+        (None, None) => {}
+    }
+    // The transposed form pays for an im2col of the padded output
+    // gradient: only worth it when that column matrix is not much larger
+    // than the one col2im would fold back.
+    let im2col_form = match transposed {
+        Some(t) if 4 * taps(&t) * t.out_h() * t.out_w() <= 5 * taps(s) * positions => {
+            DataForm::Transposed(Method::Im2col)
+        }
+        _ => DataForm::Col2im,
+    };
+    methods.push((Method::Im2col, im2col_form));
+    if transposed.filter(winograd::applies).is_some() {
+        methods.extend(WinogradTile::ALL.map(|tile| {
+            let m = Method::Winograd(tile);
+            (m, DataForm::Transposed(m))
+        }));
+    }
+    methods
+}
+
+fn backward_data<E: GemmElement + DotElement + LaneElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     grad_out: &[E],
     weight: &[E],
     grad_input: &mut [E],
 ) {
-    let positions = s.out_h() * s.out_w();
-    let (in_image, out_image) = (s.in_channels * s.in_h * s.in_w, s.out_channels * positions);
-    let grad_input = &mut grad_input[..s.batch * in_image];
-    if positions == 0 || s.batch == 0 {
+    let grad_input = &mut grad_input[..s.input_len()];
+    if s.out_h() * s.out_w() == 0 || s.batch == 0 {
         grad_input.fill(E::ZERO);
         return;
     }
-    // Unless the direct kernel takes it, the transposed form pays for an
-    // im2col of the padded output gradient: only worth it when that column
-    // matrix is not much larger than the one col2im would fold back.
-    let transposed = transposed_shape(s).filter(|t| {
-        direct::suits(t, level) || 4 * taps(t) * t.out_h() * t.out_w() <= 5 * taps(s) * positions
-    });
-    if let Some(transposed) = transposed {
-        // Stride 1: the input gradient is the forward convolution of the
-        // output gradient with the flipped, channel-swapped kernel.
-        let mut scratch = Scratch::take();
-        let flipped = scratch.slice::<E>(s.weight_len());
-        flip_weight(s, weight, flipped);
-        return forward(level, &transposed, grad_out, flipped, None, grad_input);
-    }
-    let k = taps(s);
-    let (icg, ocg) = (s.in_per_group(), s.out_per_group());
-    let group_in = icg * s.in_h * s.in_w;
     let by_image = batch_parallel(s);
-    // W_gᵀ (K × OCg), read transposed in place; the same for every image.
-    let w_t = |g: usize| (&weight[g * ocg * k..(g + 1) * ocg * k], 1, k);
-    let packed = pack_weights_per_group(level, s, (k, ocg, positions), w_t);
-    let image = |n: usize, dx_n: &mut [E]| {
-        let mut scratch = Scratch::take();
-        let pointwise = is_pointwise(s);
-        let dcol = scratch.slice::<E>(if pointwise { 0 } else { k * positions });
-        for g in 0..s.groups {
-            let dy = &grad_out[n * out_image + g * ocg * positions..][..ocg * positions];
-            let dx_g = &mut dx_n[g * group_in..(g + 1) * group_in];
-            // dcol = W_gᵀ · dy.
-            let target: &mut [E] = if pointwise { &mut *dx_g } else { &mut *dcol };
-            gemm_typed(
-                level,
-                k,
-                ocg,
-                positions,
-                E::ONE,
-                w_t(g),
-                (dy, positions, 1),
-                E::ZERO,
-                (target, positions, 1),
-                None,
-                false,
-                !by_image,
-                packed[g].as_ref(),
-            );
-            if !pointwise {
-                dx_g.fill(E::ZERO);
-                col2im_add(s, dcol, dx_g);
+    let forms = backward_data_methods::<E>(s, level);
+    // Stride 1: the input gradient is the forward convolution of the output
+    // gradient with the flipped, channel-swapped kernel.
+    let transposed = transposed_shape(s);
+    let mut scratch = Scratch::take();
+    let flipped = scratch.slice::<E>(if transposed.is_some() {
+        s.weight_len()
+    } else {
+        0
+    });
+    if transposed.is_some() {
+        flip_weight(s, weight, flipped);
+    }
+    let flipped = &*flipped;
+    let methods: Vec<Method> = forms.iter().map(|&(m, _)| m).collect();
+    algo::run_chosen(Pass::BackwardData, E::NAME, s, level, &methods, |method| {
+        let form = forms.iter().find(|&&(m, _)| m == method).map(|&(_, f)| f);
+        match (form, transposed) {
+            (Some(DataForm::ChannelLanes), _) => {
+                channel_lanes::backward_data(level, s, grad_out, weight, grad_input, by_image)
             }
+            (Some(DataForm::Transposed(m)), Some(t)) => {
+                let by_image = batch_parallel(&t);
+                let parallel = crate::parallel::worth_parallel(t.flops());
+                match m {
+                    Method::Direct => match direct_forward::<E>(&t, level) {
+                        Some(DirectForward::Channels) => channel_lanes::forward(
+                            level, &t, grad_out, flipped, None, grad_input, by_image,
+                        ),
+                        _ => direct::forward(
+                            level, &t, grad_out, flipped, None, grad_input, by_image,
+                        ),
+                    },
+                    Method::Im2col => {
+                        gemm_form::forward(level, &t, grad_out, flipped, None, grad_input, by_image)
+                    }
+                    Method::Winograd(tile) => winograd::forward(
+                        level, tile, &t, grad_out, flipped, None, grad_input, parallel,
+                    ),
+                }
+            }
+            _ => gemm_form::backward_data_col2im(level, s, grad_out, weight, grad_input, by_image),
         }
-    };
-    for_each_chunk(grad_input, in_image, by_image, image);
-}
-
-/// Whether the weight gradient of a stride-1 convolution is better taken
-/// without im2col: on the zero-padded input grid (rows `in_w + 2·pad`
-/// wide) tap `(c, kh, kw)` reads one contiguous window shifted by
-/// `kh·pad_w + kw`, so `dW[oc, tap]` is a dot product of the output
-/// gradient (laid out on the same grid, zero past each row's end) with that
-/// window. It wastes the lanes past each row; worth it when rows are
-/// mostly real and long enough for the dot products to amortise their sums.
-fn padded_grid_weight_grad(s: &Conv2dShape) -> bool {
-    let pad_w = s.in_w + 2 * s.padding.1;
-    s.stride == (1, 1) && 2 * s.out_w() >= pad_w && s.out_h() * pad_w >= DOT_MIN_LEN
-}
-
-/// Whether the weight gradient is taken from a channels-last column matrix
-/// (see [`channels_last`]): when each tap's channel run is long enough to
-/// copy as a block.
-fn channels_last_weight_grad(s: &Conv2dShape) -> bool {
-    s.in_per_group() >= channels_last::MIN_CHANNELS
+    });
 }
 
 /// The shape of the forward convolution that computes a stride-1
@@ -350,6 +415,61 @@ fn flip_weight<E: Float>(s: &Conv2dShape, weight: &[E], flipped: &mut [E]) {
     }
 }
 
+/// Whether the weight gradient is taken from a channels-last column matrix
+/// (see [`channels_last`]): when each tap's channel run is long enough to
+/// copy as a block.
+fn channels_last_weight_grad(s: &Conv2dShape) -> bool {
+    s.in_per_group() >= channels_last::MIN_CHANNELS
+}
+
+/// How a weight-gradient method runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WeightForm {
+    Direct,
+    PaddedGrid,
+    ChannelsLast,
+    Im2colDot,
+}
+
+/// The weight-gradient methods that apply to `s`, baseline first, each
+/// with how it runs. The padded grid needs finite inputs (see
+/// [`padded_grid`]), hence `finite`.
+fn backward_weight_methods<E>(
+    s: &Conv2dShape,
+    level: SimdLevel,
+    finite: impl FnOnce() -> bool,
+) -> Vec<(Method, WeightForm)> {
+    let direct = if direct_weight::suits::<E>(s, level) {
+        Some(WeightForm::Direct)
+    } else if padded_grid::suits(s) && finite() {
+        Some(WeightForm::PaddedGrid)
+    } else {
+        None
+    };
+    let gemm = if channels_last_weight_grad(s) {
+        WeightForm::ChannelsLast
+    } else {
+        WeightForm::Im2colDot
+    };
+    // The baseline: the direct kernel, else the channels-last GEMM, else the
+    // padded grid, else the im2col dot products.
+    let direct_first = match direct {
+        Some(WeightForm::Direct) => true,
+        Some(_) => gemm == WeightForm::Im2colDot,
+        None => false,
+    };
+    let mut methods = vec![(Method::Im2col, gemm)];
+    if let Some(form) = direct {
+        let entry = (Method::Direct, form);
+        if direct_first {
+            methods.insert(0, entry);
+        } else {
+            methods.push(entry);
+        }
+    }
+    methods
+}
+
 /// Gradient with respect to the weight (overwrites `grad_weight`). Same
 /// contract as [`crate::reference::conv2d_backward_weight`].
 ///
@@ -378,154 +498,68 @@ pub fn conv2d_backward_weight<T: Float>(
     }
 }
 
-fn backward_weight<E: GemmElement + DotElement + PlainData>(
+fn backward_weight<E: GemmElement + DotElement + LaneElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     input: &[E],
     grad_out: &[E],
     grad_weight: &mut [E],
 ) {
-    let positions = s.out_h() * s.out_w();
-    let (in_image, out_image) = (s.in_channels * s.in_h * s.in_w, s.out_channels * positions);
     let weight_len = s.weight_len();
     let grad_weight = &mut grad_weight[..weight_len];
-    if positions == 0 || s.batch == 0 {
+    if s.out_h() * s.out_w() == 0 || s.batch == 0 {
         grad_weight.fill(E::ZERO);
         return;
     }
-    let k = taps(s);
-    let (icg, ocg) = (s.in_per_group(), s.out_per_group());
-    let group_in = icg * s.in_h * s.in_w;
-    // Images whose positions are joined into one dot-product length, so
-    // that small feature maps still give long dot products.
-    let joined = DOT_MIN_LEN.div_ceil(positions).clamp(1, s.batch);
-    let len = joined * positions;
-    // Sums images `range` into `dw` (overwriting it).
-    let accumulate = |range: std::ops::Range<usize>, dw: &mut [E]| {
-        let mut col_scratch = Scratch::take();
-        let mut dy_scratch = Scratch::take();
-        let col = col_scratch.slice::<E>(k * len);
-        let dy = dy_scratch.slice::<E>(ocg * len);
-        let first = range.start;
-        for start in range.clone().step_by(joined) {
-            let images = start..(start + joined).min(range.end);
-            let len = images.len() * positions;
-            for g in 0..s.groups {
-                for (t, n) in images.clone().enumerate() {
-                    let x = &input[n * in_image + g * group_in..][..group_in];
-                    im2col(s, x, &mut col[t * positions..], len);
-                    for oc in 0..ocg {
-                        let src =
-                            &grad_out[n * out_image + (g * ocg + oc) * positions..][..positions];
-                        dy[oc * len + t * positions..][..positions].copy_from_slice(src);
-                    }
-                }
-                // dW_g (+)= dy · colᵀ: both run along output positions.
-                gemm_abt(
-                    level,
-                    ocg,
-                    k,
-                    len,
-                    dy,
-                    len,
-                    col,
-                    BRows::Strided(len),
-                    start != first,
-                    &mut dw[g * ocg * k..(g + 1) * ocg * k],
-                    k,
-                );
-            }
-        }
-    };
-    let direct = direct_weight::suits::<E>(s, level);
-    // The padded grid multiplies zeros by input values: an infinite or NaN
-    // input would leak NaN into the sums, so such inputs take im2col. (A
-    // fold without early exit: the compiler vectorises it.)
-    let grid = !direct
-        && !channels_last_weight_grad(s)
-        && padded_grid_weight_grad(s)
-        && input.iter().fold(true, |ok, v| ok & v.is_finite());
-    // Sums images `range` into `dw` on the padded grid (see `padded_grid_weight_grad`).
-    let accumulate_on_grid = |range: std::ops::Range<usize>, dw: &mut [E]| {
-        let (pad_h, pad_w) = (s.in_h + 2 * s.padding.0, s.in_w + 2 * s.padding.1);
-        let plane = pad_h * pad_w;
-        let (out_h, out_w) = (s.out_h(), s.out_w());
-        let span = out_h * pad_w;
-        let mut x_scratch = Scratch::take();
-        let mut dy_scratch = Scratch::take();
-        let x_pad = x_scratch.slice::<E>(s.in_channels * plane + s.kernel_w * s.dilation.1);
-        let dy_pad = dy_scratch.slice::<E>(s.out_channels * span);
-        x_pad.fill(E::ZERO);
-        dy_pad.fill(E::ZERO);
-        // Where tap (c, kh, kw) of group-local channel c starts reading.
-        let starts: Vec<usize> = (0..icg)
-            .flat_map(|c| {
-                (0..s.kernel_h).flat_map(move |kh| {
-                    (0..s.kernel_w)
-                        .map(move |kw| c * plane + kh * s.dilation.0 * pad_w + kw * s.dilation.1)
-                })
-            })
-            .collect();
-        for n in range.clone() {
-            for c in 0..s.in_channels {
-                for h in 0..s.in_h {
-                    let src = &input[n * in_image + (c * s.in_h + h) * s.in_w..][..s.in_w];
-                    let at = c * plane + (h + s.padding.0) * pad_w + s.padding.1;
-                    x_pad[at..at + s.in_w].copy_from_slice(src);
-                }
-            }
-            for oc in 0..s.out_channels {
-                for oh in 0..out_h {
-                    let src = &grad_out[n * out_image + (oc * out_h + oh) * out_w..][..out_w];
-                    dy_pad[oc * span + oh * pad_w..][..out_w].copy_from_slice(src);
-                }
-            }
-            for g in 0..s.groups {
-                gemm_abt(
-                    level,
-                    ocg,
-                    k,
-                    span,
-                    &dy_pad[g * ocg * span..(g + 1) * ocg * span],
-                    span,
-                    &x_pad[g * icg * plane..],
-                    BRows::At(&starts),
-                    n != range.start,
-                    &mut dw[g * ocg * k..(g + 1) * ocg * k],
-                    k,
-                );
-            }
-        }
-    };
-    let channels_last = !direct && channels_last_weight_grad(s);
-    let accumulate = |range: std::ops::Range<usize>, dw: &mut [E]| {
-        if direct {
-            direct_weight::accumulate(level, s, input, grad_out, range, dw)
-        } else if channels_last {
-            channels_last::accumulate(level, s, input, grad_out, range, dw)
-        } else if grid {
-            accumulate_on_grid(range, dw)
-        } else {
-            accumulate(range, dw)
-        }
-    };
+    // (A fold without early exit: the compiler vectorises it.)
+    let finite = || input.iter().fold(true, |ok, v| ok & v.is_finite());
+    let forms = backward_weight_methods::<E>(s, level, finite);
+    let methods: Vec<Method> = forms.iter().map(|&(m, _)| m).collect();
     let per_partial = s.batch.div_ceil(WEIGHT_GRAD_PARTIALS);
     let partial_count = s.batch.div_ceil(per_partial);
-    if partial_count == 1 {
-        return accumulate(0..s.batch, grad_weight);
-    }
-    let mut partial_scratch = Scratch::take();
-    let partials = partial_scratch.slice::<E>(partial_count * weight_len);
-    let run_partial = |i: usize, dw: &mut [E]| {
-        let first = i * per_partial;
-        accumulate(first..(first + per_partial).min(s.batch), dw);
-    };
     let parallel = crate::parallel::worth_parallel(s.flops());
-    for_each_chunk(partials, weight_len, parallel, run_partial);
-    grad_weight.copy_from_slice(&partials[..weight_len]);
-    for partial in partials.chunks(weight_len).skip(1) {
-        for (d, p) in grad_weight.iter_mut().zip(partial) {
-            *d += *p;
-        }
-    }
+    algo::run_chosen(
+        Pass::BackwardWeight,
+        E::NAME,
+        s,
+        level,
+        &methods,
+        |method| {
+            let form = forms
+                .iter()
+                .find(|&&(m, _)| m == method)
+                .map_or(WeightForm::Im2colDot, |&(_, f)| f);
+            // Overwrites `dw` with the sum over images `range`.
+            let accumulate = |range: std::ops::Range<usize>, dw: &mut [E]| match form {
+                WeightForm::Direct => {
+                    direct_weight::accumulate(level, s, input, grad_out, range, dw)
+                }
+                WeightForm::PaddedGrid => {
+                    padded_grid::accumulate(level, s, input, grad_out, range, dw)
+                }
+                WeightForm::ChannelsLast => {
+                    channels_last::accumulate(level, s, input, grad_out, range, dw)
+                }
+                WeightForm::Im2colDot => {
+                    gemm_form::weight_im2col(level, s, input, grad_out, range, dw)
+                }
+            };
+            if partial_count == 1 {
+                return accumulate(0..s.batch, grad_weight);
+            }
+            let mut partial_scratch = Scratch::take();
+            let partials = partial_scratch.slice::<E>(partial_count * weight_len);
+            let run_partial = |i: usize, dw: &mut [E]| {
+                let first = i * per_partial;
+                accumulate(first..(first + per_partial).min(s.batch), dw);
+            };
+            for_each_chunk(partials, weight_len, parallel, run_partial);
+            grad_weight.copy_from_slice(&partials[..weight_len]);
+            for partial in partials.chunks(weight_len).skip(1) {
+                for (d, p) in grad_weight.iter_mut().zip(partial) {
+                    *d += *p;
+                }
+            }
+        },
+    );
 }

@@ -9,27 +9,57 @@
 //! deterministic. Plain Rust over fixed-size arrays, compiled per SIMD level
 //! with that level's target features.
 
-use crate::simd::SimdLevel;
+use crate::simd::{SimdKind, SimdLevel};
 use crate::Float;
 
-/// Depth of one pass: the `KB`-long slices of all rows of `A` stay in L2.
-const KB: usize = 1024;
+/// Bounds of the depth of one pass, and the multiple it is rounded to.
+const KB_RANGE: (usize, usize) = (256, 4096);
+const KB_STEP: usize = 64;
 
-/// `C = A·Bᵀ` (or `C += A·Bᵀ` when `accumulate`), `C` row-major with row stride `ldc`.
-#[allow(clippy::too_many_arguments)]
+/// Depth of one pass over `m` rows of A with tiles `nb` rows of B tall:
+/// the `nb` B slices a column block reuses stay in (half of) L1, and the
+/// slices of all `m` rows of A, which every column block passes over, in
+/// (half of) L2.
+fn pass_depth<E>(m: usize, nb: usize) -> usize {
+    let caches = crate::cache::cache_sizes();
+    let elem = std::mem::size_of::<E>();
+    let l1 = caches.l1d / 2 / (nb * elem);
+    let l2 = caches.l2 / 2 / (m.max(1) * elem);
+    (l1.min(l2) / KB_STEP * KB_STEP).clamp(KB_RANGE.0, KB_RANGE.1)
+}
+
+/// The operands of `C (+)= A·Bᵀ`: `m` rows of `A` (`lda` apart) and `n`
+/// rows of `B` (where [`BRows`] says), each `k` long.
+#[derive(Clone, Copy)]
+pub(crate) struct AbtProblem<'a, E> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: &'a [E],
+    pub lda: usize,
+    pub b: &'a [E],
+    pub b_rows: BRows<'a>,
+    /// Add into `C` instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// `C = A·Bᵀ` (or `C += A·Bᵀ` when `p.accumulate`), `C` row-major with row stride `ldc`.
 pub(crate) fn gemm_abt<E: DotElement>(
     level: SimdLevel,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[E],
-    lda: usize,
-    b: &[E],
-    b_rows: BRows<'_>,
-    accumulate: bool,
+    p: AbtProblem<'_, E>,
     c: &mut [E],
     ldc: usize,
 ) {
+    let AbtProblem {
+        m,
+        n,
+        k,
+        a,
+        lda,
+        b,
+        b_rows,
+        accumulate,
+    } = p;
     if m == 0 || n == 0 {
         return;
     }
@@ -49,19 +79,7 @@ pub(crate) fn gemm_abt<E: DotElement>(
         }
         return;
     }
-    let args = Args {
-        m,
-        n,
-        k,
-        a,
-        lda,
-        b,
-        b_rows,
-        c,
-        ldc,
-        accumulate,
-    };
-    E::dot_tiles(level, args);
+    E::dot_tiles(level, p, c, ldc);
 }
 
 /// Where row `j` of `B` starts.
@@ -83,24 +101,30 @@ impl BRows<'_> {
 }
 
 /// One tile of `MB×NB` dot products of length `kb` from row pointers.
+///
+/// # Safety
+/// Every row pointer must have `kb` readable values, and the tile must come
+/// from [`DotElement::dot_tiles`] for a [`SimdLevel`] (which proves that
+/// the CPU runs its instructions).
 type TileFn<E, const MB: usize, const NB: usize> =
     unsafe fn(&[*const E; MB], &[*const E; NB], usize) -> [[E; NB]; MB];
 
 /// Element types with dot-product tile kernels.
 pub(crate) trait DotElement: Float {
-    fn dot_tiles(level: SimdLevel, args: Args<'_, Self>);
+    /// Runs a checked, non-empty problem at `level`.
+    fn dot_tiles(level: SimdLevel, p: AbtProblem<'_, Self>, c: &mut [Self], ldc: usize);
 }
 
 macro_rules! impl_dot_element {
     ($t:ty, $avx512:ident, $avx2:ident) => {
         impl DotElement for $t {
-            fn dot_tiles(level: SimdLevel, args: Args<'_, Self>) {
-                match level {
+            fn dot_tiles(level: SimdLevel, p: AbtProblem<'_, Self>, c: &mut [Self], ldc: usize) {
+                match level.kind() {
                     #[cfg(target_arch = "x86_64")]
-                    SimdLevel::Avx512 => blocked::<$t, 6, 4>(x86::$avx512, args),
+                    SimdKind::Avx512 => blocked::<$t, 6, 4>(x86::$avx512, p, c, ldc),
                     #[cfg(target_arch = "x86_64")]
-                    SimdLevel::Avx2 => blocked::<$t, 4, 3>(x86::$avx2, args),
-                    _ => blocked::<$t, 4, 4>(scalar_tile::<$t, 4, 4>, args),
+                    SimdKind::Avx2 => blocked::<$t, 4, 3>(x86::$avx2, p, c, ldc),
+                    _ => blocked::<$t, 4, 4>(scalar_tile::<$t, 4, 4>, p, c, ldc),
                 }
             }
         }
@@ -110,21 +134,13 @@ macro_rules! impl_dot_element {
 impl_dot_element!(f32, avx512_f32, avx2_f32);
 impl_dot_element!(f64, avx512_f64, avx2_f64);
 
-pub(crate) struct Args<'a, E> {
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &'a [E],
-    lda: usize,
-    b: &'a [E],
-    b_rows: BRows<'a>,
-    c: &'a mut [E],
+fn blocked<E: Float, const MB: usize, const NB: usize>(
+    tile: TileFn<E, MB, NB>,
+    p: AbtProblem<'_, E>,
+    c: &mut [E],
     ldc: usize,
-    accumulate: bool,
-}
-
-fn blocked<E: Float, const MB: usize, const NB: usize>(tile: TileFn<E, MB, NB>, args: Args<'_, E>) {
-    let Args {
+) {
+    let AbtProblem {
         m,
         n,
         k,
@@ -132,12 +148,11 @@ fn blocked<E: Float, const MB: usize, const NB: usize>(tile: TileFn<E, MB, NB>, 
         lda,
         b,
         b_rows,
-        c,
-        ldc,
         accumulate,
-    } = args;
-    for k0 in (0..k).step_by(KB) {
-        let kb = KB.min(k - k0);
+    } = p;
+    let depth = pass_depth::<E>(m, NB);
+    for k0 in (0..k).step_by(depth) {
+        let kb = depth.min(k - k0);
         let add = accumulate || k0 > 0;
         // Column blocks outside: one block of B rows stays in L1 while
         // every row block of A (in L2) passes over it.
@@ -150,7 +165,7 @@ fn blocked<E: Float, const MB: usize, const NB: usize>(tile: TileFn<E, MB, NB>, 
                     b[b_rows.start((j0 + j).min(n - 1)) + k0..][..kb].as_ptr()
                 });
                 // SAFETY: every row pointer has `kb` readable values (sliced
-                // above); the level was checked by the caller.
+                // above); `tile` was chosen by `dot_tiles` for a proven level.
                 let sums = unsafe { tile(&a_rows, &b_rows, kb) };
                 for (i, row) in sums.iter().enumerate().take(m - i0) {
                     let dst = &mut c[(i0 + i) * ldc + j0..][..NB.min(n - j0)];
@@ -164,17 +179,26 @@ fn blocked<E: Float, const MB: usize, const NB: usize>(tile: TileFn<E, MB, NB>, 
 }
 
 /// The portable tile: the compiler may vectorise it for the baseline target.
+///
+/// # Safety
+/// Every row pointer must have `kb` readable values.
 unsafe fn scalar_tile<E: Float, const MB: usize, const NB: usize>(
     a_rows: &[*const E; MB],
     b_rows: &[*const E; NB],
     kb: usize,
 ) -> [[E; NB]; MB] {
+    // SAFETY: the caller guarantees `kb` values behind every row pointer.
+    let a: [&[E]; MB] =
+        std::array::from_fn(|i| unsafe { std::slice::from_raw_parts(a_rows[i], kb) });
+    // SAFETY: as above.
+    let b: [&[E]; NB] =
+        std::array::from_fn(|j| unsafe { std::slice::from_raw_parts(b_rows[j], kb) });
     let mut sums = [[E::ZERO; NB]; MB];
     for p in 0..kb {
         for (i, row) in sums.iter_mut().enumerate() {
-            let av = *a_rows[i].add(p);
+            let av = a[i][p];
             for (j, s) in row.iter_mut().enumerate() {
-                *s += av * *b_rows[j].add(p);
+                *s += av * b[j][p];
             }
         }
     }
@@ -205,40 +229,47 @@ mod x86 {
     macro_rules! dot_tile {
         ($name:ident, $feature:literal, $elem:ty, $mb:expr, $nb:expr, $lanes:expr,
          $zero:ident, $load:ident, $reduce:ident, $fma:ident) => {
+            /// # Safety
+            /// As [`TileFn`](super::TileFn): `kb` values behind every row
+            /// pointer, and a CPU with the enabled features.
             #[target_feature(enable = $feature)]
             pub(super) unsafe fn $name(
                 a: &[*const $elem; $mb],
                 b: &[*const $elem; $nb],
                 kb: usize,
             ) -> [[$elem; $nb]; $mb] {
-                const L: usize = $lanes;
-                let mut acc = [[$zero(); $nb]; $mb];
-                let body = kb / L * L;
-                let mut p = 0;
-                while p < body {
-                    let mut bv = [$zero(); $nb];
-                    for j in 0..$nb {
-                        bv[j] = $load(b[j].add(p));
-                    }
-                    for i in 0..$mb {
-                        let av = $load(a[i].add(p));
+                // SAFETY: all reads are at offsets below `kb` of a row
+                // pointer, as the caller guarantees.
+                unsafe {
+                    const L: usize = $lanes;
+                    let mut acc = [[$zero(); $nb]; $mb];
+                    let body = kb / L * L;
+                    let mut p = 0;
+                    while p < body {
+                        let mut bv = [$zero(); $nb];
                         for j in 0..$nb {
-                            acc[i][j] = $fma(av, bv[j], acc[i][j]);
+                            bv[j] = $load(b[j].add(p));
+                        }
+                        for i in 0..$mb {
+                            let av = $load(a[i].add(p));
+                            for j in 0..$nb {
+                                acc[i][j] = $fma(av, bv[j], acc[i][j]);
+                            }
+                        }
+                        p += L;
+                    }
+                    let mut sums = [[0.0; $nb]; $mb];
+                    for i in 0..$mb {
+                        for j in 0..$nb {
+                            let mut s = $reduce(acc[i][j]);
+                            for q in body..kb {
+                                s += *a[i].add(q) * *b[j].add(q);
+                            }
+                            sums[i][j] = s;
                         }
                     }
-                    p += L;
+                    sums
                 }
-                let mut sums = [[0.0; $nb]; $mb];
-                for i in 0..$mb {
-                    for j in 0..$nb {
-                        let mut s = $reduce(acc[i][j]);
-                        for q in body..kb {
-                            s += *a[i].add(q) * *b[j].add(q);
-                        }
-                        sums[i][j] = s;
-                    }
-                }
-                sums
             }
         };
     }

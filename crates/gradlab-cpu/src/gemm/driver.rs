@@ -1,8 +1,8 @@
 //! The blocked GEMM driver (the Goto/BLIS loop nest around a micro-kernel).
 //!
 //! ```text
-//! for jc in columns of C, NC at a time        B panel (KC×NC) packed once, shared
-//!   for pc in k, KC at a time                 fixed order: each C element sums k the same way
+//! for jc in columns of C, nc at a time        B panel (kc×nc) packed once, shared
+//!   for pc in k, kc at a time                 fixed order: each C element sums k the same way
 //!     pack B[pc, jc]                          (in parallel, panel by panel)
 //!     for (ic, jr-group) in parallel          items own disjoint C tiles
 //!       pack A[ic, pc]                        by the core that uses it: stays in its L2
@@ -11,8 +11,10 @@
 //! ```
 //! Every element of `C` is computed by exactly one thread per `pc` step and
 //! the `pc` steps run in order, so results do not depend on the thread count
-//! or on which thread ran which item.
+//! or on which thread ran which item. The block sizes come from this
+//! machine's caches ([`Blocking`]).
 
+use super::blocking::Blocking;
 use super::kernel::{GemmElement, MicroKernel, TileEpilogue};
 use super::pack::{pack_a, pack_b, MatRef};
 use super::BiasAxis;
@@ -20,13 +22,6 @@ use crate::scratch::{PlainData, Scratch};
 use crate::simd::SimdLevel;
 use rayon::prelude::*;
 
-/// Depth of one packed block: `KC` steps of `MR` (A) and `NR` (B) values.
-const KC: usize = 256;
-/// Rows of A per parallel item (rounded to whole `MR` panels): the packed
-/// A block (`MC×KC`) stays in L2 while the item sweeps its B panels.
-const MC_PANELS: usize = 24;
-/// Columns of B packed at once (rounded to whole `NR` panels); lives in L3.
-const NC: usize = 4096;
 /// Problems with fewer multiply-adds than this (about 20 µs on one core)
 /// run on the calling thread only: below it rayon's fork/joins (three per
 /// block) cost more than they save, more so on a busy machine.
@@ -56,6 +51,31 @@ pub(crate) struct Problem<'a, E> {
     pub parallel: bool,
 }
 
+impl<'a, E: crate::Float> Problem<'a, E> {
+    /// `C = A·B` (alpha 1, beta 0, no bias or activation), split over the
+    /// pool where that pays.
+    pub(crate) fn product(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<'a, E>,
+        b: MatRef<'a, E>,
+    ) -> Self {
+        Problem {
+            m,
+            k,
+            n,
+            alpha: E::ONE,
+            a,
+            b,
+            beta: E::ZERO,
+            bias: None,
+            relu: false,
+            parallel: true,
+        }
+    }
+}
+
 /// C as a raw pointer with strides, shared by the workers that write disjoint tiles.
 #[derive(Clone, Copy)]
 struct CPtr<E> {
@@ -66,6 +86,7 @@ struct CPtr<E> {
 // SAFETY: workers only write disjoint tiles of C (see `run_items`), and the
 // caller's `&mut [E]` outlives the parallel section.
 unsafe impl<E: Send> Send for CPtr<E> {}
+// SAFETY: as for Send: shared copies of the pointer write disjoint tiles only.
 unsafe impl<E: Send> Sync for CPtr<E> {}
 
 /// Whether distinct `(i, j)` always map to distinct offsets (so that
@@ -200,11 +221,12 @@ fn choose_kernel<E: GemmElement>(
 /// for every image): each then skips packing A.
 pub(crate) struct PackedA<E> {
     kernel: MicroKernel<E>,
+    blocking: Blocking,
     m: usize,
     k: usize,
     n: usize,
     /// Depth block `pc` holds `ceil(m / mr)` panels of `mr × kc` values
-    /// and starts at `panels · mr · pc` (every earlier block is `KC` deep).
+    /// and starts at `panels · mr · pc` (every earlier block is `kc` deep).
     data: Vec<E>,
 }
 
@@ -226,15 +248,17 @@ pub(crate) fn pack_a_once<E: GemmElement + PlainData>(
         return None;
     }
     let mr = kernel.mr;
+    let blocking = Blocking::for_machine(mr, kernel.nr, std::mem::size_of::<E>());
     let panels = m.div_ceil(mr);
     let mut data = vec![E::ZERO; panels * mr * k];
-    for pc in (0..k).step_by(KC) {
-        let kc = KC.min(k - pc);
+    for pc in (0..k).step_by(blocking.kc) {
+        let kc = blocking.kc.min(k - pc);
         let block = &mut data[panels * mr * pc..][..panels * mr * kc];
         pack_a(block, mr, a, (0, m), pc, kc, false);
     }
     Some(PackedA {
         kernel,
+        blocking,
         m,
         k,
         n,
@@ -301,6 +325,12 @@ fn blocked_with<E: GemmElement + PlainData>(
 ) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     debug_assert!(mr <= MAX_MR && nr <= MAX_NR);
+    // A pre-packed A fixes the depth of the blocks.
+    let blocking = packed_a.map_or_else(
+        || Blocking::for_machine(mr, nr, std::mem::size_of::<E>()),
+        |a| a.blocking,
+    );
+    let kc_max = blocking.kc;
     let threads = if p.parallel && p.m * p.n * p.k >= PARALLEL_MIN_MACS {
         rayon::current_num_threads()
     } else {
@@ -310,20 +340,20 @@ fn blocked_with<E: GemmElement + PlainData>(
     // With few rows of A each B value feeds few FMAs, so copying B into
     // panels would cost about as much as using it: read B in place instead.
     let direct_b = p.b.cs == 1 && p.m <= 12 * mr;
-    let nc = if direct_b { p.n } else { NC.div_ceil(nr) * nr };
+    let nc = if direct_b { p.n } else { blocking.nc };
 
     let mut b_scratch = Scratch::take();
     let b_len = if direct_b {
-        nr * KC.min(p.k)
+        nr * kc_max.min(p.k)
     } else {
-        nc.min(p.n).div_ceil(nr) * nr * KC.min(p.k)
+        nc.min(p.n).div_ceil(nr) * nr * kc_max.min(p.k)
     };
     let b_buf = b_scratch.slice::<E>(b_len);
 
     for jc in (0..p.n).step_by(nc) {
         let nc_here = nc.min(p.n - jc);
-        for pc in (0..p.k).step_by(KC) {
-            let kc = KC.min(p.k - pc);
+        for pc in (0..p.k).step_by(kc_max) {
+            let kc = kc_max.min(p.k - pc);
             let last = pc + kc == p.k;
             let tail_cols = nc_here % nr;
             let b_panels = if direct_b {
@@ -362,7 +392,7 @@ fn blocked_with<E: GemmElement + PlainData>(
                 },
                 bias: if last { p.bias } else { None },
             };
-            run_items(&block, c, threads);
+            run_items(&block, c, threads, blocking.mc);
         }
     }
 }
@@ -397,22 +427,30 @@ struct Block<'a, E> {
     epi: TileEpilogue<E>,
     bias: Option<(&'a [E], BiasAxis)>,
 }
-// SAFETY: the pointers are read-only views of buffers that outlive the parallel section.
+// SAFETY: the raw pointers are read-only views of buffers that outlive the
+// parallel section; nothing writes through them.
 unsafe impl<E: Sync> Sync for Block<'_, E> {}
 
-fn run_items<E: GemmElement + PlainData>(block: &Block<'_, E>, c: CPtr<E>, threads: usize) {
+fn run_items<E: GemmElement + PlainData>(
+    block: &Block<'_, E>,
+    c: CPtr<E>,
+    threads: usize,
+    mc: usize,
+) {
     let (mr, nr) = (block.kernel.mr, block.kernel.nr);
-    // Row blocks of at most MC_PANELS panels, all about the same size so
-    // that no worker is left with one long item at the end.
     let row_panels = block.rows.div_ceil(mr);
-    let row_blocks = row_panels.div_ceil(MC_PANELS);
+    let col_panels = block.cols.div_ceil(nr);
+    let (row_blocks, col_groups) = split_items(
+        (row_panels, col_panels),
+        (mr, nr),
+        (mc / mr).max(1),
+        threads,
+        block.a_packed.is_none(),
+    );
+    // Row blocks all about the same size, so that no worker is left with
+    // one long item at the end; likewise column groups.
     let block_panels = row_panels.div_ceil(row_blocks);
     let row_blocks = row_panels.div_ceil(block_panels);
-    let col_panels = block.cols.div_ceil(nr);
-    // Enough items for load balance on a machine shared with other work,
-    // few enough that each sweeps many panels (an item repacks its A block).
-    let want = if threads > 1 { 8 * threads } else { 1 };
-    let col_groups = want.div_ceil(row_blocks).clamp(1, col_panels);
     let group = col_panels.div_ceil(col_groups);
     let col_groups = col_panels.div_ceil(group);
     let item = |idx: usize| {
@@ -451,6 +489,44 @@ fn run_items<E: GemmElement + PlainData>(block: &Block<'_, E>, c: CPtr<E>, threa
     }
 }
 
+/// How many row blocks and column groups one `(jc, pc)` step is cut into.
+///
+/// Row blocks hold at most `mc_panels` panels of A (so that an item's
+/// packed A block stays in its L2). Beyond that the split is a trade: an
+/// item packs the A rows it computes, so every extra column group copies A
+/// once more, and every extra row block streams B past its panels once
+/// more. With `threads` workers it needs enough items (eight per thread,
+/// for balance on a machine shared with other work), and among the splits
+/// that give them it takes the one that moves the fewest values: A copied
+/// (read and written, counted twice) `groups` times, plus B read `blocks`
+/// times. Without packing (A packed beforehand) only B's reads count.
+fn split_items(
+    (row_panels, col_panels): (usize, usize),
+    (mr, nr): (usize, usize),
+    mc_panels: usize,
+    threads: usize,
+    packs_a: bool,
+) -> (usize, usize) {
+    let want = if threads > 1 { 8 * threads } else { 1 };
+    let fewest_blocks = row_panels.div_ceil(mc_panels).max(1);
+    (fewest_blocks..=row_panels.max(fewest_blocks))
+        .map(|blocks| {
+            let groups = want.div_ceil(blocks).clamp(1, col_panels.max(1));
+            let a_copies = if packs_a {
+                2 * groups * row_panels * mr
+            } else {
+                0
+            };
+            let b_reads = blocks * col_panels * nr;
+            // Too few items idle a worker for a whole item: count that as
+            // the cost it is, the work of the missing items.
+            let short = want.saturating_sub(blocks * groups);
+            (blocks, groups, (a_copies + b_reads, short))
+        })
+        .min_by_key(|&(_, _, (moved, short))| (short, moved))
+        .map_or((1, 1), |(blocks, groups, _)| (blocks, groups))
+}
+
 /// Computes tile `(ir, jr)` of the block into C from the packed A panel `a`.
 ///
 /// # Safety
@@ -466,7 +542,8 @@ unsafe fn tile<E: GemmElement>(
     let MicroKernel { mr, nr, run } = block.kernel;
     let kc = block.kc;
     let (b, rsb) = match block.b_panels {
-        BPanels::Packed(base) => (base.add(jr * nr * kc), nr),
+        // SAFETY: panel `jr` of a packed B block starts `jr·nr·kc` values in.
+        BPanels::Packed(base) => (unsafe { base.add(jr * nr * kc) }, nr),
         BPanels::Direct {
             base,
             rsb,
@@ -474,7 +551,8 @@ unsafe fn tile<E: GemmElement>(
             full_panels,
         } => {
             if jr < full_panels {
-                (base.add(jr * nr), rsb)
+                // SAFETY: a B read in place has its full panel `jr` `jr·nr` columns in.
+                (unsafe { base.add(jr * nr) }, rsb)
             } else {
                 (tail, nr)
             }
@@ -487,22 +565,26 @@ unsafe fn tile<E: GemmElement>(
     let mut epi = block.epi;
     if rows == mr && cols == nr && c.cs == 1 {
         match block.bias {
-            Some((bias, BiasAxis::Row)) => epi.row_bias = bias.as_ptr().add(i0),
-            Some((bias, BiasAxis::Col)) => epi.col_bias = bias.as_ptr().add(j0),
+            Some((bias, BiasAxis::Row)) => epi.row_bias = bias[i0..i0 + mr].as_ptr(),
+            Some((bias, BiasAxis::Col)) => epi.col_bias = bias[j0..j0 + nr].as_ptr(),
             None => {}
         }
-        run(kc, a, b, rsb, c.ptr.add(i0 * c.rs + j0), c.rs, &epi);
+        // SAFETY: a full tile of row-major C: `mr` rows `c.rs` apart of
+        // `nr` contiguous values, all inside C; the panels hold `kc` steps.
+        unsafe { run(kc, a, b, rsb, c.ptr.add(i0 * c.rs + j0), c.rs, &epi) };
         return;
     }
     // Ragged or strided tile: go through a full-size buffer.
     let mut buf = [E::ZERO; MAX_MR * MAX_NR];
     let mut row_bias = [E::ZERO; MAX_MR];
     let mut col_bias = [E::ZERO; MAX_NR];
-    let at = |i: usize, j: usize| c.ptr.add((i0 + i) * c.rs + (j0 + j) * c.cs);
+    // SAFETY: only called with i < rows and j < cols, inside the tile.
+    let at = |i: usize, j: usize| unsafe { c.ptr.add((i0 + i) * c.rs + (j0 + j) * c.cs) };
     if epi.beta != E::ZERO {
         for i in 0..rows {
             for j in 0..cols {
-                buf[i * nr + j] = *at(i, j);
+                // SAFETY: an element of this thread's tile of C.
+                buf[i * nr + j] = unsafe { *at(i, j) };
             }
         }
     }
@@ -517,10 +599,12 @@ unsafe fn tile<E: GemmElement>(
         }
         None => {}
     }
-    run(kc, a, b, rsb, buf.as_mut_ptr(), nr, &epi);
+    // SAFETY: `buf` is a full `mr × nr` tile with rows `nr` apart.
+    unsafe { run(kc, a, b, rsb, buf.as_mut_ptr(), nr, &epi) };
     for i in 0..rows {
         for j in 0..cols {
-            *at(i, j) = buf[i * nr + j];
+            // SAFETY: an element of this thread's tile of C.
+            unsafe { *at(i, j) = buf[i * nr + j] };
         }
     }
 }

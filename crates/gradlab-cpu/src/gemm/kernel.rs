@@ -6,7 +6,7 @@
 //! `rsb` apart: either a packed panel or `B` itself when its rows are
 //! contiguous), then applies the [`TileEpilogue`] while storing the tile.
 
-use crate::simd::SimdLevel;
+use crate::simd::{SimdKind, SimdLevel};
 use crate::Float;
 
 /// What to do with the accumulated tile `acc` when storing it into `C`:
@@ -24,6 +24,15 @@ pub(crate) struct TileEpilogue<E> {
 }
 
 /// `(kc, a_panel, b_panel, rsb, c_tile, rsc, epilogue)`; the tile's columns are contiguous.
+///
+/// # Safety
+/// `kc > 0`; `a_panel` holds `kc` steps of `mr` values; `b_panel` holds
+/// `kc` rows of `nr` values, `rsb` apart; `c_tile` is `mr` rows of `nr`
+/// values, `rsc` apart, that no other thread accesses during the call (read
+/// only when `beta` is not zero); non-null biases hold `mr` (row) and `nr`
+/// (column) values. The kernel must come from
+/// [`GemmElement::micro_kernel`] (or the narrow one) for a [`SimdLevel`],
+/// which proves that the CPU runs its instructions.
 pub(crate) type MicroKernelFn<E> =
     unsafe fn(usize, *const E, *const E, usize, *mut E, usize, &TileEpilogue<E>);
 
@@ -37,7 +46,7 @@ pub(crate) struct MicroKernel<E> {
 
 /// Element types with hand-written micro-kernels.
 pub(crate) trait GemmElement: Float {
-    /// The micro-kernel for `level`, which the caller has checked this CPU supports.
+    /// The micro-kernel for `level` (which proves that this CPU runs it).
     fn micro_kernel(level: SimdLevel) -> MicroKernel<Self>;
     /// A narrower-tiled kernel the level may also use for awkward shapes
     /// (AVX-512 machines run the AVX2 tile, which pads less on small C).
@@ -48,18 +57,19 @@ macro_rules! impl_gemm_element {
     ($t:ty, $avx512:path, $avx2:path) => {
         impl GemmElement for $t {
             fn micro_kernel(level: SimdLevel) -> MicroKernel<Self> {
-                match level {
+                match level.kind() {
                     #[cfg(target_arch = "x86_64")]
-                    SimdLevel::Avx512 => $avx512,
+                    SimdKind::Avx512 => $avx512,
                     #[cfg(target_arch = "x86_64")]
-                    SimdLevel::Avx2 => $avx2,
+                    SimdKind::Avx2 => $avx2,
                     _ => super::scalar::kernel(),
                 }
             }
             fn narrow_micro_kernel(level: SimdLevel) -> Option<MicroKernel<Self>> {
-                match level {
+                match level.kind() {
+                    // The AVX-512 level proves AVX2 and FMA too.
                     #[cfg(target_arch = "x86_64")]
-                    SimdLevel::Avx512 => Some($avx2),
+                    SimdKind::Avx512 => Some($avx2),
                     _ => None,
                 }
             }

@@ -6,6 +6,7 @@
 //! and the driver owns the loop nest and the threads. The reference twin is
 //! [`crate::reference::gemm`].
 
+mod blocking;
 mod dot;
 mod driver;
 mod kernel;
@@ -16,11 +17,10 @@ mod x86;
 use crate::scratch::PlainData;
 use crate::simd::{simd_level, SimdLevel};
 use crate::Float;
-pub(crate) use dot::{gemm_abt, BRows, DotElement};
-pub(crate) use driver::PackedA;
-use driver::Problem;
+pub(crate) use dot::{gemm_abt, AbtProblem, BRows, DotElement};
+pub(crate) use driver::{PackedA, Problem};
 pub(crate) use kernel::GemmElement;
-use pack::MatRef;
+pub(crate) use pack::{MatMut, MatRef};
 use std::any::Any;
 
 /// Which way a bias vector runs along `C`.
@@ -113,151 +113,97 @@ pub fn gemm_bias_act<T: Float>(
             v.len()
         );
     }
-    let level = simd_level();
-    if let Some(done) = dispatch::<T, f32>(
-        level, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, bias, relu,
-    ) {
-        return done;
-    }
-    if let Some(done) = dispatch::<T, f64>(
-        level, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, bias, relu,
-    ) {
-        return done;
-    }
-    // A Float type without hand-written kernels: plain loops are correct for any.
     let problem = Problem {
         m,
         k,
         n,
         alpha,
-        a: MatRef {
-            data: a,
-            rs: rsa,
-            cs: csa,
-        },
-        b: MatRef {
-            data: b,
-            rs: rsb,
-            cs: csb,
-        },
+        a: MatRef::new(a, rsa, csa),
+        b: MatRef::new(b, rsb, csb),
         beta,
         bias,
         relu,
-        parallel: false,
+        parallel: true,
     };
-    driver::naive(problem, c, rsc, csc);
+    let c = MatMut::new(c, rsc, csc);
+    let level = simd_level();
+    let Some(c) = dispatch::<T, f32>(level, problem, c) else {
+        return;
+    };
+    let Some(c) = dispatch::<T, f64>(level, problem, c) else {
+        return;
+    };
+    // A Float type without hand-written kernels: plain loops are correct for any.
+    driver::naive(
+        Problem {
+            parallel: false,
+            ..problem
+        },
+        c.data,
+        c.rs,
+        c.cs,
+    );
 }
 
 /// Internal entry for kernels (conv) that already hold a SIMD level and
-/// typed slices. With `packed`, A was packed by [`pack_a_typed`] for this
-/// shape (`a` must be the matrix that was packed) and is not packed again.
-#[allow(clippy::too_many_arguments)]
+/// typed slices: `c = relu?(alpha·A·B + beta·c + bias)` as `problem`
+/// describes it. With `packed`, A was packed by [`pack_a_typed`] for this
+/// shape (`problem.a` must be the matrix that was packed) and is not packed
+/// again.
 pub(crate) fn gemm_typed<E: GemmElement + PlainData>(
     level: SimdLevel,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: E,
-    a: (&[E], usize, usize),
-    b: (&[E], usize, usize),
-    beta: E,
-    c: (&mut [E], usize, usize),
-    bias: Option<(&[E], BiasAxis)>,
-    relu: bool,
-    parallel: bool,
+    problem: Problem<'_, E>,
+    c: MatMut<'_, E>,
     packed: Option<&PackedA<E>>,
 ) {
-    let problem = Problem {
-        m,
-        k,
-        n,
-        alpha,
-        a: MatRef {
-            data: a.0,
-            rs: a.1,
-            cs: a.2,
-        },
-        b: MatRef {
-            data: b.0,
-            rs: b.1,
-            cs: b.2,
-        },
-        beta,
-        bias,
-        relu,
-        parallel,
-    };
     match packed {
-        Some(packed) if c.2 == 1 => driver::run_packed_a(packed, level, problem, c.0, c.1),
-        _ => driver::run(level, problem, c.0, c.1, c.2),
+        Some(packed) if c.cs == 1 => driver::run_packed_a(packed, level, problem, c.data, c.rs),
+        _ => driver::run(level, problem, c.data, c.rs, c.cs),
     }
 }
 
-/// Packs `a` (`m×k`, strides `(rs, cs)`) once for several [`gemm_typed`]
-/// calls with the same A and shape (`n` columns of B and C, C row-major);
-/// `None` when those products would not use packed A as it is (too small,
-/// or better run transposed).
+/// Packs `a` (`m×k`) once for several [`gemm_typed`] calls with the same A
+/// and shape (`n` columns of B and C, C row-major); `None` when those
+/// products would not use packed A as it is (too small, or better run
+/// transposed).
 pub(crate) fn pack_a_typed<E: GemmElement + PlainData>(
     level: SimdLevel,
-    m: usize,
-    k: usize,
-    n: usize,
-    a: (&[E], usize, usize),
+    (m, k, n): (usize, usize, usize),
+    a: MatRef<'_, E>,
 ) -> Option<PackedA<E>> {
-    let a = MatRef {
-        data: a.0,
-        rs: a.1,
-        cs: a.2,
-    };
     driver::pack_a_once(level, m, k, n, a)
 }
 
-/// Casts the generic call to `E` when `T` is `E`, and runs it.
-#[allow(clippy::too_many_arguments)]
-fn dispatch<T: Float, E: GemmElement + PlainData>(
+/// Runs the generic problem as `E` when `T` is `E`; otherwise hands `c` back.
+fn dispatch<'p, 'c, T: Float, E: GemmElement + PlainData>(
     level: SimdLevel,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: T,
-    a: &[T],
-    rsa: usize,
-    csa: usize,
-    b: &[T],
-    rsb: usize,
-    csb: usize,
-    beta: T,
-    c: &mut [T],
-    rsc: usize,
-    csc: usize,
-    bias: Option<(&[T], BiasAxis)>,
-    relu: bool,
-) -> Option<()> {
-    let alpha = *(&alpha as &dyn Any).downcast_ref::<E>()?;
-    let beta = *(&beta as &dyn Any).downcast_ref::<E>()?;
-    let a = cast_slice::<T, E>(a)?;
-    let b = cast_slice::<T, E>(b)?;
-    let c = cast_slice_mut::<T, E>(c)?;
-    let bias = match bias {
-        Some((v, axis)) => Some((cast_slice::<T, E>(v)?, axis)),
-        None => None,
+    p: Problem<'p, T>,
+    c: MatMut<'c, T>,
+) -> Option<MatMut<'c, T>> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<E>() {
+        return Some(c);
+    }
+    let cast = |v: T| *(&v as &dyn Any).downcast_ref::<E>().expect("T is E");
+    let view = |m: MatRef<'p, T>| -> MatRef<'p, E> {
+        MatRef::new(cast_slice::<T, E>(m.data).expect("T is E"), m.rs, m.cs)
     };
-    gemm_typed(
-        level,
-        m,
-        k,
-        n,
-        alpha,
-        (a, rsa, csa),
-        (b, rsb, csb),
-        beta,
-        (c, rsc, csc),
-        bias,
-        relu,
-        true,
-        None,
-    );
-    Some(())
+    let problem = Problem {
+        m: p.m,
+        k: p.k,
+        n: p.n,
+        alpha: cast(p.alpha),
+        a: view(p.a),
+        b: view(p.b),
+        beta: cast(p.beta),
+        bias: p
+            .bias
+            .map(|(v, axis)| (cast_slice::<T, E>(v).expect("T is E"), axis)),
+        relu: p.relu,
+        parallel: p.parallel,
+    };
+    let c = MatMut::new(cast_slice_mut::<T, E>(c.data).expect("T is E"), c.rs, c.cs);
+    gemm_typed(level, problem, c, None);
+    None
 }
 
 /// `&[T]` as `&[E]` when they are the same type.

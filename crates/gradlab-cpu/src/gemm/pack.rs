@@ -30,6 +30,27 @@ pub(crate) struct MatRef<'a, E> {
     pub cs: usize,
 }
 
+impl<'a, E> MatRef<'a, E> {
+    /// The view of `data` with row stride `rs` and column stride `cs`.
+    pub(crate) fn new(data: &'a [E], rs: usize, cs: usize) -> Self {
+        MatRef { data, rs, cs }
+    }
+}
+
+/// A strided writable matrix view: element `(i, j)` at `data[i*rs + j*cs]`.
+pub(crate) struct MatMut<'a, E> {
+    pub data: &'a mut [E],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a, E> MatMut<'a, E> {
+    /// The view of `data` with row stride `rs` and column stride `cs`.
+    pub(crate) fn new(data: &'a mut [E], rs: usize, cs: usize) -> Self {
+        MatMut { data, rs, cs }
+    }
+}
+
 /// Lanes `0..lanes` by steps `0..kc` of a source: value `(lane, step)` at
 /// `data[origin + lane*lane_stride + step*step_stride]`.
 #[derive(Clone, Copy)]

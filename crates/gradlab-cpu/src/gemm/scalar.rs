@@ -17,6 +17,8 @@ pub(crate) fn kernel<E: Float>() -> MicroKernel<E> {
     }
 }
 
+/// # Safety
+/// The pointers must satisfy [`MicroKernelFn`](super::kernel::MicroKernelFn)'s contract.
 unsafe fn scalar_kernel<E: Float>(
     kc: usize,
     a: *const E,
@@ -28,8 +30,14 @@ unsafe fn scalar_kernel<E: Float>(
 ) {
     let mut acc = [[E::ZERO; NR]; MR];
     for p in 0..kc {
-        let a_step = std::slice::from_raw_parts(a.add(p * MR), MR);
-        let b_row = std::slice::from_raw_parts(b.add(p * rsb), NR);
+        // SAFETY: the A panel holds `kc` steps of MR values; B `kc` rows of
+        // NR values `rsb` apart.
+        let (a_step, b_row) = unsafe {
+            (
+                std::slice::from_raw_parts(a.add(p * MR), MR),
+                std::slice::from_raw_parts(b.add(p * rsb), NR),
+            )
+        };
         for (row, &av) in acc.iter_mut().zip(a_step) {
             for (acc, &bv) in row.iter_mut().zip(b_row) {
                 // Not `mul_add`: without hardware FMA in the baseline target it is a libm call.
@@ -37,18 +45,26 @@ unsafe fn scalar_kernel<E: Float>(
             }
         }
     }
+    // SAFETY: non-null bias pointers hold MR (row) and NR (column) values.
+    let row_bias =
+        (!epi.row_bias.is_null()).then(|| unsafe { std::slice::from_raw_parts(epi.row_bias, MR) });
+    // SAFETY: as above.
+    let col_bias =
+        (!epi.col_bias.is_null()).then(|| unsafe { std::slice::from_raw_parts(epi.col_bias, NR) });
     for (i, row) in acc.iter().enumerate() {
-        let c_row = std::slice::from_raw_parts_mut(c.add(i * rsc), NR);
+        // SAFETY: the C tile has MR rows of NR values, `rsc` apart, that no
+        // one else accesses meanwhile.
+        let c_row = unsafe { std::slice::from_raw_parts_mut(c.add(i * rsc), NR) };
         for (j, (dst, &acc)) in c_row.iter_mut().zip(row).enumerate() {
             let mut r = epi.alpha * acc;
             if epi.beta != E::ZERO {
                 r += epi.beta * *dst;
             }
-            if !epi.row_bias.is_null() {
-                r += *epi.row_bias.add(i);
+            if let Some(bias) = row_bias {
+                r += bias[i];
             }
-            if !epi.col_bias.is_null() {
-                r += *epi.col_bias.add(j);
+            if let Some(bias) = col_bias {
+                r += bias[j];
             }
             if epi.relu && r < E::ZERO {
                 r = E::ZERO;

@@ -17,6 +17,11 @@ macro_rules! x86_micro_kernel {
         $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident,
         $mul:ident, $add:ident, $max:ident
     ) => {
+        /// # Safety
+        /// The CPU must support the enabled features (the kernel is only
+        /// reachable through `GemmElement::micro_kernel` with a level that
+        /// proves it), and the pointers must satisfy the contract of
+        /// [`MicroKernelFn`](super::kernel::MicroKernelFn).
         #[target_feature(enable = $feature)]
         unsafe fn $name(
             kc: usize,
@@ -27,76 +32,82 @@ macro_rules! x86_micro_kernel {
             rsc: usize,
             epi: &TileEpilogue<$elem>,
         ) {
-            const MR: usize = $mr;
-            const NV: usize = $nv;
-            const L: usize = $lanes;
-            // C is read (or written) only after the k loop: start pulling
-            // its lines in now so that the misses overlap the FMAs.
-            for i in 0..MR {
-                for v in 0..NV {
-                    _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + v * L) as *const i8);
-                }
-            }
-            // The first step writes the accumulators instead of adding to
-            // zeros: the zero-filled array would otherwise be kept in memory
-            // (for a k loop that might not run) and cleared on every call.
-            // The driver never calls with kc = 0.
-            debug_assert!(kc > 0);
-            let mut acc = [[$zero(); NV]; MR];
-            {
-                let mut bv = [$zero(); NV];
-                for (v, bv) in bv.iter_mut().enumerate() {
-                    *bv = $load(b.add(v * L));
-                }
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let av = $splat(*a.add(i));
-                    for (v, acc) in row.iter_mut().enumerate() {
-                        *acc = $mul(av, bv[v]);
+            // SAFETY: every read and write below stays inside the panels
+            // (`kc` steps of `MR` values of A, of `NV·L` values `rsb` apart of B),
+            // the tile of C (`MR` rows `rsc` apart, `NV·L` values each) and the
+            // bias vectors, as the caller guarantees; the features are enabled.
+            unsafe {
+                const MR: usize = $mr;
+                const NV: usize = $nv;
+                const L: usize = $lanes;
+                // C is read (or written) only after the k loop: start pulling
+                // its lines in now so that the misses overlap the FMAs.
+                for i in 0..MR {
+                    for v in 0..NV {
+                        _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + v * L) as *const i8);
                     }
                 }
-            }
-            let (mut a, mut b) = (a.add(MR), b.add(rsb));
-            for _ in 1..kc {
-                let mut bv = [$zero(); NV];
-                for (v, bv) in bv.iter_mut().enumerate() {
-                    *bv = $load(b.add(v * L));
-                }
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let av = $splat(*a.add(i));
-                    for (v, acc) in row.iter_mut().enumerate() {
-                        *acc = $fma(av, bv[v], *acc);
+                // The first step writes the accumulators instead of adding to
+                // zeros: the zero-filled array would otherwise be kept in memory
+                // (for a k loop that might not run) and cleared on every call.
+                // The driver never calls with kc = 0.
+                debug_assert!(kc > 0);
+                let mut acc = [[$zero(); NV]; MR];
+                {
+                    let mut bv = [$zero(); NV];
+                    for (v, bv) in bv.iter_mut().enumerate() {
+                        *bv = $load(b.add(v * L));
+                    }
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        let av = $splat(*a.add(i));
+                        for (v, acc) in row.iter_mut().enumerate() {
+                            *acc = $mul(av, bv[v]);
+                        }
                     }
                 }
-                a = a.add(MR);
-                b = b.add(rsb);
-            }
-            let alpha = $splat(epi.alpha);
-            let beta = $splat(epi.beta);
-            let read_c = epi.beta != 0.0;
-            for (i, row) in acc.iter().enumerate() {
-                let c_row = c.add(i * rsc);
-                let row_bias = if epi.row_bias.is_null() {
-                    None
-                } else {
-                    Some($splat(*epi.row_bias.add(i)))
-                };
-                for (v, acc) in row.iter().enumerate() {
-                    let dst = c_row.add(v * L);
-                    let mut r = $mul(*acc, alpha);
-                    if read_c {
-                        r = $fma($load(dst), beta, r);
+                let (mut a, mut b) = (a.add(MR), b.add(rsb));
+                for _ in 1..kc {
+                    let mut bv = [$zero(); NV];
+                    for (v, bv) in bv.iter_mut().enumerate() {
+                        *bv = $load(b.add(v * L));
                     }
-                    if let Some(bias) = row_bias {
-                        r = $add(r, bias);
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        let av = $splat(*a.add(i));
+                        for (v, acc) in row.iter_mut().enumerate() {
+                            *acc = $fma(av, bv[v], *acc);
+                        }
                     }
-                    if !epi.col_bias.is_null() {
-                        r = $add(r, $load(epi.col_bias.add(v * L)));
+                    a = a.add(MR);
+                    b = b.add(rsb);
+                }
+                let alpha = $splat(epi.alpha);
+                let beta = $splat(epi.beta);
+                let read_c = epi.beta != 0.0;
+                for (i, row) in acc.iter().enumerate() {
+                    let c_row = c.add(i * rsc);
+                    let row_bias = if epi.row_bias.is_null() {
+                        None
+                    } else {
+                        Some($splat(*epi.row_bias.add(i)))
+                    };
+                    for (v, acc) in row.iter().enumerate() {
+                        let dst = c_row.add(v * L);
+                        let mut r = $mul(*acc, alpha);
+                        if read_c {
+                            r = $fma($load(dst), beta, r);
+                        }
+                        if let Some(bias) = row_bias {
+                            r = $add(r, bias);
+                        }
+                        if !epi.col_bias.is_null() {
+                            r = $add(r, $load(epi.col_bias.add(v * L)));
+                        }
+                        if epi.relu {
+                            // Operand order keeps NaN (maxps returns its second operand on NaN).
+                            r = $max($zero(), r);
+                        }
+                        $store(dst, r);
                     }
-                    if epi.relu {
-                        // Operand order keeps NaN (maxps returns its second operand on NaN).
-                        r = $max($zero(), r);
-                    }
-                    $store(dst, r);
                 }
             }
         }
@@ -168,22 +179,22 @@ x86_micro_kernel!(
     _mm256_max_pd
 );
 
-pub(crate) const AVX512_F32: MicroKernel<f32> = MicroKernel {
+pub(super) const AVX512_F32: MicroKernel<f32> = MicroKernel {
     mr: 8,
     nr: 48,
     run: avx512_f32,
 };
-pub(crate) const AVX512_F64: MicroKernel<f64> = MicroKernel {
+pub(super) const AVX512_F64: MicroKernel<f64> = MicroKernel {
     mr: 8,
     nr: 24,
     run: avx512_f64,
 };
-pub(crate) const AVX2_F32: MicroKernel<f32> = MicroKernel {
+pub(super) const AVX2_F32: MicroKernel<f32> = MicroKernel {
     mr: 6,
     nr: 16,
     run: avx2_f32,
 };
-pub(crate) const AVX2_F64: MicroKernel<f64> = MicroKernel {
+pub(super) const AVX2_F64: MicroKernel<f64> = MicroKernel {
     mr: 6,
     nr: 8,
     run: avx2_f64,

@@ -13,6 +13,7 @@ mod loss;
 mod norm;
 mod pool;
 mod reduce;
+pub mod winograd;
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use elementwise::{binary, unary};

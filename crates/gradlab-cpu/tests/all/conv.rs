@@ -1,10 +1,38 @@
 //! The fast convolution (forward, input and weight gradients) against its
 //! reference twin on random shapes: every stride, padding, dilation and
-//! group combination in range, f32 and f64, every supported SIMD level.
+//! group combination in range, f32 and f64, every supported SIMD level and
+//! every convolution algorithm.
 
-use crate::common::{assert_close, for_each_level, random_vec, sum_tolerance};
-use gradlab_cpu::{reference, Conv2dShape, Float, Rng};
+use crate::common::{assert_close, for_each_level, random_vec, sum_tolerance, tile_max};
+use gradlab_cpu::{reference, with_conv_algo, Conv2dShape, ConvAlgo, Float, Rng};
 use proptest::prelude::*;
+
+/// The algorithms every shape is checked with (`auto` picks among the others).
+const ALGOS: [ConvAlgo; 5] = [
+    ConvAlgo::Direct,
+    ConvAlgo::Im2col,
+    ConvAlgo::Winograd2x2,
+    ConvAlgo::Winograd4x4,
+    ConvAlgo::Auto,
+];
+
+/// Extra rounding error an algorithm may add, relative to the sum of the
+/// absolute values of the terms (the largest in the output's tile, for
+/// Winograd: see `tile_max`), and the tile size that scale is taken over:
+/// Winograd's transforms round with coefficients up to 5 (F(2x2)) and 64
+/// (F(4x4)); tests/winograd.rs measures them. `auto` may pick either.
+fn algo_tolerance<T: Float>(algo: ConvAlgo) -> (f64, usize) {
+    let eps = if T::NAME == "f32" {
+        f32::EPSILON as f64
+    } else {
+        f64::EPSILON
+    };
+    match algo {
+        ConvAlgo::Direct | ConvAlgo::Im2col => (0.0, 1),
+        ConvAlgo::Winograd2x2 => (8.0 * eps, 2),
+        _ => (160.0 * eps, 4),
+    }
+}
 
 fn shape() -> impl Strategy<Value = Conv2dShape> {
     (
@@ -97,6 +125,31 @@ fn unpadded_shape() -> impl Strategy<Value = Conv2dShape> {
         )
 }
 
+/// 3x3 stride-1 shapes (Winograd's): odd and even sizes that leave partial
+/// tiles, padding 0 to 2, groups.
+fn winograd_shape() -> impl Strategy<Value = Conv2dShape> {
+    (
+        (1usize..=3, 1usize..=3, 1usize..=5, 1usize..=5),
+        (1usize..=13, 1usize..=13, 0usize..=2, 0usize..=2),
+    )
+        .prop_map(
+            |((batch, groups, icg, ocg), (h, w, pad_h, pad_w))| Conv2dShape {
+                batch,
+                in_channels: icg * groups,
+                // At least one output row and column.
+                in_h: h.max(3usize.saturating_sub(2 * pad_h)),
+                in_w: w.max(3usize.saturating_sub(2 * pad_w)),
+                out_channels: ocg * groups,
+                kernel_h: 3,
+                kernel_w: 3,
+                stride: (1, 1),
+                padding: (pad_h, pad_w),
+                dilation: (1, 1),
+                groups,
+            },
+        )
+}
+
 fn abs<T: Float>(v: &[T]) -> Vec<T> {
     v.iter().map(|x| x.abs()).collect()
 }
@@ -132,36 +185,43 @@ fn check<T: Float>(s: &Conv2dShape, with_bias: bool, seed: u64) {
     let (scale_y, scale_dx, scale_dw) = (to_f64(scale_y), to_f64(scale_dx), to_f64(scale_dw));
 
     for_each_level(|level| {
-        let what = |op: &str| format!("{op} {} {level} {s:?}", T::NAME);
-        let mut y = vec![T::from_f64(f64::NAN); s.output_len()];
-        gradlab_cpu::conv2d_forward(s, &x, &w, bias, &mut y);
-        assert_close(
-            &y,
-            &want_y,
-            &scale_y,
-            sum_tolerance::<T>(taps),
-            &what("forward"),
-        );
-        let mut dx = vec![T::from_f64(f64::NAN); s.input_len()];
-        gradlab_cpu::conv2d_backward_data(s, &dy, &w, &mut dx);
-        let dx_terms = s.out_per_group() * s.kernel_h * s.kernel_w;
-        assert_close(
-            &dx,
-            &want_dx,
-            &scale_dx,
-            sum_tolerance::<T>(dx_terms),
-            &what("backward_data"),
-        );
-        let mut dw = vec![T::from_f64(f64::NAN); s.weight_len()];
-        gradlab_cpu::conv2d_backward_weight(s, &x, &dy, &mut dw);
-        let dw_terms = s.batch * s.out_h() * s.out_w();
-        assert_close(
-            &dw,
-            &want_dw,
-            &scale_dw,
-            sum_tolerance::<T>(dw_terms),
-            &what("backward_weight"),
-        );
+        for algo in ALGOS {
+            with_conv_algo(algo, || {
+                let what = |op: &str| format!("{op} {} {level} {algo} {s:?}", T::NAME);
+                let (extra, m) = algo_tolerance::<T>(algo);
+                let scale_y = tile_max(&scale_y, s.out_h(), s.out_w(), m);
+                let scale_dx = tile_max(&scale_dx, s.in_h, s.in_w, m);
+                let mut y = vec![T::from_f64(f64::NAN); s.output_len()];
+                gradlab_cpu::conv2d_forward(s, &x, &w, bias, &mut y);
+                assert_close(
+                    &y,
+                    &want_y,
+                    &scale_y,
+                    sum_tolerance::<T>(taps) + extra,
+                    &what("forward"),
+                );
+                let mut dx = vec![T::from_f64(f64::NAN); s.input_len()];
+                gradlab_cpu::conv2d_backward_data(s, &dy, &w, &mut dx);
+                let dx_terms = s.out_per_group() * s.kernel_h * s.kernel_w;
+                assert_close(
+                    &dx,
+                    &want_dx,
+                    &scale_dx,
+                    sum_tolerance::<T>(dx_terms) + extra,
+                    &what("backward_data"),
+                );
+                let mut dw = vec![T::from_f64(f64::NAN); s.weight_len()];
+                gradlab_cpu::conv2d_backward_weight(s, &x, &dy, &mut dw);
+                let dw_terms = s.batch * s.out_h() * s.out_w();
+                assert_close(
+                    &dw,
+                    &want_dw,
+                    &scale_dw,
+                    sum_tolerance::<T>(dw_terms) + extra,
+                    &what("backward_weight"),
+                );
+            });
+        }
     });
 }
 
@@ -183,6 +243,12 @@ proptest! {
     fn unpadded_conv_matches_reference(s in unpadded_shape(), seed in any::<u64>()) {
         check::<f32>(&s, false, seed);
         check::<f64>(&s, false, seed);
+    }
+
+    #[test]
+    fn winograd_shapes_match_reference(s in winograd_shape(), with_bias in any::<bool>(), seed in any::<u64>()) {
+        check::<f32>(&s, with_bias, seed);
+        check::<f64>(&s, with_bias, seed);
     }
 
     #[test]
@@ -255,6 +321,24 @@ fn many_channel_weight_gradients_match_reference() {
     });
 }
 
+/// Output channels that fill whole vectors (16, 32 in f32; 8 in f64): the
+/// direct kernels with the channels in the lanes, forward and input
+/// gradient, on widths that leave partial blocks, with padding.
+#[test]
+fn channel_lane_kernels_match_reference() {
+    for (batch, c, oc, side, k, pad) in [
+        (2, 6, 16, 14, 5, 0),
+        (3, 5, 16, 11, 3, 1),
+        (2, 7, 32, 9, 5, 2),
+        (2, 3, 12, 13, 3, 0),
+        (1, 16, 16, 6, 5, 4),
+    ] {
+        check::<f32>(&Conv2dShape::square(batch, c, oc, side, k, pad), true, 31);
+    }
+    check::<f64>(&Conv2dShape::square(2, 6, 8, 14, 5, 0), true, 32);
+    check::<f64>(&Conv2dShape::square(2, 3, 16, 10, 3, 1), false, 33);
+}
+
 /// A non-finite input must reach exactly the gradients it reaches in the
 /// reference (the padded-grid path would multiply it by zeros elsewhere).
 #[test]
@@ -274,18 +358,23 @@ fn infinite_input_reaches_the_same_weight_gradients() {
     }
 }
 
-/// Same inputs on 1, 2 and 3 threads: bit-identical outputs and gradients.
+/// Same inputs on 1, 2 and 3 threads: bit-identical outputs and gradients,
+/// for every named algorithm.
 #[test]
 fn results_do_not_depend_on_thread_count() {
-    for s in [
-        Conv2dShape::square(11, 4, 8, 12, 3, 1),
-        Conv2dShape::square(19, 6, 16, 14, 5, 0),
-    ] {
-        same_on_one_two_and_three_threads(&s);
+    for algo in ALGOS.into_iter().filter(|&a| a != ConvAlgo::Auto) {
+        for s in [
+            Conv2dShape::square(11, 4, 8, 12, 3, 1),
+            Conv2dShape::square(19, 6, 16, 14, 5, 0),
+            // Enough tiles for several Winograd blocks.
+            Conv2dShape::square(9, 16, 24, 33, 3, 1),
+        ] {
+            same_on_one_two_and_three_threads(&s, algo);
+        }
     }
 }
 
-fn same_on_one_two_and_three_threads(s: &Conv2dShape) {
+fn same_on_one_two_and_three_threads(s: &Conv2dShape, algo: ConvAlgo) {
     let mut rng = Rng::new(9);
     let x: Vec<f32> = random_vec(&mut rng, s.input_len());
     let w: Vec<f32> = random_vec(&mut rng, s.weight_len());
@@ -296,17 +385,19 @@ fn same_on_one_two_and_three_threads(s: &Conv2dShape) {
             .build()
             .unwrap();
         pool.install(|| {
-            let mut y = vec![0f32; s.output_len()];
-            let mut dx = vec![0f32; s.input_len()];
-            let mut dw = vec![0f32; s.weight_len()];
-            gradlab_cpu::conv2d_forward(s, &x, &w, None, &mut y);
-            gradlab_cpu::conv2d_backward_data(s, &dy, &w, &mut dx);
-            gradlab_cpu::conv2d_backward_weight(s, &x, &dy, &mut dw);
-            (y, dx, dw)
+            with_conv_algo(algo, || {
+                let mut y = vec![0f32; s.output_len()];
+                let mut dx = vec![0f32; s.input_len()];
+                let mut dw = vec![0f32; s.weight_len()];
+                gradlab_cpu::conv2d_forward(s, &x, &w, None, &mut y);
+                gradlab_cpu::conv2d_backward_data(s, &dy, &w, &mut dx);
+                gradlab_cpu::conv2d_backward_weight(s, &x, &dy, &mut dw);
+                (y, dx, dw)
+            })
         })
     };
     let one = run(1);
-    assert!(one == run(2) && one == run(3));
+    assert!(one == run(2) && one == run(3), "{algo} {s:?}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! alpha/beta/bias/ReLU, f32 and f64, every SIMD level this CPU supports.
 
 use crate::common::{assert_close, for_each_level, random_vec, sum_tolerance};
-use gradlab_cpu::{gemm, gemm_bias_act, reference, BiasAxis, Float, Rng, SimdLevel};
+use gradlab_cpu::{gemm, gemm_bias_act, reference, BiasAxis, Float, Rng, SimdKind, SimdLevel};
 use proptest::prelude::*;
 
 /// A matrix layout: row- or column-major with a padded leading dimension.
@@ -239,16 +239,20 @@ fn results_do_not_depend_on_thread_count() {
 }
 
 #[test]
-fn forcing_an_unsupported_level_is_an_error() {
-    for level in SimdLevel::ALL {
-        let forced = gradlab_cpu::with_simd_level(level, gradlab_cpu::simd_level);
-        if level.is_supported() {
-            assert_eq!(forced, Ok(level));
-        } else {
-            assert!(forced.is_err());
+fn only_supported_levels_can_be_forced() {
+    for kind in SimdKind::ALL {
+        match SimdLevel::new(kind) {
+            Ok(level) => {
+                let forced = gradlab_cpu::with_simd_level(level, gradlab_cpu::simd_level);
+                assert_eq!(forced.kind(), kind);
+            }
+            Err(e) => {
+                assert!(!kind.is_supported());
+                assert_eq!(e.requested, kind);
+            }
         }
     }
-    assert_eq!(SimdLevel::supported()[0], SimdLevel::Scalar);
+    assert_eq!(SimdLevel::supported()[0], SimdLevel::SCALAR);
 }
 
 #[test]

@@ -11,3 +11,4 @@ mod moments;
 mod norm;
 mod norm_relu;
 mod pool;
+mod winograd;

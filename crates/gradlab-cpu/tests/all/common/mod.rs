@@ -13,7 +13,7 @@ pub fn random_vec<T: Float>(rng: &mut Rng, len: usize) -> Vec<T> {
 /// Runs `f` once per SIMD level this CPU supports, forced on this thread.
 pub fn for_each_level(mut f: impl FnMut(SimdLevel)) {
     for level in SimdLevel::supported() {
-        gradlab_cpu::with_simd_level(level, || f(level)).expect("supported level");
+        gradlab_cpu::with_simd_level(level, || f(level));
     }
 }
 
@@ -41,4 +41,34 @@ pub fn sum_tolerance<T: Float>(terms: usize) -> f64 {
         f64::EPSILON
     };
     4.0 * eps * (terms as f64 + 4.0)
+}
+
+/// `scale` (planes of `h×w`) with every value replaced by the largest in its
+/// `m×m` tile: a Winograd tile mixes all the inputs its outputs read, so its
+/// rounding error is relative to the largest output scale of the tile (an
+/// output at a padded border, with few terms of its own, shares the error
+/// of its tile).
+pub fn tile_max(scale: &[f64], h: usize, w: usize, m: usize) -> Vec<f64> {
+    let mut out = scale.to_vec();
+    if h * w == 0 {
+        return out;
+    }
+    for (plane, dst) in scale.chunks_exact(h * w).zip(out.chunks_exact_mut(h * w)) {
+        for th in (0..h).step_by(m) {
+            for tw in (0..w).step_by(m) {
+                let rows = th..(th + m).min(h);
+                let cols = tw..(tw + m).min(w);
+                let max = rows
+                    .clone()
+                    .flat_map(|r| cols.clone().map(move |c| plane[r * w + c]))
+                    .fold(0.0, f64::max);
+                for r in rows {
+                    for c in cols.clone() {
+                        dst[r * w + c] = max;
+                    }
+                }
+            }
+        }
+    }
+    out
 }

@@ -1,0 +1,475 @@
+//! Which algorithm computes a convolution: a setting of this crate, like
+//! the SIMD level, so that the tensor layer calls the same three functions
+//! whatever the choice.
+//!
+//! * [`ConvAlgo::Direct`]: loops over the taps without a column matrix
+//!   (where a direct kernel covers the shape);
+//! * [`ConvAlgo::Im2col`]: a column matrix (im2col / col2im, or its
+//!   channels-last form) multiplied by the packed GEMM;
+//! * [`ConvAlgo::Winograd`]: `F(m×m, 3×3)` for 3×3 stride-1 layers, with
+//!   the tile chosen per shape (fewest multiplications for the padded
+//!   output), or a named tile ([`ConvAlgo::Winograd2x2`],
+//!   [`ConvAlgo::Winograd4x4`]);
+//! * [`ConvAlgo::Auto`] (the default): each candidate that applies is timed
+//!   at the first call of a *shape class* (pass, element type, every size
+//!   of the shape including the batch, SIMD level, thread count), and the
+//!   fastest is kept for every later call of that class, as cuDNN's
+//!   benchmark mode does.
+//!
+//! Where a named algorithm does not apply to a shape (a strided layer asked
+//! for Winograd, a layer no direct kernel covers), the call takes the
+//! *baseline* method instead: direct where a direct kernel covers the shape,
+//! else the GEMM forms (the choice the crate makes without timing).
+//!
+//! # Reproducibility
+//! Every method is deterministic: the same inputs give bitwise the same
+//! outputs on every call, for every thread count. A named algorithm
+//! (`direct`, `im2col`, `winograd`, ...) therefore gives bitwise
+//! reproducible runs on a given machine (results may differ in the last
+//! bits between machines with other SIMD levels or cache sizes). `auto`
+//! keeps one method per shape class for the life of the process, so a run
+//! is self-consistent, but two processes may time differently and pick
+//! different methods for a class, and then differ in the last bits (about
+//! `1e-6` relative in f32; Winograd's rounding differs most, see
+//! [`crate::reference::winograd`]). To make timing noise less likely to
+//! flip a pick, a candidate replaces the baseline only when it is at least
+//! [`AUTO_MARGIN`] faster. Runs that must match bit for bit across
+//! processes (resuming a checkpoint exactly, comparing two builds) should
+//! name an algorithm; [`auto_picks`] lists what `auto` chose.
+
+use crate::reference::winograd::WinogradTile;
+use crate::simd::{SimdKind, SimdLevel};
+use crate::Conv2dShape;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How a convolution is computed (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ConvAlgo {
+    /// The fastest applicable method, timed once per shape class.
+    #[default]
+    Auto,
+    /// Direct loops over the taps.
+    Direct,
+    /// A column matrix and the packed GEMM.
+    Im2col,
+    /// Winograd for 3×3 stride-1 layers, tile chosen per shape.
+    Winograd,
+    /// Winograd `F(2×2, 3×3)`.
+    Winograd2x2,
+    /// Winograd `F(4×4, 3×3)`.
+    Winograd4x4,
+}
+
+impl ConvAlgo {
+    /// Every setting, in the order the command line lists them.
+    pub const ALL: [ConvAlgo; 6] = [
+        ConvAlgo::Auto,
+        ConvAlgo::Direct,
+        ConvAlgo::Im2col,
+        ConvAlgo::Winograd,
+        ConvAlgo::Winograd2x2,
+        ConvAlgo::Winograd4x4,
+    ];
+
+    /// The name the command line takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgo::Auto => "auto",
+            ConvAlgo::Direct => "direct",
+            ConvAlgo::Im2col => "im2col",
+            ConvAlgo::Winograd => "winograd",
+            ConvAlgo::Winograd2x2 => "winograd-2x2",
+            ConvAlgo::Winograd4x4 => "winograd-4x4",
+        }
+    }
+
+    fn code(self) -> u8 {
+        ConvAlgo::ALL.iter().position(|&a| a == self).unwrap_or(0) as u8
+    }
+
+    fn from_code(code: u8) -> ConvAlgo {
+        ConvAlgo::ALL
+            .get(usize::from(code))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ConvAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a convolution algorithm.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown convolution algorithm {0:?} (expected auto, direct, im2col, winograd, winograd-2x2 or winograd-4x4)")]
+pub struct UnknownConvAlgo(pub String);
+
+impl FromStr for ConvAlgo {
+    type Err = UnknownConvAlgo;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim();
+        ConvAlgo::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownConvAlgo(s.to_string()))
+    }
+}
+
+/// The process-wide setting, as `ConvAlgo::code`.
+static GLOBAL: AtomicU8 = AtomicU8::new(0);
+
+thread_local! {
+    static THREAD_OVERRIDE: Cell<Option<ConvAlgo>> = const { Cell::new(None) };
+}
+
+/// Sets the algorithm of every later convolution in the process (from
+/// threads without a [`with_conv_algo`] override).
+pub fn set_conv_algo(algo: ConvAlgo) {
+    GLOBAL.store(algo.code(), Ordering::Relaxed);
+}
+
+/// Runs `f` with convolutions called from this thread computed by `algo`.
+pub fn with_conv_algo<R>(algo: ConvAlgo, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<ConvAlgo>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREAD_OVERRIDE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(THREAD_OVERRIDE.with(|c| c.replace(Some(algo))));
+    f()
+}
+
+/// The algorithm a convolution called now, from this thread, uses.
+pub fn conv_algo() -> ConvAlgo {
+    THREAD_OVERRIDE
+        .with(Cell::get)
+        .unwrap_or_else(|| ConvAlgo::from_code(GLOBAL.load(Ordering::Relaxed)))
+}
+
+/// A candidate must be at least this much faster than the baseline
+/// (`1.0 / (1.0 + AUTO_MARGIN)` of its time) for `auto` to pick it.
+pub const AUTO_MARGIN: f64 = 0.1;
+
+/// One of the three passes of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pass {
+    Forward,
+    BackwardData,
+    BackwardWeight,
+}
+
+impl Pass {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "forward",
+            Pass::BackwardData => "backward_data",
+            Pass::BackwardWeight => "backward_weight",
+        }
+    }
+}
+
+/// A concrete way to compute one pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Direct,
+    Im2col,
+    Winograd(WinogradTile),
+}
+
+impl Method {
+    /// The method a named setting forces (`None` for `auto` and for
+    /// `winograd`, whose tile depends on the shape).
+    pub fn algo_method(algo: ConvAlgo) -> Option<Method> {
+        match algo {
+            ConvAlgo::Direct => Some(Method::Direct),
+            ConvAlgo::Im2col => Some(Method::Im2col),
+            ConvAlgo::Winograd2x2 => Some(Method::Winograd(WinogradTile::F2)),
+            ConvAlgo::Winograd4x4 => Some(Method::Winograd(WinogradTile::F4)),
+            ConvAlgo::Auto | ConvAlgo::Winograd => None,
+        }
+    }
+
+    /// The setting that names this method.
+    pub fn algo(self) -> ConvAlgo {
+        match self {
+            Method::Direct => ConvAlgo::Direct,
+            Method::Im2col => ConvAlgo::Im2col,
+            Method::Winograd(WinogradTile::F2) => ConvAlgo::Winograd2x2,
+            Method::Winograd(WinogradTile::F4) => ConvAlgo::Winograd4x4,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Method::Direct => f.write_str("direct"),
+            Method::Im2col => f.write_str("im2col"),
+            Method::Winograd(tile) => write!(f, "winograd {tile}"),
+        }
+    }
+}
+
+/// What `auto` remembers a pick by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShapeClass {
+    pub pass: Pass,
+    pub dtype: &'static str,
+    pub shape: Conv2dShape,
+    pub simd: SimdKind,
+    pub threads: usize,
+}
+
+/// `auto`'s pick for one shape class, with the times it measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoPick {
+    pub class: ShapeClass,
+    pub method: Method,
+    /// Each candidate with its best time in seconds, baseline first.
+    pub timings: Vec<(Method, f64)>,
+}
+
+fn picks() -> &'static Mutex<HashMap<ShapeClass, AutoPick>> {
+    static PICKS: std::sync::OnceLock<Mutex<HashMap<ShapeClass, AutoPick>>> =
+        std::sync::OnceLock::new();
+    PICKS.get_or_init(Default::default)
+}
+
+/// Every pick `auto` has made in this process.
+pub fn auto_picks() -> Vec<AutoPick> {
+    let map = picks().lock().unwrap_or_else(|e| e.into_inner());
+    map.values().cloned().collect()
+}
+
+/// Forgets `auto`'s picks, so that the next call of each shape class times
+/// its candidates again (for benchmarks that change the machine's load).
+pub fn clear_auto_picks() {
+    picks().lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// The Winograd tile [`ConvAlgo::Winograd`] takes for `s`: the one with
+/// the fewest multiplications for the output padded to whole tiles (`α²`
+/// per tile and channel pair); `F(4×4)` on a tie.
+pub fn winograd_tile_for(s: &Conv2dShape) -> WinogradTile {
+    let products = |t: WinogradTile| {
+        let tiles = s.out_h().div_ceil(t.m()) * s.out_w().div_ceil(t.m());
+        tiles * t.alpha() * t.alpha()
+    };
+    if products(WinogradTile::F2) < products(WinogradTile::F4) {
+        WinogradTile::F2
+    } else {
+        WinogradTile::F4
+    }
+}
+
+/// Runs one pass by the method the current setting chooses among
+/// `candidates` (the first is the baseline; all apply to the shape), and
+/// returns that method. `run` computes the pass by a method, overwriting
+/// the output; under `auto` at a new shape class each candidate runs twice
+/// (timed), and the output is left holding the pick's result.
+pub(crate) fn run_chosen(
+    pass: Pass,
+    dtype: &'static str,
+    s: &Conv2dShape,
+    level: SimdLevel,
+    candidates: &[Method],
+    mut run: impl FnMut(Method),
+) -> Method {
+    let baseline = candidates[0];
+    let has = |m: Method| candidates.contains(&m);
+    let named = |m: Method| if has(m) { m } else { baseline };
+    let method = match conv_algo() {
+        ConvAlgo::Direct => named(Method::Direct),
+        ConvAlgo::Im2col => named(Method::Im2col),
+        ConvAlgo::Winograd => named(Method::Winograd(winograd_tile_for(s))),
+        ConvAlgo::Winograd2x2 => named(Method::Winograd(WinogradTile::F2)),
+        ConvAlgo::Winograd4x4 => named(Method::Winograd(WinogradTile::F4)),
+        ConvAlgo::Auto if candidates.len() == 1 => baseline,
+        ConvAlgo::Auto => {
+            let class = ShapeClass {
+                pass,
+                dtype,
+                shape: *s,
+                simd: level.kind(),
+                threads: rayon::current_num_threads(),
+            };
+            let known = picks()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&class)
+                .map(|p| p.method);
+            match known {
+                Some(method) => method,
+                None => return time_candidates(class, candidates, &mut run),
+            }
+        }
+    };
+    run(method);
+    method
+}
+
+/// Times every candidate (best of two runs each), records the pick and
+/// leaves the output holding its result.
+fn time_candidates(
+    class: ShapeClass,
+    candidates: &[Method],
+    run: &mut impl FnMut(Method),
+) -> Method {
+    let timings: Vec<(Method, f64)> = candidates
+        .iter()
+        .map(|&m| {
+            let best = (0..2)
+                .map(|_| {
+                    let start = Instant::now();
+                    run(m);
+                    start.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min);
+            (m, best)
+        })
+        .collect();
+    let (baseline, baseline_s) = timings[0];
+    let (fastest, fastest_s) = timings
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((baseline, baseline_s));
+    let method = if fastest_s * (1.0 + AUTO_MARGIN) <= baseline_s {
+        fastest
+    } else {
+        baseline
+    };
+    // Another thread may have timed the same class meanwhile: keep the
+    // first pick, so that every call of the class uses one method.
+    let method = picks()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(class)
+        .or_insert(AutoPick {
+            class,
+            method,
+            timings,
+        })
+        .method;
+    if candidates.last() != Some(&method) {
+        run(method);
+    }
+    method
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        for algo in ConvAlgo::ALL {
+            assert_eq!(algo.name().parse::<ConvAlgo>(), Ok(algo));
+            assert_eq!(ConvAlgo::from_code(algo.code()), algo);
+        }
+        assert!("fft".parse::<ConvAlgo>().is_err());
+        assert_eq!(" Winograd ".parse::<ConvAlgo>(), Ok(ConvAlgo::Winograd));
+    }
+
+    #[test]
+    fn the_scoped_setting_wins_on_this_thread_only_while_it_runs() {
+        let inside = with_conv_algo(ConvAlgo::Im2col, || {
+            let other = std::thread::spawn(conv_algo).join().unwrap();
+            (conv_algo(), other)
+        });
+        assert_eq!(inside.0, ConvAlgo::Im2col);
+        assert_ne!(inside.1, ConvAlgo::Im2col);
+    }
+
+    #[test]
+    fn winograd_tiles_follow_the_padded_output() {
+        // 32x32: F(4x4) needs 64 tiles of 36 products, F(2x2) 256 of 16.
+        assert_eq!(
+            winograd_tile_for(&Conv2dShape::square(1, 8, 8, 32, 3, 1)),
+            WinogradTile::F4
+        );
+        // 6x6 output: F(4x4) pads to 8x8 (4 tiles, 144), F(2x2) 9 tiles (144): tie.
+        assert_eq!(
+            winograd_tile_for(&Conv2dShape::square(1, 8, 8, 6, 3, 1)),
+            WinogradTile::F4
+        );
+        // 2x2 output: one F(2x2) tile (16) beats one F(4x4) tile (36).
+        assert_eq!(
+            winograd_tile_for(&Conv2dShape::square(1, 8, 8, 2, 3, 1)),
+            WinogradTile::F2
+        );
+    }
+
+    #[test]
+    fn a_named_algorithm_that_does_not_apply_takes_the_baseline() {
+        let s = Conv2dShape::square(1, 2, 2, 8, 3, 1);
+        let level = SimdLevel::SCALAR;
+        let mut ran = Vec::new();
+        let candidates = [Method::Im2col, Method::Direct];
+        let got = with_conv_algo(ConvAlgo::Winograd, || {
+            run_chosen(Pass::Forward, "f32", &s, level, &candidates, |m| {
+                ran.push(m)
+            })
+        });
+        assert_eq!(
+            (got, ran.as_slice()),
+            (Method::Im2col, &[Method::Im2col][..])
+        );
+    }
+
+    #[test]
+    fn auto_times_each_candidate_once_per_class_and_keeps_the_pick() {
+        // A shape no other test uses, so that the class is new.
+        let s = Conv2dShape::square(3, 5, 7, 11, 3, 2);
+        let level = SimdLevel::SCALAR;
+        let candidates = [Method::Im2col, Method::Direct];
+        let mut ran = Vec::new();
+        let slow_direct = |m: Method, ran: &mut Vec<Method>| {
+            ran.push(m);
+            if m == Method::Im2col {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        };
+        let first = with_conv_algo(ConvAlgo::Auto, || {
+            run_chosen(Pass::BackwardData, "f64", &s, level, &candidates, |m| {
+                slow_direct(m, &mut ran)
+            })
+        });
+        assert_eq!(first, Method::Direct);
+        // Two timed runs each; the pick ran last, so it is not run again.
+        assert_eq!(
+            ran,
+            [
+                Method::Im2col,
+                Method::Im2col,
+                Method::Direct,
+                Method::Direct
+            ]
+        );
+        ran.clear();
+        let again = with_conv_algo(ConvAlgo::Auto, || {
+            run_chosen(Pass::BackwardData, "f64", &s, level, &candidates, |m| {
+                slow_direct(m, &mut ran)
+            })
+        });
+        assert_eq!(
+            (again, ran.as_slice()),
+            (Method::Direct, &[Method::Direct][..])
+        );
+        let pick = auto_picks()
+            .into_iter()
+            .find(|p| p.class.shape == s && p.class.pass == Pass::BackwardData)
+            .expect("recorded");
+        assert_eq!(pick.timings.len(), 2);
+    }
+}

@@ -1,0 +1,681 @@
+//! Winograd convolution `F(m×m, 3×3)` for 3×3, stride-1 layers (the twin
+//! is [`crate::reference::winograd`], which states the formula).
+//!
+//! The output is cut into `m×m` tiles; a *band* is one row of tiles of one
+//! image. Bands are processed in blocks small enough that a block's
+//! transformed input `V` and products `M` stay in L2, in three steps per
+//! channel group:
+//!
+//! 1. input transform: for every input channel, each tile's `(m+2)²` patch
+//!    becomes `V = Bᵀ d B`, stored as `V[ξ][channel][tile]` for the `(m+2)²`
+//!    positions `ξ`;
+//! 2. `(m+2)²` matrix products `M[ξ] = U[ξ] · V[ξ]` (output channels ×
+//!    input channels times input channels × tiles) by the packed GEMM, with
+//!    the transformed weights `U = G g Gᵀ` computed (in f64) and packed
+//!    once per call;
+//! 3. output transform: `Y = Aᵀ M A` per tile and output channel, plus the
+//!    bias, written into the output rows.
+//!
+//! Both transforms run along the tiles of a block (long, unit-stride loops
+//! that vectorise) after each input row is split into its `m` phases, so
+//! that the `m`-strided reads of a tile row become contiguous ones. The
+//! loops are plain Rust compiled once per SIMD level with that level's
+//! target features.
+//!
+//! Blocks run in parallel; the split into blocks depends only on the shape
+//! and the machine's caches, and every output value is one product sum in
+//! a fixed order, so results do not depend on the number of threads.
+//!
+//! # Rounding error
+//! Measured against an f64 direct convolution of the same values (the test
+//! `winograd_error_stays_within_its_documented_bound` prints this table
+//! with `--nocapture`): the worst error of an output, relative to the
+//! largest sum of absolute terms among the outputs of its tile, over inputs
+//! of magnitude 1e-3, 1 and 1e3 (the error is relative, so the magnitude
+//! does not change it), and the RMS error relative to the RMS output.
+//!
+//! | layer | im2col f32 | F(2×2) f32 | F(4×4) f32 | F(4×4) f64 |
+//! | --- | --- | --- | --- | --- |
+//! | 3×3 64→64, 16×16, pad 1 | 1.1e-7 (rms 2.7e-7) | 8.4e-8 (rms 2.6e-7) | 1.4e-6 (rms 1.8e-6) | 2.6e-15 |
+//! | 3×3 3→16, 32×32, pad 1 | 2.0e-7 (rms 9.3e-8) | 1.5e-7 (rms 1.1e-7) | 2.1e-6 (rms 7.5e-7) | 4.8e-15 |
+//! | 3×3 128→128, 8×8, pad 1 | 6.3e-8 (rms 2.7e-7) | 6.5e-8 (rms 3.7e-7) | 1.1e-6 (rms 2.5e-6) | 2.5e-15 |
+//!
+//! `F(2×2)` rounds as the GEMM form does. `F(4×4)` loses about 10 times
+//! more in f32 (about 1e-6 relative, 20 bits kept of 24: well inside what
+//! training tolerates, but more than a gradient check in f32 should be
+//! asked to absorb); in f64 it stays near 1e-15, so gradcheck in f64 sees
+//! no difference. The tests bound the errors at 8ε (`F(2×2)`) and 160ε
+//! (`F(4×4)`). `auto` picks by speed alone; name `winograd-2x2` or
+//! `im2col` (`--conv-algo`) where the last bits of f32 matter.
+
+use crate::gemm::{gemm_typed, pack_a_typed, GemmElement, MatMut, MatRef, PackedA, Problem};
+use crate::reference::winograd::WinogradTile;
+use crate::scratch::{PlainData, Scratch};
+use crate::simd::{SimdKind, SimdLevel};
+use crate::{Conv2dShape, Float};
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Fewest tiles per block: below this the products are too narrow for
+/// the GEMM's micro-tiles (two of the widest).
+const MIN_BLOCK_TILES: usize = 96;
+/// Most tiles per block, which bounds the scratch memory.
+const MAX_BLOCK_TILES: usize = 512;
+
+/// Sizes shared by every block of one call.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    tile: WinogradTile,
+    m: usize,
+    alpha: usize,
+    /// Tile rows and columns per image.
+    tiles_h: usize,
+    tiles_w: usize,
+    icg: usize,
+    ocg: usize,
+    /// Bands per block (blocks may span images).
+    block_bands: usize,
+}
+
+impl Plan {
+    /// The plan for `s`, with products whose micro-tiles are `nr` columns wide.
+    fn new(tile: WinogradTile, s: &Conv2dShape, elem: usize, nr: usize) -> Plan {
+        let (m, alpha) = (tile.m(), tile.alpha());
+        let (tiles_h, tiles_w) = (s.out_h().div_ceil(m), s.out_w().div_ceil(m));
+        let (icg, ocg) = (s.in_per_group(), s.out_per_group());
+        // V and M of one tile: a block's fill L2 (larger blocks measured
+        // slower as they spill to L3; smaller ones make the products too
+        // narrow to amortise each GEMM call).
+        let tile_bytes = alpha * alpha * (icg + ocg) * elem;
+        let l2 = crate::cache::cache_sizes().l2;
+        let target = (l2 / tile_bytes).clamp(MIN_BLOCK_TILES, MAX_BLOCK_TILES);
+        // Whole bands per block, as many tiles as the target within a
+        // factor of two, choosing the count that wastes the fewest GEMM
+        // lanes (the last micro-tile of each product is padded to `nr`).
+        let bands = (s.batch * tiles_h).max(1);
+        let waste = |bb: usize| {
+            let tiles = bb * tiles_w;
+            (tiles.div_ceil(nr) * nr - tiles) as f64 / tiles as f64
+        };
+        let lo = (target / 2 / tiles_w).max(1);
+        let hi = (2 * target / tiles_w).max(lo);
+        let block_bands = (lo..=hi)
+            .map(|bb| bb.min(bands))
+            .min_by(|&a, &b| {
+                let distance = |bb: usize| (bb * tiles_w).abs_diff(target);
+                waste(a)
+                    .total_cmp(&waste(b))
+                    .then(distance(a).cmp(&distance(b)))
+            })
+            .unwrap_or(1);
+        Plan {
+            tile,
+            m,
+            alpha,
+            tiles_h,
+            tiles_w,
+            icg,
+            ocg,
+            block_bands,
+        }
+    }
+
+    /// The most padded input rows one image's share of a block reads.
+    fn sub_plane_rows(&self) -> usize {
+        self.block_bands.min(self.tiles_h) * self.m + 2
+    }
+
+    /// Tiles of a full block.
+    fn block_tiles(&self) -> usize {
+        self.block_bands * self.tiles_w
+    }
+}
+
+/// `u[g][ξ][oc][ic] = (G g Gᵀ)[ξ]` for every kernel of every group, in f64
+/// rounded once (as the twin does).
+fn transform_weights<E: Float>(p: &Plan, s: &Conv2dShape, weight: &[E], u: &mut [E]) {
+    let a2 = p.alpha * p.alpha;
+    let (_, gm, _) = p.tile.matrices();
+    for (k, g) in weight[..s.weight_len()].chunks_exact(9).enumerate() {
+        let (oc, ic) = (k / p.icg, k % p.icg);
+        let (grp, ocl) = (oc / p.ocg, oc % p.ocg);
+        // g·Gᵀ (3×α), then G·(g·Gᵀ) (α×α).
+        let mut ggt = [[0.0f64; 6]; 3];
+        for (i, row) in ggt.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().take(p.alpha).enumerate() {
+                *v = (0..3).map(|t| g[i * 3 + t].to_f64() * gm[j][t]).sum();
+            }
+        }
+        for (x, grow) in gm.iter().enumerate() {
+            let [g0, g1, g2] = &ggt;
+            for (y, ((a, b), c)) in g0.iter().zip(g1).zip(g2).take(p.alpha).enumerate() {
+                let v = grow[0] * a + grow[1] * b + grow[2] * c;
+                let xi = x * p.alpha + y;
+                u[((grp * a2 + xi) * p.ocg + ocl) * p.icg + ic] = E::from_f64(v);
+            }
+        }
+    }
+}
+
+/// Whether the fast Winograd path computes this shape (as the twin's
+/// [`winograd_applies`](crate::reference::winograd::winograd_applies)).
+pub(crate) fn applies(s: &Conv2dShape) -> bool {
+    crate::reference::winograd::winograd_applies(s) && s.out_h() > 0 && s.out_w() > 0
+}
+
+/// `out = conv(input, weight) + bias` by `F(m×m, 3×3)`, for a shape where
+/// [`applies`] holds.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward<E: GemmElement + PlainData>(
+    level: SimdLevel,
+    tile: WinogradTile,
+    s: &Conv2dShape,
+    input: &[E],
+    weight: &[E],
+    bias: Option<&[E]>,
+    out: &mut [E],
+    parallel: bool,
+) {
+    debug_assert!(applies(s));
+    let nr = E::micro_kernel(level).nr;
+    let p = Plan::new(tile, s, std::mem::size_of::<E>(), nr);
+    let a2 = p.alpha * p.alpha;
+    let mut u_scratch = Scratch::take();
+    let u = u_scratch.slice::<E>(s.groups * a2 * p.ocg * p.icg);
+    // Every entry is written: each kernel fills its α² values.
+    transform_weights(&p, s, weight, u);
+    let u = &*u;
+    let block_tiles = p.block_tiles();
+    let u_at = |gx: usize| MatRef::new(&u[gx * p.ocg * p.icg..][..p.ocg * p.icg], p.icg, 1);
+    // Each (group, ξ) product multiplies full blocks by the same U: pack it once.
+    let packed: Vec<Option<PackedA<E>>> = (0..s.groups * a2)
+        .map(|gx| pack_a_typed(level, (p.ocg, p.icg, block_tiles), u_at(gx)))
+        .collect();
+    let out_len = s.output_len();
+    let out = SharedOut::new(&mut out[..out_len]);
+    let bands = s.batch * p.tiles_h;
+    let block = |bi: usize| {
+        let block = bi * p.block_bands..((bi + 1) * p.block_bands).min(bands);
+        let nb = block.len() * p.tiles_w;
+        let mut v_scratch = Scratch::take();
+        let mut m_scratch = Scratch::take();
+        let mut work_scratch = Scratch::take();
+        let v = v_scratch.slice::<E>(a2 * p.icg * block_tiles);
+        let mbuf = m_scratch.slice::<E>(a2 * p.ocg * block_tiles);
+        let work = work_scratch.slice::<E>(Work::len(&p));
+        for g in 0..s.groups {
+            transform_input(level, &p, s, input, g, block.clone(), v, work);
+            for xi in 0..a2 {
+                let gx = g * a2 + xi;
+                let v_xi = &v[xi * p.icg * block_tiles..][..p.icg * block_tiles];
+                let m_xi = &mut mbuf[xi * p.ocg * block_tiles..][..p.ocg * block_tiles];
+                let product = Problem {
+                    parallel: false,
+                    ..Problem::product(
+                        p.ocg,
+                        p.icg,
+                        nb,
+                        u_at(gx),
+                        MatRef::new(v_xi, block_tiles, 1),
+                    )
+                };
+                let packed = packed[gx].as_ref().filter(|_| nb == block_tiles);
+                gemm_typed(level, product, MatMut::new(m_xi, block_tiles, 1), packed);
+            }
+            let bias_g = bias.map(|b| &b[g * p.ocg..(g + 1) * p.ocg]);
+            transform_output(level, &p, s, mbuf, bias_g, g, block.clone(), &out, work);
+        }
+    };
+    let blocks = bands.div_ceil(p.block_bands);
+    if parallel && blocks > 1 {
+        (0..blocks).into_par_iter().for_each(block);
+    } else {
+        (0..blocks).for_each(block);
+    }
+}
+
+/// The output, written by several blocks at once: each output row
+/// `(image, channel, oh)` belongs to the band of tiles `(image, oh / m)`,
+/// and each band to exactly one block, so blocks write disjoint rows.
+struct SharedOut<E> {
+    ptr: *mut E,
+    len: usize,
+}
+
+// SAFETY: the pointer comes from a `&mut [E]` that outlives every use (the
+// blocks finish before `forward` returns), and blocks write disjoint rows.
+unsafe impl<E: Send> Send for SharedOut<E> {}
+// SAFETY: as for Send: shared references only hand out disjoint rows.
+unsafe impl<E: Send> Sync for SharedOut<E> {}
+
+impl<E> SharedOut<E> {
+    fn new(out: &mut [E]) -> Self {
+        SharedOut {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+        }
+    }
+
+    /// `len` values from `start`.
+    ///
+    /// # Safety
+    /// No other reference to these values may be alive while the returned
+    /// one is (each block asks only for rows of its own bands).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows(&self, start: usize, len: usize) -> &mut [E] {
+        assert!(start + len <= self.len, "output row out of range");
+        // SAFETY: in range (checked above) of the live `&mut [E]` this was
+        // made from; exclusive by the caller's guarantee.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}
+
+/// Per-block working rows, carved out of one scratch slice.
+struct Work;
+
+impl Work {
+    /// Elements: the input transform's padded rows of one image and their
+    /// phases, and its row transform (`α²` rows of a block), or the output
+    /// transform's column transform (`m·α` rows of a block) and one
+    /// interleaved output row.
+    fn len(p: &Plan) -> usize {
+        let bt = p.block_tiles();
+        let input = 2 * p.sub_plane_rows() * p.m * (p.tiles_w + 1) + p.alpha * p.alpha * bt;
+        let output = p.m * p.alpha * bt + p.tiles_w.div_ceil(LANES) * LANES * p.m;
+        input.max(output)
+    }
+}
+
+/// Runs the input transform of one block compiled for `level`.
+#[allow(clippy::too_many_arguments)]
+fn transform_input<E: Float>(
+    level: SimdLevel,
+    p: &Plan,
+    s: &Conv2dShape,
+    x: &[E],
+    g: usize,
+    bands: Range<usize>,
+    v: &mut [E],
+    work: &mut [E],
+) {
+    let job = InputJob { p, s, x, g, bands };
+    match level.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+        SimdKind::Avx512 => unsafe { input_avx512(job, v, work) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a level of this kind proves AVX2 and FMA.
+        SimdKind::Avx2 => unsafe { input_avx2(job, v, work) },
+        _ => input_any(job, v, work),
+    }
+}
+
+/// What the input transform of one block reads.
+struct InputJob<'a, E> {
+    p: &'a Plan,
+    s: &'a Conv2dShape,
+    /// The whole input.
+    x: &'a [E],
+    g: usize,
+    bands: Range<usize>,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn input_avx512<E: Float>(job: InputJob<'_, E>, v: &mut [E], work: &mut [E]) {
+    input_any(job, v, work)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn input_avx2<E: Float>(job: InputJob<'_, E>, v: &mut [E], work: &mut [E]) {
+    input_any(job, v, work)
+}
+
+#[inline(always)]
+fn input_any<E: Float>(job: InputJob<'_, E>, v: &mut [E], work: &mut [E]) {
+    match job.p.tile {
+        WinogradTile::F2 => input_block::<E, 4, 2>(job, v, work, bt4),
+        WinogradTile::F4 => input_block::<E, 6, 4>(job, v, work, bt6),
+    }
+}
+
+/// `V[ξ][ic][t]` for the tiles `t` of a block (see the module docs).
+#[inline(always)]
+fn input_block<E: Float, const A: usize, const M: usize>(
+    job: InputJob<'_, E>,
+    v: &mut [E],
+    work: &mut [E],
+    bt: impl Fn([E; A]) -> [E; A] + Copy,
+) {
+    let InputJob { p, s, x, g, bands } = job;
+    let (tw_n, bt_len) = (p.tiles_w, p.block_tiles());
+    let nb = bands.len() * tw_n;
+    let cols = tw_n + 1;
+    let max_rows = p.sub_plane_rows();
+    let (sub, rest) = work.split_at_mut(max_rows * M * cols);
+    let (phases, rest) = rest.split_at_mut(max_rows * M * cols);
+    let (rows_done, _) = rest.split_at_mut(A * A * bt_len);
+    let plane = s.in_h * s.in_w;
+    for ic in 0..p.icg {
+        let c = g * p.icg + ic;
+        // The block's bands, image by image: each image's share of rows is
+        // padded and split into phases once, then every band reads it.
+        let mut band = bands.start;
+        while band < bands.end {
+            let n = band / p.tiles_h;
+            let last = bands.end.min((n + 1) * p.tiles_h);
+            let th0 = band % p.tiles_h;
+            let rows = (last - band) * M + (A - M);
+            let channel = &x[(n * s.in_channels + c) * plane..][..plane];
+            pad_rows(s, channel, th0 * M, rows, M * cols, sub);
+            split_phases::<E, M>(&sub[..rows * M * cols], &mut phases[..rows * M * cols]);
+            let per_phase = rows * cols;
+            for b in band..last {
+                let t0 = (b - bands.start) * tw_n;
+                let row0 = (b - band) * M;
+                for r in 0..A {
+                    // Column y of tile tw is phase y % M, entry tw + y / M.
+                    let at = (row0 + r) * cols;
+                    let src: [&[E]; A] = std::array::from_fn(|y| {
+                        &phases[(y % M) * per_phase + at + y / M..][..tw_n]
+                    });
+                    let dst = rows_mut::<E, A>(&mut rows_done[r * A * bt_len + t0..], bt_len, tw_n);
+                    map_lanes(src, dst, bt);
+                }
+            }
+            band = last;
+        }
+        // Column transform over the whole block, straight into V[(x'·A + y')][ic].
+        for y in 0..A {
+            let src: [&[E]; A] = std::array::from_fn(|r| &rows_done[(r * A + y) * bt_len..][..nb]);
+            let dst = rows_mut::<E, A>(&mut v[(y * p.icg + ic) * bt_len..], A * p.icg * bt_len, nb);
+            map_lanes(src, dst, bt);
+        }
+    }
+}
+
+/// Rows `top..top + rows` of the zero-padded input plane (padded row `i`
+/// is input row `i - pad_h`), each `width` values wide (input column `w` at
+/// `pad_w + w`, zeros elsewhere), into `sub`.
+#[inline(always)]
+fn pad_rows<E: Float>(
+    s: &Conv2dShape,
+    channel: &[E],
+    top: usize,
+    rows: usize,
+    width: usize,
+    sub: &mut [E],
+) {
+    let (pad_h, pad_w) = s.padding;
+    for (i, dst) in sub[..rows * width].chunks_exact_mut(width).enumerate() {
+        let h = (top + i).checked_sub(pad_h).filter(|&h| h < s.in_h);
+        match h {
+            Some(h) if pad_w < width => {
+                let src = &channel[h * s.in_w..][..s.in_w.min(width - pad_w)];
+                dst[..pad_w].fill(E::ZERO);
+                copy_values(&mut dst[pad_w..pad_w + src.len()], src);
+                dst[pad_w + src.len()..].fill(E::ZERO);
+            }
+            _ => dst.fill(E::ZERO),
+        }
+    }
+}
+
+/// `phases[ph·(len / M) + j] = sub[j·M + ph]`: the `M` phases of the padded
+/// rows, so that tile columns (`M` apart) become contiguous runs. One long
+/// loop, which the compiler turns into vector shuffles.
+#[inline(always)]
+fn split_phases<E: Float, const M: usize>(sub: &[E], phases: &mut [E]) {
+    let per_phase = sub.len() / M;
+    let (head, tail) = phases.split_at_mut(per_phase);
+    let mut parts = std::iter::once(head).chain(tail.chunks_exact_mut(per_phase));
+    let phase: [&mut [E]; M] = std::array::from_fn(|_| parts.next().expect("M phases"));
+    for (j, chunk) in sub.chunks_exact(M).enumerate() {
+        for (ph, &v) in chunk.iter().enumerate() {
+            phase[ph][j] = v;
+        }
+    }
+}
+
+/// `dst = src` for short runs, inline (a call to `memcpy` costs more than
+/// copying a few dozen values).
+#[inline(always)]
+fn copy_values<E: Copy>(dst: &mut [E], src: &[E]) {
+    let mut d = dst.chunks_exact_mut(LANES);
+    let mut s = src.chunks_exact(LANES);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [E; LANES] = d.try_into().expect("LANES values");
+        *d = s.try_into().expect("LANES values");
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
+/// Lanes the transforms compute at once: a fixed count, so that each step
+/// compiles to whole vector operations at every SIMD level.
+const LANES: usize = 8;
+
+/// `N` rows of `len` values, `stride` apart, from the start of `buf`.
+#[inline(always)]
+fn rows_mut<E, const N: usize>(buf: &mut [E], stride: usize, len: usize) -> [&mut [E]; N] {
+    let mut rows = buf.chunks_mut(stride).map(|r| &mut r[..len]);
+    std::array::from_fn(|_| rows.next().expect("buffer holds every row"))
+}
+
+/// `dst[o][t] = f(src[·][t])[o]` for every lane `t`, `LANES` at a time.
+#[inline(always)]
+fn map_lanes<E: Float, const I: usize, const O: usize>(
+    src: [&[E]; I],
+    dst: [&mut [E]; O],
+    f: impl Fn([E; I]) -> [E; O] + Copy,
+) {
+    let len = dst[0].len();
+    let src: [&[E]; I] = src.map(|s| &s[..len]);
+    let mut dst = dst.map(|d| &mut d[..len]);
+    let full = len / LANES * LANES;
+    for t0 in (0..full).step_by(LANES) {
+        let y = lanes(
+            std::array::from_fn(|i| src[i][t0..t0 + LANES].try_into().expect("LANES")),
+            f,
+        );
+        for (d, y) in dst.iter_mut().zip(&y) {
+            d[t0..t0 + LANES].copy_from_slice(y);
+        }
+    }
+    for t in full..len {
+        let y = f(std::array::from_fn(|i| src[i][t]));
+        for (d, y) in dst.iter_mut().zip(y) {
+            d[t] = y;
+        }
+    }
+}
+
+/// `f` on each of `LANES` lanes of `I` inputs.
+#[inline(always)]
+fn lanes<E: Float, const I: usize, const O: usize>(
+    x: [[E; LANES]; I],
+    f: impl Fn([E; I]) -> [E; O],
+) -> [[E; LANES]; O] {
+    let mut y = [[E::ZERO; LANES]; O];
+    for l in 0..LANES {
+        let r = f(std::array::from_fn(|i| x[i][l]));
+        for (y, r) in y.iter_mut().zip(r) {
+            y[l] = r;
+        }
+    }
+    y
+}
+
+/// `Bᵀ d` of `F(2,3)`.
+#[inline(always)]
+fn bt4<E: Float>(d: [E; 4]) -> [E; 4] {
+    [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]
+}
+
+/// `Bᵀ d` of `F(4,3)`.
+#[inline(always)]
+fn bt6<E: Float>(d: [E; 6]) -> [E; 6] {
+    let (two, four, five) = (E::from_f64(2.0), E::from_f64(4.0), E::from_f64(5.0));
+    [
+        four * d[0] - five * d[2] + d[4],
+        d[3] + d[4] - four * (d[1] + d[2]),
+        four * (d[1] - d[2]) + d[4] - d[3],
+        two * (d[3] - d[1]) + d[4] - d[2],
+        two * (d[1] - d[3]) + d[4] - d[2],
+        four * d[1] - five * d[3] + d[5],
+    ]
+}
+
+/// `Aᵀ x` of `F(2,3)`.
+#[inline(always)]
+fn at4<E: Float>(x: [E; 4]) -> [E; 2] {
+    [x[0] + x[1] + x[2], x[1] - x[2] - x[3]]
+}
+
+/// `Aᵀ x` of `F(4,3)`.
+#[inline(always)]
+fn at6<E: Float>(x: [E; 6]) -> [E; 4] {
+    let (two, four, eight) = (E::from_f64(2.0), E::from_f64(4.0), E::from_f64(8.0));
+    let (s1, d1) = (x[1] + x[2], x[1] - x[2]);
+    let (s2, d2) = (x[3] + x[4], x[3] - x[4]);
+    [
+        x[0] + s1 + s2,
+        d1 + two * d2,
+        s1 + four * s2,
+        d1 + eight * d2 + x[5],
+    ]
+}
+
+/// What the output transform of one block reads.
+struct OutputJob<'a, E> {
+    p: &'a Plan,
+    s: &'a Conv2dShape,
+    mbuf: &'a [E],
+    bias: Option<&'a [E]>,
+    g: usize,
+    bands: Range<usize>,
+}
+
+/// Runs the output transform of one block compiled for `level`, writing
+/// the block's rows of `out` (the task's images).
+#[allow(clippy::too_many_arguments)]
+fn transform_output<E: Float>(
+    level: SimdLevel,
+    p: &Plan,
+    s: &Conv2dShape,
+    mbuf: &[E],
+    bias: Option<&[E]>,
+    g: usize,
+    bands: Range<usize>,
+    out: &SharedOut<E>,
+    work: &mut [E],
+) {
+    let job = OutputJob {
+        p,
+        s,
+        mbuf,
+        bias,
+        g,
+        bands,
+    };
+    match level.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+        SimdKind::Avx512 => unsafe { output_avx512(job, out, work) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a level of this kind proves AVX2 and FMA.
+        SimdKind::Avx2 => unsafe { output_avx2(job, out, work) },
+        _ => output_any(job, out, work),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn output_avx512<E: Float>(job: OutputJob<'_, E>, out: &SharedOut<E>, work: &mut [E]) {
+    output_any(job, out, work)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn output_avx2<E: Float>(job: OutputJob<'_, E>, out: &SharedOut<E>, work: &mut [E]) {
+    output_any(job, out, work)
+}
+
+#[inline(always)]
+fn output_any<E: Float>(job: OutputJob<'_, E>, out: &SharedOut<E>, work: &mut [E]) {
+    match job.p.tile {
+        WinogradTile::F2 => output_block::<E, 4, 2>(job, out, work, at4),
+        WinogradTile::F4 => output_block::<E, 6, 4>(job, out, work, at6),
+    }
+}
+
+/// `Y = Aᵀ M A + bias` for the tiles of a block, written into `out`.
+#[inline(always)]
+fn output_block<E: Float, const A: usize, const M: usize>(
+    job: OutputJob<'_, E>,
+    out: &SharedOut<E>,
+    work: &mut [E],
+    at: impl Fn([E; A]) -> [E; M] + Copy,
+) {
+    let OutputJob {
+        p,
+        s,
+        mbuf,
+        bias,
+        g,
+        bands,
+    } = job;
+    let (tw_n, bt_len) = (p.tiles_w, p.block_tiles());
+    let nb = bands.len() * tw_n;
+    let (oh_n, ow_n) = (s.out_h(), s.out_w());
+    let out_plane = oh_n * ow_n;
+    let (cols_done, rest) = work.split_at_mut(M * A * bt_len);
+    // One output row of a band, tile columns interleaved (whole tiles).
+    let (row, _) = rest.split_at_mut(tw_n.div_ceil(LANES) * LANES * M);
+    for oc in 0..p.ocg {
+        // Column transform over the block: cols_done[(x'·A + y)] = Aᵀ along
+        // x of M[(x·A + y)][oc].
+        for y in 0..A {
+            let src: [&[E]; A] =
+                std::array::from_fn(|x| &mbuf[((x * A + y) * p.ocg + oc) * bt_len..][..nb]);
+            let dst = rows_mut::<E, M>(&mut cols_done[y * bt_len..], A * bt_len, nb);
+            map_lanes(src, dst, at);
+        }
+        let b = bias.map_or(E::ZERO, |b| b[oc]);
+        let channel = g * p.ocg + oc;
+        // Row transform band by band, interleaving the tiles' columns into
+        // whole output rows: row[tw·M + y'] = Aᵀ along y of cols_done[(x'·A + ·)][tw].
+        for (bi, band) in bands.clone().enumerate() {
+            let (n, th) = (band / p.tiles_h, band % p.tiles_h);
+            let t0 = bi * tw_n;
+            for xo in 0..M.min(oh_n - th * M) {
+                let src: [&[E]; A] =
+                    std::array::from_fn(|y| &cols_done[(xo * A + y) * bt_len + t0..][..tw_n]);
+                for c0 in (0..tw_n).step_by(LANES) {
+                    let live = LANES.min(tw_n - c0);
+                    let x = std::array::from_fn(|i| {
+                        let mut lane = [E::ZERO; LANES];
+                        copy_values(&mut lane[..live], &src[i][c0..c0 + live]);
+                        lane
+                    });
+                    let y = lanes(x, at);
+                    let dst = &mut row[c0 * M..(c0 + LANES) * M];
+                    for (l, tile) in dst.chunks_exact_mut(M).enumerate() {
+                        let tile: &mut [E; M] = tile.try_into().expect("M columns");
+                        for (yo, d) in tile.iter_mut().enumerate() {
+                            *d = y[yo][l] + b;
+                        }
+                    }
+                }
+                let oh = th * M + xo;
+                let start = (n * s.out_channels + channel) * out_plane + oh * ow_n;
+                // SAFETY: row (n, channel, oh) belongs to band (n, th) of
+                // this block only (see `SharedOut`).
+                let dst = unsafe { out.rows(start, ow_n) };
+                copy_values(dst, &row[..ow_n]);
+            }
+        }
+    }
+}

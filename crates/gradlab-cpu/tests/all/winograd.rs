@@ -1,0 +1,225 @@
+//! Winograd convolution: the fast kernel against its plain twin, the twin
+//! against the direct convolution in f64, and the rounding error of each
+//! tile size measured against an f64 direct convolution (the figures the
+//! docs of `gradlab_cpu::conv`'s Winograd module quote).
+
+use crate::common::{for_each_level, random_vec, tile_max};
+use gradlab_cpu::reference::winograd::{self, WinogradTile};
+use gradlab_cpu::{reference, with_conv_algo, Conv2dShape, ConvAlgo, Float, Rng};
+use proptest::prelude::*;
+
+/// 3x3 stride-1 shapes: partial tiles, padding 0 to 2, groups.
+fn shape() -> impl Strategy<Value = Conv2dShape> {
+    (
+        (1usize..=2, 1usize..=3, 1usize..=4, 1usize..=4),
+        (1usize..=11, 1usize..=11, 0usize..=2, 0usize..=2),
+    )
+        .prop_map(
+            |((batch, groups, icg, ocg), (h, w, pad_h, pad_w))| Conv2dShape {
+                batch,
+                in_channels: icg * groups,
+                in_h: h.max(3usize.saturating_sub(2 * pad_h)),
+                in_w: w.max(3usize.saturating_sub(2 * pad_w)),
+                out_channels: ocg * groups,
+                kernel_h: 3,
+                kernel_w: 3,
+                stride: (1, 1),
+                padding: (pad_h, pad_w),
+                dilation: (1, 1),
+                groups,
+            },
+        )
+}
+
+fn algo(tile: WinogradTile) -> ConvAlgo {
+    match tile {
+        WinogradTile::F2 => ConvAlgo::Winograd2x2,
+        WinogradTile::F4 => ConvAlgo::Winograd4x4,
+    }
+}
+
+/// The bound on `|error| / Σ|terms|` the docs give for a tile in `T`, with
+/// `Σ|terms|` the largest among the outputs of the tile (see `tile_max`):
+/// eight roundings for F(2x2), 160 for F(4x4).
+fn bound<T: Float>(tile: WinogradTile) -> f64 {
+    let eps = if T::NAME == "f32" {
+        f32::EPSILON as f64
+    } else {
+        f64::EPSILON
+    };
+    match tile {
+        WinogradTile::F2 => 8.0 * eps,
+        WinogradTile::F4 => 160.0 * eps,
+    }
+}
+
+/// Forward convolution in f64 of the values of `x` and `w`, and the sums of
+/// the absolute values of its terms.
+fn direct_f64<T: Float>(
+    s: &Conv2dShape,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+) -> (Vec<f64>, Vec<f64>) {
+    let f = |v: &[T]| v.iter().map(|a| a.to_f64()).collect::<Vec<f64>>();
+    let abs = |v: &[f64]| v.iter().map(|a| a.abs()).collect::<Vec<f64>>();
+    let (x, w) = (f(x), f(w));
+    let bias = bias.map(f);
+    let mut y = vec![0.0; s.output_len()];
+    reference::conv2d_forward(s, &x, &w, bias.as_deref(), &mut y);
+    let mut scale = vec![0.0; s.output_len()];
+    let abs_bias = bias.as_deref().map(abs);
+    reference::conv2d_forward(s, &abs(&x), &abs(&w), abs_bias.as_deref(), &mut scale);
+    (y, scale)
+}
+
+/// The largest `|got - want| / Σ|terms|`.
+fn worst<T: Float>(got: &[T], want: &[f64], scale: &[f64]) -> f64 {
+    got.iter()
+        .zip(want)
+        .zip(scale)
+        .map(|((g, w), s)| (g.to_f64() - w).abs() / s.max(1e-300))
+        .fold(0.0, f64::max)
+}
+
+fn check<T: Float>(s: &Conv2dShape, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let x: Vec<T> = random_vec(&mut rng, s.input_len());
+    let w: Vec<T> = random_vec(&mut rng, s.weight_len());
+    let bias: Vec<T> = random_vec(&mut rng, s.out_channels);
+    let (want, scale) = direct_f64(s, &x, &w, Some(&bias));
+    for tile in WinogradTile::ALL {
+        let scale = tile_max(&scale, s.out_h(), s.out_w(), tile.m());
+        let mut twin = vec![T::from_f64(f64::NAN); s.output_len()];
+        winograd::conv2d_forward(tile, s, &x, &w, Some(&bias), &mut twin);
+        let err = worst(&twin, &want, &scale);
+        assert!(
+            err <= bound::<T>(tile),
+            "twin {tile} {} {s:?}: {err:e}",
+            T::NAME
+        );
+        for_each_level(|level| {
+            let mut fast = vec![T::from_f64(f64::NAN); s.output_len()];
+            with_conv_algo(algo(tile), || {
+                gradlab_cpu::conv2d_forward(s, &x, &w, Some(&bias), &mut fast)
+            });
+            let err = worst(&fast, &want, &scale);
+            assert!(
+                err <= bound::<T>(tile),
+                "fast {tile} {} {level} {s:?}: {err:e}",
+                T::NAME
+            );
+            // Against the twin: both round the same formula, differently.
+            let twin_f64: Vec<f64> = twin.iter().map(|v| v.to_f64()).collect();
+            let err = worst(&fast, &twin_f64, &scale);
+            assert!(
+                err <= 2.0 * bound::<T>(tile),
+                "fast vs twin {tile} {} {level} {s:?}: {err:e}",
+                T::NAME
+            );
+        });
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_winograd_and_its_twin_match_the_f64_direct_convolution(s in shape(), seed in any::<u64>()) {
+        check::<f32>(&s, seed);
+        check::<f64>(&s, seed);
+    }
+}
+
+/// The twin's transformed kernel reproduces the 3x3 kernel: the Winograd
+/// product of a single impulse patch gives the kernel back.
+#[test]
+fn transformed_kernels_invert_exactly_on_an_impulse() {
+    // One channel, a 3x3 input that is a single 1 at the centre, padding 1:
+    // the output is the kernel flipped (correlation with an impulse).
+    let s = Conv2dShape::square(1, 1, 1, 3, 3, 1);
+    let w: Vec<f64> = (1..=9).map(f64::from).collect();
+    let mut x = vec![0.0; 9];
+    x[4] = 1.0;
+    for tile in WinogradTile::ALL {
+        let mut y = vec![0.0; 9];
+        winograd::conv2d_forward(tile, &s, &x, &w, None, &mut y);
+        let flipped: Vec<f64> = w.iter().rev().copied().collect();
+        for (a, b) in y.iter().zip(&flipped) {
+            assert!((a - b).abs() < 1e-12, "{tile}: {y:?}");
+        }
+    }
+}
+
+/// Rounding error of each tile size against an f64 direct convolution, over
+/// input magnitudes from 1e-3 to 1e3 (the error is relative: it scales with
+/// the values). Prints the table the docs quote (`--nocapture`).
+#[test]
+fn winograd_error_stays_within_its_documented_bound() {
+    let shapes = [
+        (
+            "3x3 64->64 16x16 p1",
+            Conv2dShape::square(2, 64, 64, 16, 3, 1),
+        ),
+        (
+            "3x3 3->16 32x32 p1",
+            Conv2dShape::square(1, 3, 16, 32, 3, 1),
+        ),
+        (
+            "3x3 128->128 8x8 p1",
+            Conv2dShape::square(1, 128, 128, 8, 3, 1),
+        ),
+    ];
+    for (name, s) in shapes {
+        for magnitude in [1e-3, 1.0, 1e3] {
+            let mut rng = Rng::new(17);
+            let x: Vec<f64> = (0..s.input_len())
+                .map(|_| magnitude * rng.uniform(-1.0, 1.0))
+                .collect();
+            let w: Vec<f64> = (0..s.weight_len())
+                .map(|_| rng.uniform(-0.5, 0.5))
+                .collect();
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            // The reference is the f64 convolution of the f32 values.
+            let (want, scale) = direct_f64(&s, &x32, &w32, None);
+            let (want64, scale64) = direct_f64(&s, &x, &w, None);
+            let rms = |v: &[f64]| (v.iter().map(|a| a * a).sum::<f64>() / v.len() as f64).sqrt();
+            let mut line = format!("{name:20} |x| <= {magnitude:<5e}");
+            for algo_ in [
+                ConvAlgo::Im2col,
+                ConvAlgo::Winograd2x2,
+                ConvAlgo::Winograd4x4,
+            ] {
+                let mut y32 = vec![0f32; s.output_len()];
+                with_conv_algo(algo_, || {
+                    gradlab_cpu::conv2d_forward(&s, &x32, &w32, None, &mut y32)
+                });
+                let mut y64 = vec![0f64; s.output_len()];
+                with_conv_algo(algo_, || {
+                    gradlab_cpu::conv2d_forward(&s, &x, &w, None, &mut y64)
+                });
+                let tile = match algo_ {
+                    ConvAlgo::Winograd2x2 => Some(WinogradTile::F2),
+                    ConvAlgo::Winograd4x4 => Some(WinogradTile::F4),
+                    _ => None,
+                };
+                let m = tile.map_or(1, |t| t.m());
+                let (scale, scale64) = (
+                    tile_max(&scale, s.out_h(), s.out_w(), m),
+                    tile_max(&scale64, s.out_h(), s.out_w(), m),
+                );
+                let err32 = worst(&y32, &want, &scale);
+                let err: Vec<f64> = y32.iter().zip(&want).map(|(g, w)| g.to_f64() - w).collect();
+                let rms32 = rms(&err) / rms(&want);
+                let err64 = worst(&y64, &want64, &scale64);
+                line += &format!(" | {algo_}: f32 {err32:.1e} (rms {rms32:.1e}), f64 {err64:.1e}");
+                if let Some(tile) = tile {
+                    assert!(err32 <= bound::<f32>(tile), "{line}");
+                    assert!(err64 <= bound::<f64>(tile), "{line}");
+                }
+            }
+            println!("{line}");
+        }
+    }
+}

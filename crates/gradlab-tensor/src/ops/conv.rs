@@ -53,7 +53,10 @@ impl Conv2dParams {
                 ),
             ));
         }
-        if i[1] % p.groups != 0 || w[0] % p.groups != 0 || i[1] / p.groups != w[1] {
+        if !i[1].is_multiple_of(p.groups)
+            || !w[0].is_multiple_of(p.groups)
+            || i[1] / p.groups != w[1]
+        {
             return Err(TensorError::shape(
                 op,
                 format!(

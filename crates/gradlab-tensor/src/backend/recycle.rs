@@ -8,7 +8,7 @@
 //! zeros: a buffer of the right length that some earlier tensor used
 //! serves as well, and is often still in cache. Such buffers hold old
 //! values, not uninitialised memory, so this stays safe Rust; only outputs
-//! that a kernel overwrites completely are taken from here ([`output`]).
+//! that a kernel overwrites completely are taken from here (`output`).
 //!
 //! The bins are bounded (a few buffers per length, [`BUDGET_BYTES`] in all),
 //! so memory held back stays small next to a step's working set.

@@ -3,9 +3,7 @@
 //! against small spreads, with and without the affine parameters, f32 and
 //! f64, one and several threads.
 
-mod common;
-
-use common::random_vec;
+use crate::common::random_vec;
 use gradlab_cpu::{reference, BatchNormShape, Float, Rng};
 use proptest::prelude::*;
 

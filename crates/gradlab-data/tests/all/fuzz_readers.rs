@@ -3,7 +3,7 @@
 //! gives `Ok` with consistent contents or an error naming the file, never
 //! a panic, an abort or a hang.
 
-#[path = "support/mutate.rs"]
+#[path = "../support/mutate.rs"]
 mod mutate;
 
 use byteorder::{BigEndian, WriteBytesExt};

@@ -2,8 +2,6 @@
 //! padding, dilation and ceil mode, values drawn from a small set (so that
 //! ties are common) with NaNs mixed in at random; argmax must match exactly.
 
-mod common;
-
 use gradlab_cpu::{reference, Float, Pool2dShape, Rng};
 use proptest::prelude::*;
 
@@ -60,7 +58,7 @@ fn check<T: Float>(s: &Pool2dShape, seed: u64, nan_every: usize) {
         );
     }
 
-    let dy: Vec<T> = common::random_vec(&mut rng, s.output_len());
+    let dy: Vec<T> = crate::common::random_vec(&mut rng, s.output_len());
     let mut want_dx = vec![T::ZERO; s.input_len()];
     reference::max_pool2d_backward(s, &dy, &want_idx, &mut want_dx);
     let mut got_dx = vec![T::from_f64(f64::NAN); s.input_len()];
@@ -77,7 +75,7 @@ fn check<T: Float>(s: &Pool2dShape, seed: u64, nan_every: usize) {
         .map(|&i| if i == usize::MAX { -1 } else { i as i64 })
         .collect();
     assert_eq!(got_i64, as_i64, "i64 argmax {s:?}");
-    let base: Vec<T> = common::random_vec(&mut rng, s.input_len());
+    let base: Vec<T> = crate::common::random_vec(&mut rng, s.input_len());
     let mut added = base.clone();
     gradlab_cpu::max_pool2d_backward_add(s, &dy, &got_i64, &mut added);
     let mut want_added = base.clone();

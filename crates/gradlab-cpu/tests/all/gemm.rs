@@ -2,9 +2,7 @@
 //! tails), random layouts (transposed and padded operands, column-major C),
 //! alpha/beta/bias/ReLU, f32 and f64, every SIMD level this CPU supports.
 
-mod common;
-
-use common::{assert_close, for_each_level, random_vec, sum_tolerance};
+use crate::common::{assert_close, for_each_level, random_vec, sum_tolerance};
 use gradlab_cpu::{gemm, gemm_bias_act, reference, BiasAxis, Float, Rng, SimdLevel};
 use proptest::prelude::*;
 

@@ -307,7 +307,7 @@ fn the_coverage_table_in_the_docs_is_the_backends_own() {
     println!("{table}");
     assert_eq!(
         table,
-        include_str!("../src/backend/coverage.txt"),
+        include_str!("../../src/backend/coverage.txt"),
         "the backends' gaps changed: write this table into crates/gradlab-tensor/src/backend/coverage.txt"
     );
     let reference: &dyn Backend = &gradlab_tensor::backend::reference::Reference;
@@ -322,7 +322,7 @@ fn the_coverage_table_in_the_docs_is_the_backends_own() {
 /// source, since no GPU is needed to read it).
 #[test]
 fn the_cuda_gaps_are_the_ones_its_methods_return() {
-    let source = include_str!("../src/backend/cuda/contract.rs");
+    let source = include_str!("../../src/backend/cuda/contract.rs");
     let returned: Vec<&str> = source
         .match_indices("unsupported(self, Primitive::")
         .map(|(i, m)| {

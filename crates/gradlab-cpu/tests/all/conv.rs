@@ -2,9 +2,7 @@
 //! reference twin on random shapes: every stride, padding, dilation and
 //! group combination in range, f32 and f64, every supported SIMD level.
 
-mod common;
-
-use common::{assert_close, for_each_level, random_vec, sum_tolerance};
+use crate::common::{assert_close, for_each_level, random_vec, sum_tolerance};
 use gradlab_cpu::{reference, Conv2dShape, Float, Rng};
 use proptest::prelude::*;
 

@@ -2,7 +2,7 @@
 //! views agree with their contiguous copies element by element, and
 //! broadcasting binary ops equal their materialised form. (The gradient
 //! property tests of every op live with autograd, in
-//! `crates/gradlab-autograd/tests/properties.rs`.)
+//! `crates/gradlab-autograd/tests/all/properties.rs`.)
 
 use gradlab::autograd::testing::{
     broadcast_pair, random_tensor, shape, strided_view, view_kind, ViewKind,

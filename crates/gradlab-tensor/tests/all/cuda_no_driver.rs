@@ -1,6 +1,6 @@
 //! Without a CUDA driver, device requests are clear errors, never panics, and
 //! CPU tensors work as before. (On a machine with a driver the driver-specific
-//! assertions are skipped; tests/cuda_ops.rs covers that case.)
+//! assertions are skipped; `tests/cuda_ops.rs` covers that case.)
 
 use gradlab_tensor::{DType, Device, Tensor, TensorError};
 

@@ -3,7 +3,7 @@
 //! nothing, a case whose sizes cannot be allocated, a closed output pipe,
 //! and thousands of damaged manifests and safetensors files.
 
-#[path = "../crates/gradlab-data/tests/support/mutate.rs"]
+#[path = "../../crates/gradlab-data/tests/support/mutate.rs"]
 mod mutate;
 
 use gradlab::fixtures::{run, run_dir, FixturesArgs, Outcome, Summary};

@@ -5,6 +5,7 @@
 //! the GPU bundle runs it on a CUDA machine.)
 
 mod backends;
+mod fixtures_edges;
 mod fixtures_errors;
 mod fixtures_robustness;
 mod fixtures_torch;

@@ -11,4 +11,5 @@ mod inplace_versions;
 mod introspection_gradcheck;
 mod introspection_graph;
 mod properties;
+mod properties_edges;
 mod testing_helpers;

@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a directory of PyTorch reference cases (manifest.json + safetensors).
+    /// Run a directory of PyTorch reference cases (manifest.json + safetensors or JSON case files).
     Fixtures(gradlab::fixtures::FixturesArgs),
     /// Time every kernel variant side by side against the machine's measured peak.
     Bench(gradlab::bench::BenchArgs),

@@ -173,7 +173,7 @@ impl CaseSpec {
         let rng = &mut rng;
         let shape = |i: usize| args.shapes.get(i).cloned();
         let first = shape(0).unwrap_or_else(|| default_shape(op));
-        let last_dim = first.len().saturating_sub(1);
+        let last_dim: isize = -1;
         let spec = CaseSpec::new();
         Ok(match op {
             "add" | "sub" | "mul" | "div" => {
@@ -310,7 +310,7 @@ impl CaseSpec {
                 let perm = args
                     .perm
                     .clone()
-                    .unwrap_or_else(|| (0..first.len()).rev().collect());
+                    .unwrap_or_else(|| (0..first.len() as isize).rev().collect());
                 spec.input("x", first, Values::Normal, rng)
                     .attr("dims", perm)
             }
@@ -323,7 +323,17 @@ impl CaseSpec {
                 .attr("start_dim", args.start_dim.unwrap_or(0)),
             "narrow" => {
                 let dim = args.dim.unwrap_or(0);
-                let size = first.get(dim).copied().unwrap_or(1);
+                // The size along the dim as the op will resolve it (a bad dim
+                // is the op's error, named by the forward pass below).
+                let resolved = if dim < 0 {
+                    dim + first.len() as isize
+                } else {
+                    dim
+                };
+                let size = usize::try_from(resolved)
+                    .ok()
+                    .and_then(|d| first.get(d).copied())
+                    .unwrap_or(1);
                 let start = args.start.unwrap_or(0);
                 let length = args.length.unwrap_or(size.saturating_sub(start + 1).max(1));
                 spec.input("x", first, Values::Normal, rng)
@@ -331,6 +341,12 @@ impl CaseSpec {
                     .attr("start", start)
                     .attr("length", length)
             }
+            "squeeze" => spec
+                .input("x", first, Values::Normal, rng)
+                .attr("dim", args.dim.unwrap_or(last_dim)),
+            "unsqueeze" => spec
+                .input("x", first, Values::Normal, rng)
+                .attr("dim", args.dim.unwrap_or(0)),
             "cat" => {
                 let shapes = if args.shapes.len() > 1 {
                     args.shapes.clone()
@@ -408,6 +424,8 @@ fn default_shape(op: &str) -> Vec<usize> {
         "conv2d" | "max_pool2d" | "batch_norm2d" => vec![1, 2, 6, 6],
         "matmul" | "matmul_bt" | "linear" => vec![3, 4],
         "cross_entropy" => vec![4, 5],
+        // A size-1 last dim, which squeeze's default dim removes.
+        "squeeze" => vec![2, 3, 1],
         "sum" | "mean" | "max_dim" | "reshape" | "permute" | "transpose" | "flatten" | "narrow" => {
             vec![2, 3, 4]
         }

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 pub struct GradcheckArgs {
     /// The op, named as in the fixtures (add sub mul div neg exp log sqrt relu sigmoid
     /// tanh pow sum mean max_dim matmul matmul_bt linear conv2d max_pool2d softmax
-    /// log_softmax cross_entropy reshape permute transpose flatten narrow cat batch_norm2d).
+    /// log_softmax cross_entropy reshape permute transpose flatten narrow squeeze unsqueeze cat batch_norm2d).
     #[arg(long)]
     pub op: Option<String>,
     /// Check one training step of the trainer's model instead of one op:
@@ -88,13 +88,14 @@ pub struct GradcheckArgs {
     /// conv2d and linear without a bias input.
     #[arg(long)]
     pub no_bias: bool,
-    /// The dim of max_dim, softmax, log_softmax, narrow, cat (default: last for
-    /// max_dim and softmax, 0 otherwise).
-    #[arg(long)]
-    pub dim: Option<usize>,
-    /// Reduced dims of sum/mean, e.g. `0,2` (default: all).
-    #[arg(long, value_delimiter = ',')]
-    pub dims: Option<Vec<usize>>,
+    /// The dim of max_dim, softmax, log_softmax, narrow, cat, squeeze and
+    /// unsqueeze (default: last for max_dim, softmax and squeeze, 0
+    /// otherwise); negative dims count from the end.
+    #[arg(long, allow_hyphen_values = true)]
+    pub dim: Option<isize>,
+    /// Reduced dims of sum/mean, e.g. `0,-1` (default: all).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub dims: Option<Vec<isize>>,
     /// sum, mean and max_dim keep each reduced dim as a dim of size 1.
     #[arg(long)]
     pub keepdim: bool,
@@ -105,24 +106,24 @@ pub struct GradcheckArgs {
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub to: Option<Vec<i64>>,
     /// permute's order (default: reversed).
-    #[arg(long, value_delimiter = ',')]
-    pub perm: Option<Vec<usize>>,
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub perm: Option<Vec<isize>>,
     /// transpose's first dim (default 0).
-    #[arg(long)]
-    pub dim0: Option<usize>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub dim0: Option<isize>,
     /// transpose's second dim (default: the last).
-    #[arg(long)]
-    pub dim1: Option<usize>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub dim1: Option<isize>,
     /// flatten's first merged dim (default 0).
-    #[arg(long)]
-    pub start_dim: Option<usize>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub start_dim: Option<isize>,
     /// narrow's start (default 0).
     #[arg(long)]
     pub start: Option<usize>,
     /// narrow's length (default: all but the last element after start).
     #[arg(long)]
     pub length: Option<usize>,
-    /// cross_entropy's reduction: mean or sum.
+    /// cross_entropy's reduction: mean, sum or none.
     #[arg(long, default_value = "mean")]
     pub reduction: String,
     /// cross_entropy's label smoothing, between 0 and 1.

@@ -6,6 +6,7 @@
 
 mod backends;
 mod bench_reports;
+mod fixtures_edges;
 mod fixtures_errors;
 mod fixtures_robustness;
 mod fixtures_torch;

@@ -47,7 +47,10 @@ pub use conv::{
     with_conv_algo, ConvAlgo, UnknownConvAlgo, WinogradTile,
 };
 pub use gemm::{gemm, gemm_bias_act, BiasAxis};
-pub use loss::{cross_entropy_backward, cross_entropy_forward, LabelOutOfRange};
+pub use loss::{
+    cross_entropy_backward, cross_entropy_forward, CrossEntropyRows, LabelOutOfRange,
+    DEFAULT_IGNORE_INDEX,
+};
 pub use norm::{
     batch_norm2d_backward, batch_norm2d_inference, batch_norm2d_train_forward, BatchNormShape,
 };

@@ -23,14 +23,17 @@ pub enum TensorError {
         expected: &'static str,
     },
 
+    /// A dimension index outside `[low, high]`, named as the caller gave it
+    /// (see [`crate::Dim`]).
     #[error(
-        "{op}: dimension {dim} is out of range for a tensor of rank {rank} with shape {shape}"
+        "{op}: dimension {dim} is out of range for a tensor of shape {shape} (expected to be in range of [{low}, {high}])"
     )]
     DimOutOfRange {
         op: &'static str,
-        dim: usize,
-        rank: usize,
+        dim: isize,
         shape: Shape,
+        low: isize,
+        high: isize,
     },
 
     #[error(

@@ -4,7 +4,7 @@
 //! reshape of contiguous data) is a new `Layout` over the same storage; no
 //! element is copied. Broadcast dimensions have stride 0.
 
-use crate::{Result, Shape, TensorError};
+use crate::{Dim, Result, Shape, TensorError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Layout {
@@ -170,15 +170,9 @@ impl Layout {
         })
     }
 
+    /// Inserts a size-1 dim at `dim`, one of the `rank + 1` places.
     pub fn unsqueeze(&self, dim: usize) -> Result<Layout> {
-        if dim > self.shape.rank() {
-            return Err(TensorError::DimOutOfRange {
-                op: "unsqueeze",
-                dim,
-                rank: self.shape.rank() + 1,
-                shape: self.shape.clone(),
-            });
-        }
+        let dim = Dim::from(dim).index_among("unsqueeze", &self.shape, self.shape.rank() + 1)?;
         let mut dims = self.dims().to_vec();
         let mut strides = self.strides.clone();
         let stride = if dim < dims.len() {

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod backend;
+pub mod dim;
 mod dtype;
 mod error;
 mod layout;
@@ -35,6 +36,7 @@ mod shape;
 pub mod storage;
 mod tensor;
 
+pub use dim::Dim;
 pub use dtype::{DType, Device, Element};
 pub use error::{Result, TensorError};
 /// The kernel crate, for links from the docs of the layers above to the
@@ -44,6 +46,6 @@ pub use gradlab_cpu as kernels;
 pub use gradlab_cpu::optim;
 pub use gradlab_cpu::{Float, Rng};
 pub use layout::{Layout, MatrixBatch, RunPair};
-pub use ops::{BinaryOp, Conv2dParams, MaxPool2dParams, Reduction, UnaryOp};
+pub use ops::{BinaryOp, Conv2dParams, CrossEntropyOptions, MaxPool2dParams, Reduction, UnaryOp};
 pub use shape::Shape;
 pub use tensor::Tensor;

@@ -93,16 +93,19 @@ impl Shape {
         }
         strides
     }
-    /// Checks `dim < rank` for op `op`.
+    /// Checks `dim < rank` for op `op` (a dim already resolved; user-given
+    /// dims go through [`crate::Dim`], which also accepts negative ones).
     pub fn check_dim(&self, op: &'static str, dim: usize) -> Result<()> {
         if dim < self.rank() {
             Ok(())
         } else {
+            let rank = isize::try_from(self.rank()).unwrap_or(isize::MAX);
             Err(TensorError::DimOutOfRange {
                 op,
-                dim,
-                rank: self.rank(),
+                dim: isize::try_from(dim).unwrap_or(isize::MAX),
                 shape: self.clone(),
+                low: -rank,
+                high: rank - 1,
             })
         }
     }

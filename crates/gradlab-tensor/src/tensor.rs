@@ -1,7 +1,7 @@
 //! The `Tensor` value: shared storage plus a layout.
 
 use crate::storage::{CpuStorage, CudaStorage, Storage, StorageElement};
-use crate::{DType, Device, Element, Layout, Result, Shape, TensorError};
+use crate::{DType, Device, Dim, Element, Layout, Result, Shape, TensorError};
 use gradlab_cpu::Rng;
 use std::fmt;
 use std::sync::Arc;
@@ -259,9 +259,9 @@ impl Tensor {
     pub fn is_contiguous(&self) -> bool {
         self.layout.is_contiguous()
     }
-    /// Size of dimension `dim`.
-    pub fn dim(&self, dim: usize) -> Result<usize> {
-        self.shape().check_dim("dim", dim)?;
+    /// Size of dimension `dim` (`-1`: the last), as `torch.Tensor.size(dim)`.
+    pub fn dim(&self, dim: impl Into<Dim>) -> Result<usize> {
+        let dim = dim.into().index_among("dim", self.shape(), self.rank())?;
         Ok(self.dims()[dim])
     }
     /// True when both tensors view the same storage buffer.
@@ -381,11 +381,22 @@ impl Tensor {
         }
     }
 
-    pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
-        Ok(self.with_layout(self.layout.permute(dims)?))
+    /// The dims reordered: dim `i` of the result is dim `dims[i]` of `self`
+    /// (negative dims count from the end, as in `torch.permute`).
+    pub fn permute<D: Into<Dim> + Copy>(&self, dims: &[D]) -> Result<Tensor> {
+        let dims = crate::dim::permutation("permute", self.shape(), dims)?;
+        Ok(self.with_layout(self.layout.permute(&dims)?))
     }
-    pub fn transpose(&self, dim0: usize, dim1: usize) -> Result<Tensor> {
-        Ok(self.with_layout(self.layout.transpose(dim0, dim1)?))
+
+    /// `dim0` and `dim1` swapped (a view). A 0-d tensor accepts `0` and
+    /// `-1` and stays as it is.
+    pub fn transpose(&self, dim0: impl Into<Dim>, dim1: impl Into<Dim>) -> Result<Tensor> {
+        let d0 = dim0.into().index("transpose", self.shape())?;
+        let d1 = dim1.into().index("transpose", self.shape())?;
+        if self.rank() == 0 {
+            return Ok(self.clone());
+        }
+        Ok(self.with_layout(self.layout.transpose(d0, d1)?))
     }
     /// The transpose of a 2-D tensor.
     pub fn t(&self) -> Result<Tensor> {
@@ -397,7 +408,10 @@ impl Tensor {
         }
         self.transpose(0, 1)
     }
-    pub fn narrow(&self, dim: usize, start: usize, length: usize) -> Result<Tensor> {
+    /// Elements `start..start + length` along `dim` (a view). A 0-d tensor
+    /// has nothing to narrow: an error, as in PyTorch.
+    pub fn narrow(&self, dim: impl Into<Dim>, start: usize, length: usize) -> Result<Tensor> {
+        let dim = self.dim_of_non_scalar("narrow", dim.into())?;
         Ok(self.with_layout(self.layout.narrow(dim, start, length)?))
     }
     /// A view repeating size-1 dims (stride 0), like `torch.expand`.
@@ -407,11 +421,34 @@ impl Tensor {
     pub fn expand(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         self.broadcast_to(shape)
     }
-    pub fn unsqueeze(&self, dim: usize) -> Result<Tensor> {
+    /// A size-1 dim inserted at `dim`, one of `rank + 1` places (`-1`
+    /// appends one), as `torch.unsqueeze`.
+    pub fn unsqueeze(&self, dim: impl Into<Dim>) -> Result<Tensor> {
+        let dim = dim
+            .into()
+            .index_among("unsqueeze", self.shape(), self.rank() + 1)?;
         Ok(self.with_layout(self.layout.unsqueeze(dim)?))
     }
-    pub fn squeeze(&self, dim: usize) -> Result<Tensor> {
+    /// `dim` removed when its size is 1 (the tensor unchanged otherwise,
+    /// and for a 0-d tensor), as `torch.squeeze(x, dim)`.
+    pub fn squeeze(&self, dim: impl Into<Dim>) -> Result<Tensor> {
+        let dim = dim.into().index("squeeze", self.shape())?;
+        if self.rank() == 0 {
+            return Ok(self.clone());
+        }
         Ok(self.with_layout(self.layout.squeeze(dim)?))
+    }
+
+    /// `dim` resolved for an op that needs a real dim (`cat`, `narrow`):
+    /// a 0-d tensor is an error naming the op, as in PyTorch.
+    pub(crate) fn dim_of_non_scalar(&self, op: &'static str, dim: Dim) -> Result<usize> {
+        if self.rank() == 0 {
+            return Err(TensorError::shape(
+                op,
+                format!("cannot be applied to a 0-d tensor (dim {dim} of shape [])"),
+            ));
+        }
+        dim.index(op, self.shape())
     }
 
     /// Same elements in a new shape: a view of contiguous data, a copy otherwise.
@@ -434,14 +471,37 @@ impl Tensor {
         }
     }
 
-    /// Merges dims `start_dim..` into one, like `torch.flatten(x, start_dim)`.
-    pub fn flatten(&self, start_dim: usize) -> Result<Tensor> {
+    /// Merges dims `start_dim..` into one, like `torch.flatten(x, start_dim)`
+    /// (`-1` leaves the shape as it is; a 0-d tensor becomes `[1]`).
+    pub fn flatten(&self, start_dim: impl Into<Dim>) -> Result<Tensor> {
+        self.flatten_range(start_dim, -1)
+    }
+
+    /// Merges dims `start_dim..=end_dim` into one, like
+    /// `torch.flatten(x, start_dim, end_dim)`.
+    pub fn flatten_range(
+        &self,
+        start_dim: impl Into<Dim>,
+        end_dim: impl Into<Dim>,
+    ) -> Result<Tensor> {
+        let start = start_dim.into().index("flatten", self.shape())?;
+        let end = end_dim.into().index("flatten", self.shape())?;
         if self.rank() == 0 {
             return self.reshape([1]);
         }
-        self.shape().check_dim("flatten", start_dim)?;
-        let mut dims = self.dims()[..start_dim].to_vec();
-        dims.push(self.dims()[start_dim..].iter().product());
+        if start > end {
+            return Err(TensorError::invalid(
+                "flatten",
+                format!(
+                    "start_dim {start} comes after end_dim {end} (shape {})",
+                    self.shape()
+                ),
+            ));
+        }
+        let d = self.dims();
+        let mut dims = d[..start].to_vec();
+        dims.push(d[start..=end].iter().product());
+        dims.extend_from_slice(&d[end + 1..]);
         self.reshape(dims)
     }
 

@@ -245,9 +245,55 @@ fn softmax_and_cross_entropy() {
             |t| t[0].cross_entropy(&t[1], reduction, eps),
         );
     }
+    let smoothed = gradlab_tensor::CrossEntropyOptions {
+        label_smoothing: 0.1,
+        ..Default::default()
+    };
     same_on_both("cross_entropy_target", vec![target.clone()], 1e-7, |t| {
-        Tensor::cross_entropy_target(&t[0], 10, 0.1, DType::F32)
+        Tensor::cross_entropy_target(&t[0], 10, &smoothed, DType::F32)
     });
+    // Class weights, ignored targets (-100 and a class), per-pixel targets.
+    let weight = rand(&mut rng, &[10])
+        .abs()
+        .unwrap()
+        .add_scalar(0.1)
+        .unwrap();
+    let ignoring = Tensor::from_vec(vec![0i64, -100, 3, 3, 7, 1], [6]).unwrap();
+    let spatial = rand(&mut rng, &[2, 10, 3]);
+    let pixels = Tensor::from_vec(vec![0i64, 9, -100, 3, 7, 1], [2, 3]).unwrap();
+    for reduction in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+        for (ignore_index, eps) in [(-100, 0.0), (-100, 0.2), (3, 0.1)] {
+            let opts = |w: &Tensor| gradlab_tensor::CrossEntropyOptions {
+                reduction,
+                ignore_index,
+                label_smoothing: eps,
+                weight: Some(w.clone()),
+            };
+            same_on_both(
+                "cross_entropy with weights",
+                vec![logits.clone(), ignoring.clone(), weight.clone()],
+                1e-5,
+                |t| t[0].cross_entropy_with(&t[1], &opts(&t[2])),
+            );
+            same_on_both(
+                "cross_entropy per pixel",
+                vec![spatial.clone(), pixels.clone(), weight.clone()],
+                1e-5,
+                |t| t[0].cross_entropy_with(&t[1], &opts(&t[2])),
+            );
+            same_on_both(
+                "cross_entropy_backward with weights",
+                vec![
+                    logits.clone(),
+                    ignoring.clone(),
+                    weight.clone(),
+                    rand(&mut Rng::new(9), &[6]),
+                ],
+                1e-5,
+                |t| t[0].cross_entropy_backward(&t[1], &opts(&t[2]), &t[3]),
+            );
+        }
+    }
 }
 
 #[test]

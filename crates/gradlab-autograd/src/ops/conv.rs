@@ -35,7 +35,15 @@ impl BackwardOp for Conv2dBackward {
         if let Some(b) = inputs.get(2) {
             grads.push(
                 b.requires_grad()
-                    .then(|| g.sum(Some(&[0, 2, 3]), false))
+                    // Over the batch (when there is one) and the positions.
+                    .then(|| {
+                        let dims: &[isize] = if g.rank() == 4 {
+                            &[0, -2, -1]
+                        } else {
+                            &[-2, -1]
+                        };
+                        g.sum(Some(dims), false)
+                    })
                     .transpose()?,
             );
         }

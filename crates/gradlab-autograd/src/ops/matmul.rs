@@ -70,18 +70,21 @@ impl BackwardOp for LinearBackward {
     }
     fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         let (x, w) = (&inputs[0], &inputs[1]);
-        let features = g.dims()[g.rank() - 1];
-        // Leading dims of x act as one batch dim.
-        let g2 = g.reshape([g.data().numel() / features.max(1), features])?;
+        // Leading dims of x act as one batch dim (counted, not divided out:
+        // any dim may be 0).
+        let as_rows = |v: &Var| {
+            let d = v.dims();
+            let (lead, last) = d.split_at(d.len() - 1);
+            v.reshape([lead.iter().product::<usize>(), last[0]])
+        };
+        let g2 = as_rows(g)?;
         let gx = if x.requires_grad() {
             Some(g2.matmul(w)?.reshape(x.shape())?)
         } else {
             None
         };
         let gw = if w.requires_grad() {
-            let in_features = x.dims()[x.rank() - 1];
-            let x2 = x.reshape([x.data().numel() / in_features.max(1), in_features])?;
-            Some(g2.t()?.matmul(&x2)?)
+            Some(g2.t()?.matmul(&as_rows(x)?)?)
         } else {
             None
         };

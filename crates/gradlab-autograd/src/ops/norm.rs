@@ -311,7 +311,7 @@ fn differentiable_backward(
     eps: f64,
 ) -> Result<(Var, Var, Var)> {
     let channels = x.dims()[1];
-    let dims: &[usize] = &[0, 2, 3];
+    let dims: &[isize] = &[0, 2, 3];
     let (mean, var) = batch_stats2d(x)?;
     let invstd = var.add_scalar(eps)?.powf(-0.5)?;
     let xhat = x.sub(&mean)?.mul(&invstd)?;

@@ -4,7 +4,7 @@ use crate::graph::OpSite;
 use crate::graph::{record, BackwardOp};
 use crate::{Result, Var};
 use gradlab_tensor::ops::reduce::{reduced_dims, reduced_shape};
-use gradlab_tensor::{Shape, Tensor};
+use gradlab_tensor::{Dim, Shape, Tensor};
 
 /// sum and mean: the gradient is spread back over the reduced dims (times
 /// `scale`, which is 1/count for mean). The spreading is a broadcast view
@@ -37,12 +37,18 @@ impl BackwardOp for SumBackward {
     ) -> Option<Result<gradlab_tensor::Tensor>> {
         let x = &inputs[0];
         let keepdim = output_shape.rank() == x.rank();
+        let dims = as_dim_list(&self.dims);
         crate::graph::replay(if self.scale == 1.0 {
-            x.sum(Some(&self.dims), keepdim)
+            x.sum(Some(&dims), keepdim)
         } else {
-            x.mean(Some(&self.dims), keepdim)
+            x.mean(Some(&dims), keepdim)
         })
     }
+}
+
+/// Resolved dims as the list the reductions take (ranks are tiny).
+fn as_dim_list(dims: &[usize]) -> Vec<isize> {
+    dims.iter().map(|&d| d as isize).collect()
 }
 
 /// max along a dim: the gradient goes to the position of each maximum
@@ -139,9 +145,10 @@ impl BackwardOp for GatherBackward {
 }
 
 impl Var {
-    /// Sum over `dims` (None = all dims).
+    /// Sum over `dims` (None or empty = all dims; negative dims count from
+    /// the end).
     #[track_caller]
-    pub fn sum(&self, dims: Option<&[usize]>, keepdim: bool) -> Result<Var> {
+    pub fn sum(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
         let loc = OpSite::caller();
         let x = self.data();
         let out = x.sum(dims, keepdim)?;
@@ -161,9 +168,10 @@ impl Var {
         self.sum(None, false)
     }
 
-    /// Mean over `dims` (None = all dims).
+    /// Mean over `dims` (None or empty = all dims; negative dims count
+    /// from the end).
     #[track_caller]
-    pub fn mean(&self, dims: Option<&[usize]>, keepdim: bool) -> Result<Var> {
+    pub fn mean(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Var> {
         let loc = OpSite::caller();
         let x = self.data();
         let out = x.mean(dims, keepdim)?;
@@ -184,11 +192,16 @@ impl Var {
         self.mean(None, false)
     }
 
-    /// Maximum along `dim`: the values (differentiable) and their indices.
+    /// Maximum along `dim` (`-1`: the last): the values (differentiable)
+    /// and their indices. A 0-d var is its own maximum, at index 0.
     #[track_caller]
-    pub fn max_dim(&self, dim: usize, keepdim: bool) -> Result<(Var, Tensor)> {
+    pub fn max_dim(&self, dim: impl Into<Dim>, keepdim: bool) -> Result<(Var, Tensor)> {
         let loc = OpSite::caller();
         let x = self.data();
+        let dim = dim.into().index("max_dim", x.shape())?;
+        if x.rank() == 0 {
+            return self.reshape([1])?.max_dim(0, false);
+        }
         let (values, indices) = x.max_dim(dim, keepdim)?;
         let kept = reduced_shape(x.shape(), &[dim], true);
         let op = MaxBackward {
@@ -201,9 +214,16 @@ impl Var {
 
     /// Adds `self` into zeros of `shape` at positions `index` along `dim`.
     #[track_caller]
-    pub fn scatter_add_along(&self, dim: usize, index: &Tensor, shape: &Shape) -> Result<Var> {
+    pub fn scatter_add_along(
+        &self,
+        dim: impl Into<Dim>,
+        index: &Tensor,
+        shape: &Shape,
+    ) -> Result<Var> {
         let loc = OpSite::caller();
+        let dim = dim.into();
         let out = self.data().scatter_add_along(dim, index, shape)?;
+        let dim = dim.index_among("scatter_add_along", shape, shape.rank())?;
         let op = ScatterAddBackward {
             dim,
             index: index.clone(),
@@ -213,10 +233,12 @@ impl Var {
 
     /// Reads `self` at positions `index` along `dim` (`torch.gather`).
     #[track_caller]
-    pub fn gather_along(&self, dim: usize, index: &Tensor) -> Result<Var> {
+    pub fn gather_along(&self, dim: impl Into<Dim>, index: &Tensor) -> Result<Var> {
         let loc = OpSite::caller();
         let x = self.data();
+        let dim = dim.into();
         let out = x.gather_along(dim, index)?;
+        let dim = dim.index_among("gather_along", x.shape(), x.rank())?;
         let op = GatherBackward {
             dim,
             index: index.clone(),

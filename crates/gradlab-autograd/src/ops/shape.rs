@@ -3,7 +3,7 @@
 use crate::graph::OpSite;
 use crate::graph::{record, BackwardOp};
 use crate::{Result, Var};
-use gradlab_tensor::Shape;
+use gradlab_tensor::{Dim, Shape};
 
 /// reshape / flatten / squeeze / unsqueeze: the gradient takes the input's
 /// shape back. Like every view below, no kernel runs: only the layout
@@ -206,34 +206,59 @@ impl Var {
 
     /// Merges dims `start_dim..` into one, like `torch.flatten(x, start_dim)`.
     #[track_caller]
-    pub fn flatten(&self, start_dim: usize) -> Result<Var> {
+    pub fn flatten(&self, start_dim: impl Into<Dim>) -> Result<Var> {
         let shape = self.data().flatten(start_dim)?.shape().clone();
         self.reshape(shape)
     }
 
+    /// Merges dims `start_dim..=end_dim` into one, like
+    /// `torch.flatten(x, start_dim, end_dim)`.
     #[track_caller]
-    pub fn unsqueeze(&self, dim: usize) -> Result<Var> {
+    pub fn flatten_range(&self, start_dim: impl Into<Dim>, end_dim: impl Into<Dim>) -> Result<Var> {
+        let shape = self
+            .data()
+            .flatten_range(start_dim, end_dim)?
+            .shape()
+            .clone();
+        self.reshape(shape)
+    }
+
+    /// A size-1 dim inserted at `dim` (`-1` appends one).
+    #[track_caller]
+    pub fn unsqueeze(&self, dim: impl Into<Dim>) -> Result<Var> {
         let shape = self.data().unsqueeze(dim)?.shape().clone();
         self.reshape(shape)
     }
 
+    /// `dim` removed when its size is 1.
     #[track_caller]
-    pub fn squeeze(&self, dim: usize) -> Result<Var> {
+    pub fn squeeze(&self, dim: impl Into<Dim>) -> Result<Var> {
         let shape = self.data().squeeze(dim)?.shape().clone();
         self.reshape(shape)
     }
 
+    /// The dims reordered (negative dims count from the end).
     #[track_caller]
-    pub fn permute(&self, dims: &[usize]) -> Result<Var> {
+    pub fn permute<D: Into<Dim> + Copy>(&self, dims: &[D]) -> Result<Var> {
         let loc = OpSite::caller();
-        let out = self.data().permute(dims)?;
-        record(out, &[self], PermuteBackward(dims.to_vec()), loc)
+        let x = self.data();
+        let out = x.permute(dims)?;
+        let dims = gradlab_tensor::dim::permutation("permute", x.shape(), dims)?;
+        record(out, &[self], PermuteBackward(dims), loc)
     }
 
+    /// `dim0` and `dim1` swapped (negative dims count from the end).
     #[track_caller]
-    pub fn transpose(&self, dim0: usize, dim1: usize) -> Result<Var> {
+    pub fn transpose(&self, dim0: impl Into<Dim>, dim1: impl Into<Dim>) -> Result<Var> {
         let loc = OpSite::caller();
-        let out = self.data().transpose(dim0, dim1)?;
+        let x = self.data();
+        let (dim0, dim1) = (dim0.into(), dim1.into());
+        let out = x.transpose(dim0, dim1)?;
+        if x.rank() == 0 {
+            return Ok(self.clone());
+        }
+        let dim0 = dim0.index("transpose", x.shape())?;
+        let dim1 = dim1.index("transpose", x.shape())?;
         record(out, &[self], TransposeBackward(dim0, dim1), loc)
     }
 
@@ -246,20 +271,24 @@ impl Var {
     }
 
     #[track_caller]
-    pub fn narrow(&self, dim: usize, start: usize, length: usize) -> Result<Var> {
+    pub fn narrow(&self, dim: impl Into<Dim>, start: usize, length: usize) -> Result<Var> {
         let loc = OpSite::caller();
         let x = self.data();
+        let dim = dim.into();
         let out = x.narrow(dim, start, length)?;
+        let dim = dim.index("narrow", x.shape())?;
         let size = x.dims()[dim];
         record(out, &[self], NarrowBackward { dim, start, size }, loc)
     }
 
     /// Zeros with `dim` grown to `size`, holding `self` at `start` (the adjoint of narrow).
     #[track_caller]
-    pub fn embed(&self, dim: usize, start: usize, size: usize) -> Result<Var> {
+    pub fn embed(&self, dim: impl Into<Dim>, start: usize, size: usize) -> Result<Var> {
         let loc = OpSite::caller();
         let x = self.data();
+        let dim = dim.into();
         let out = x.embed(dim, start, size)?;
+        let dim = dim.index("embed", x.shape())?;
         let len = x.dims()[dim];
         record(out, &[self], EmbedBackward { dim, start, len }, loc)
     }
@@ -293,13 +322,15 @@ impl Var {
         record(out, &[self], SumToBackward(x.shape().clone()), loc)
     }
 
-    /// Joins vars along `dim`.
+    /// Joins vars along `dim` (negative dims count from the end).
     #[track_caller]
-    pub fn cat(vars: &[&Var], dim: usize) -> Result<Var> {
+    pub fn cat(vars: &[&Var], dim: impl Into<Dim>) -> Result<Var> {
         let loc = OpSite::caller();
         let data: Vec<_> = vars.iter().map(|v| v.data()).collect();
         let refs: Vec<_> = data.iter().collect();
+        let dim = dim.into();
         let out = gradlab_tensor::Tensor::cat(&refs, dim)?;
+        let dim = dim.index("cat", data[0].shape())?;
         let sizes = data.iter().map(|t| t.dims()[dim]).collect();
         record(out, vars, CatBackward { dim, sizes }, loc)
     }

@@ -4,7 +4,8 @@ use crate::graph::OpSite;
 use crate::graph::{is_grad_enabled, record, BackwardOp};
 use crate::{Result, Var};
 use gradlab_tensor::ops::check_cross_entropy;
-use gradlab_tensor::{Reduction, Tensor};
+use gradlab_tensor::ops::loss::class_rows_permutation;
+use gradlab_tensor::{CrossEntropyOptions, Dim, Reduction, Tensor};
 
 /// The op's output for its backward rule: the saved value in a plain
 /// backward, recomputed from the input (so that it is differentiable) when
@@ -35,7 +36,7 @@ impl BackwardOp for SoftmaxBackward {
     fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         let y = output_for_backward(&self.output, || inputs[0].softmax(self.dim))?;
         // dx = y * (g - sum(g * y))
-        let dot = g.mul(&y)?.sum(Some(&[self.dim]), true)?;
+        let dot = g.mul(&y)?.sum(Some(&[self.dim as isize]), true)?;
         Ok(vec![Some(y.mul(&g.sub(&dot)?)?)])
     }
 
@@ -65,7 +66,7 @@ impl BackwardOp for LogSoftmaxBackward {
     fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         let y = output_for_backward(&self.output, || inputs[0].log_softmax(self.dim))?;
         // dx = g - softmax * sum(g)
-        let total = g.sum(Some(&[self.dim]), true)?;
+        let total = g.sum(Some(&[self.dim as isize]), true)?;
         Ok(vec![Some(g.sub(&y.exp()?.mul(&total)?)?)])
     }
 
@@ -78,8 +79,12 @@ impl BackwardOp for LogSoftmaxBackward {
     }
 }
 
-/// Cross-entropy of logits against a (smoothed) one-hot target `q`:
-/// `d loss / d logits = (softmax(logits) - q) * scale`.
+/// Cross-entropy of logits rows `[R, C]` against targets `[R]`, with the
+/// row's weighted target distribution `q` (see
+/// [`Tensor::cross_entropy_target`]):
+/// `d loss / d logits = (softmax(logits) Σ q - q) * g_r`, where `g_r` is
+/// each row's share of the upstream gradient (the reduction's scale
+/// included: `1 / total_weight` for a mean).
 ///
 /// A plain backward runs the backend's fused `cross_entropy_backward`
 /// primitive (plain loop:
@@ -89,8 +94,22 @@ impl BackwardOp for LogSoftmaxBackward {
 /// flow through it.
 struct CrossEntropyBackward {
     target: Tensor,
-    label_smoothing: f64,
-    scale: f64,
+    opts: CrossEntropyOptions,
+    /// What a mean divides by (`[]`, the logits' dtype and device).
+    total_weight: Tensor,
+}
+
+impl CrossEntropyBackward {
+    /// Each row's loss gradient `[R]` from the upstream gradient `g` (a
+    /// scalar, or `[R]` without a reduction).
+    fn row_grads(&self, g: &Var, rows: usize) -> Result<Var> {
+        let g = match self.opts.reduction {
+            Reduction::None => return Ok(g.clone()),
+            Reduction::Sum => g.clone(),
+            Reduction::Mean => g.div(&Var::constant(self.total_weight.clone()))?,
+        };
+        g.broadcast_to([rows])
+    }
 }
 
 impl BackwardOp for CrossEntropyBackward {
@@ -102,25 +121,19 @@ impl BackwardOp for CrossEntropyBackward {
     }
     fn backward(&self, inputs: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         let logits = &inputs[0];
-        let rows = logits.dims()[0];
+        let (rows, classes) = (logits.dims()[0], logits.dims()[1]);
+        let per_row = self.row_grads(g, rows)?;
         if !is_grad_enabled() {
-            // Each row's loss gradient: the upstream scalar times the reduction's scale.
-            let per_row = g.data().mul_scalar(self.scale)?.broadcast_to([rows])?;
-            let grad = logits.data().cross_entropy_backward(
-                &self.target,
-                self.label_smoothing,
-                &per_row,
-            )?;
+            let grad =
+                logits
+                    .data()
+                    .cross_entropy_backward(&self.target, &self.opts, &per_row.data())?;
             return Ok(vec![Some(Var::constant(grad))]);
         }
-        let q = Tensor::cross_entropy_target(
-            &self.target,
-            logits.dims()[1],
-            self.label_smoothing,
-            logits.dtype(),
-        )?;
-        let d = logits.softmax(1)?.sub(&Var::constant(q))?;
-        Ok(vec![Some(d.mul(g)?.mul_scalar(self.scale)?)])
+        let q = Tensor::cross_entropy_target(&self.target, classes, &self.opts, logits.dtype())?;
+        let mass = Var::constant(q.sum(Some(&[1]), true)?);
+        let d = logits.softmax(1)?.mul(&mass)?.sub(&Var::constant(q))?;
+        Ok(vec![Some(d.mul(&per_row.reshape([rows, 1])?)?)])
     }
 
     fn forward(
@@ -128,28 +141,31 @@ impl BackwardOp for CrossEntropyBackward {
         inputs: &[gradlab_tensor::Tensor],
         output_shape: &gradlab_tensor::Shape,
     ) -> Option<Result<gradlab_tensor::Tensor>> {
-        // -scale * sum(q * log_softmax(logits)), with the (smoothed)
-        // one-hot targets q and the reduction's scale the node keeps.
+        // Each row's Σ_c q_c (lse - x_c) = -Σ_c q_c log_softmax(x)_c, reduced.
         let logits = &inputs[0];
-        let loss = Tensor::cross_entropy_target(
-            &self.target,
-            logits.dims()[1],
-            self.label_smoothing,
-            logits.dtype(),
-        )
-        .and_then(|q| logits.log_softmax(1)?.mul(&q))
-        .and_then(|terms| terms.sum_all())
-        .and_then(|total| total.mul_scalar(-self.scale))
-        .and_then(|loss| loss.reshape(output_shape.clone()));
-        crate::graph::replay(loss)
+        let classes = logits.dims()[1];
+        let losses =
+            Tensor::cross_entropy_target(&self.target, classes, &self.opts, logits.dtype())
+                .and_then(|q| logits.log_softmax(1)?.mul(&q))
+                .and_then(|terms| terms.sum(Some(&[1]), false)?.neg());
+        let loss = losses.and_then(|l| match self.opts.reduction {
+            Reduction::None => Ok(l),
+            Reduction::Sum => l.sum_all(),
+            Reduction::Mean => l.sum_all()?.div(&self.total_weight),
+        });
+        crate::graph::replay(loss.and_then(|l| l.reshape(output_shape.clone())))
     }
 }
 
 impl Var {
+    /// Softmax along `dim` (`-1`: the last dim).
     #[track_caller]
-    pub fn softmax(&self, dim: usize) -> Result<Var> {
+    pub fn softmax(&self, dim: impl Into<Dim>) -> Result<Var> {
         let loc = OpSite::caller();
-        let out = self.data().softmax(dim)?;
+        let x = self.data();
+        let dim = dim.into();
+        let out = x.softmax(dim)?;
+        let dim = dim.index("softmax", x.shape())?;
         let op = SoftmaxBackward {
             dim,
             output: out.clone(),
@@ -157,10 +173,14 @@ impl Var {
         record(out, &[self], op, loc)
     }
 
+    /// Log-softmax along `dim` (`-1`: the last dim).
     #[track_caller]
-    pub fn log_softmax(&self, dim: usize) -> Result<Var> {
+    pub fn log_softmax(&self, dim: impl Into<Dim>) -> Result<Var> {
         let loc = OpSite::caller();
-        let out = self.data().log_softmax(dim)?;
+        let x = self.data();
+        let dim = dim.into();
+        let out = x.log_softmax(dim)?;
+        let dim = dim.index("log_softmax", x.shape())?;
         let op = LogSoftmaxBackward {
             dim,
             output: out.clone(),
@@ -168,8 +188,9 @@ impl Var {
         record(out, &[self], op, loc)
     }
 
-    /// `torch.nn.functional.cross_entropy` of logits `[N, C]` against class
-    /// indices `[N]` (i64), with reduction and label smoothing.
+    /// `torch.nn.functional.cross_entropy(self, target, reduction=...,
+    /// label_smoothing=...)`, the other options at their defaults (see
+    /// [`Var::cross_entropy_with`]).
     #[track_caller]
     pub fn cross_entropy(
         &self,
@@ -177,19 +198,50 @@ impl Var {
         reduction: Reduction,
         label_smoothing: f64,
     ) -> Result<Var> {
+        self.cross_entropy_with(
+            target,
+            &CrossEntropyOptions {
+                reduction,
+                label_smoothing,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// `torch.nn.functional.cross_entropy(self, target, weight,
+    /// ignore_index=..., reduction=..., label_smoothing=...)` for logits
+    /// `[C]`, `[N, C]` or `[N, C, d1, ..., dk]` against class indices `[]`,
+    /// `[N]` or `[N, d1, ..., dk]` (i64). The logits are brought to rows
+    /// `[R, C]` with recorded views (the class dim moved last, the rest
+    /// flattened), so the graph shows one `CrossEntropyBackward` on rows.
+    /// The class weights are constants (no gradient flows to them).
+    #[track_caller]
+    pub fn cross_entropy_with(&self, target: &Tensor, opts: &CrossEntropyOptions) -> Result<Var> {
         let loc = OpSite::caller();
         let logits = self.data();
-        check_cross_entropy(&logits, target, label_smoothing)?;
-        let out = logits.cross_entropy(target, reduction, label_smoothing)?;
-        let n = logits.dims()[0];
-        let op = CrossEntropyBackward {
-            target: target.clone(),
-            label_smoothing,
-            scale: match reduction {
-                Reduction::Mean => 1.0 / n as f64,
-                Reduction::Sum => 1.0,
-            },
+        let s = check_cross_entropy(&logits, target, opts)?;
+        let rows = if logits.rank() == 2 {
+            self.clone()
+        } else {
+            self.permute(&class_rows_permutation(logits.rank()))?
+                .reshape([s.rows, s.classes])?
         };
-        record(out, &[self], op, loc)
+        let target = target.reshape([s.rows])?;
+        let (losses, total_weight) = rows.data().cross_entropy_rows(&target, opts)?;
+        let out = match opts.reduction {
+            Reduction::None => losses,
+            Reduction::Sum => losses.sum_all()?,
+            Reduction::Mean => losses.sum_all()?.div(&total_weight)?,
+        };
+        let op = CrossEntropyBackward {
+            target,
+            opts: opts.clone(),
+            total_weight,
+        };
+        let loss = record(out, &[&rows], op, loc)?;
+        match opts.reduction {
+            Reduction::None => loss.reshape(s.target),
+            _ => Ok(loss),
+        }
     }
 }

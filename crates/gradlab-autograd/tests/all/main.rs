@@ -15,4 +15,5 @@ mod introspection_gradcheck;
 mod introspection_graph;
 mod profile;
 mod properties;
+mod properties_edges;
 mod testing_helpers;

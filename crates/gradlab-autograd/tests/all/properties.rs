@@ -54,9 +54,12 @@ proptest! {
     }
 
     #[test]
-    fn sum_and_mean_over_any_dims(s in shape(4, 3), mask in any::<u8>(), keepdim in any::<bool>(), mean in any::<bool>(), seed in any::<u64>(), kind in view_kind()) {
+    fn sum_and_mean_over_any_dims(s in shape(4, 3), mask in any::<u8>(), negative in any::<u8>(), keepdim in any::<bool>(), mean in any::<bool>(), seed in any::<u64>(), kind in view_kind()) {
         let x = strided_view(&s, kind, seed);
-        let dims: Vec<usize> = (0..s.len()).filter(|d| mask & (1 << d) != 0).collect();
+        let dims: Vec<isize> = (0..s.len())
+            .filter(|d| mask & (1 << d) != 0)
+            .map(|d| signed_dim(d, s.len(), negative & (1 << d) != 0))
+            .collect();
         let dims = if dims.is_empty() { None } else { Some(dims) };
         assert_gradcheck(|v| if mean {
             v[0].mean(dims.as_deref(), keepdim)
@@ -68,7 +71,7 @@ proptest! {
     #[test]
     fn max_along_a_dim(s in shape(3, 4), dim_pick in any::<usize>(), keepdim in any::<bool>(), seed in any::<u64>()) {
         let x = distinct_tensor(&s, seed);
-        let dim = dim_pick % s.len();
+        let dim = signed_dim(dim_pick % s.len(), s.len(), dim_pick % 2 == 1);
         assert_gradcheck(|v| Ok(v[0].max_dim(dim, keepdim)?.0), &[x]);
     }
 
@@ -104,7 +107,7 @@ proptest! {
     #[test]
     fn softmax_and_log_softmax(s in shape(3, 4), dim_pick in any::<usize>(), log_softmax in any::<bool>(), seed in any::<u64>(), kind in view_kind()) {
         let x = strided_view(&s, kind, seed);
-        let dim = dim_pick % s.len();
+        let dim = signed_dim(dim_pick % s.len(), s.len(), dim_pick % 2 == 1);
         assert_gradcheck(|v| if log_softmax { v[0].log_softmax(dim) } else { v[0].softmax(dim) }, &[x]);
     }
 
@@ -140,6 +143,16 @@ proptest! {
             random_tensor(&p, seed ^ i as u64)
         }).collect();
         assert_gradcheck(|v| Var::cat(&[&v[0], &v[1], &v[2]], dim)?.tanh(), &parts);
+    }
+}
+
+/// Dim `d` of a tensor of `rank` as PyTorch may name it: `d`, or
+/// `d - rank` counting from the end when `negative`.
+fn signed_dim(d: usize, rank: usize, negative: bool) -> isize {
+    if negative {
+        d as isize - rank as isize
+    } else {
+        d as isize
     }
 }
 

@@ -27,7 +27,7 @@
 //! [`Tensor::backend`]: crate::Tensor::backend
 
 use super::cost::{self, Cost};
-use super::{Backend, Primitive};
+use super::{Backend, CrossEntropyRows, Primitive};
 use crate::{DType, Layout, Result, Shape, Tensor};
 use gradlab_cpu::optim::{AdamConfig, SgdConfig};
 use gradlab_cpu::{BatchNormShape, BinaryOp, Conv2dShape, Pool2dShape, UnaryOp};
@@ -423,12 +423,17 @@ impl Backend for Metered {
         )
     }
 
-    fn cross_entropy(&self, logits: &Tensor, target: &Tensor, eps: f64) -> Result<Tensor> {
+    fn cross_entropy(
+        &self,
+        logits: &Tensor,
+        target: &Tensor,
+        rows: &CrossEntropyRows,
+    ) -> Result<(Tensor, Tensor)> {
         self.run(
             Primitive::CrossEntropy,
             logits.dtype(),
             || cost::cross_entropy(logits, target),
-            |b| b.cross_entropy(logits, target, eps),
+            |b| b.cross_entropy(logits, target, rows),
         )
     }
 
@@ -436,23 +441,29 @@ impl Backend for Metered {
         &self,
         logits: &Tensor,
         target: &Tensor,
-        eps: f64,
+        rows: &CrossEntropyRows,
         grad: &Tensor,
     ) -> Result<Tensor> {
         self.run(
             Primitive::CrossEntropyBackward,
             logits.dtype(),
             || cost::cross_entropy_backward(logits, target),
-            |b| b.cross_entropy_backward(logits, target, eps, grad),
+            |b| b.cross_entropy_backward(logits, target, rows, grad),
         )
     }
 
-    fn one_hot(&self, target: &Tensor, classes: usize, dtype: DType) -> Result<Tensor> {
+    fn one_hot(
+        &self,
+        target: &Tensor,
+        classes: usize,
+        dtype: DType,
+        ignore_index: Option<i64>,
+    ) -> Result<Tensor> {
         self.run(
             Primitive::OneHot,
             dtype,
             || cost::one_hot(target, classes, dtype),
-            |b| b.one_hot(target, classes, dtype),
+            |b| b.one_hot(target, classes, dtype, ignore_index),
         )
     }
 

@@ -211,24 +211,43 @@ pub trait Backend: Send + Sync + 'static {
     /// Softmax (or log-softmax when `log`) along `dim`.
     fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Result<Tensor>;
 
-    /// Per-row cross-entropy of logits `[R, C]` against i64 classes `[R]`
-    /// with label smoothing `eps`: a `[R]` tensor. A class outside `0..C`
+    /// Per-row cross-entropy of logits `[R, C]` against i64 classes `[R]`,
+    /// as PyTorch defines it (see [`gradlab_cpu::loss`]): with the row's
+    /// target distribution `q_c = w_c ((1 - eps) [c == t] + eps / C)`
+    /// (class weights `w`, all 1 without them), the loss is
+    /// `Σ_c q_c (logsumexp(x) - x_c)`, and 0 for a row whose target is the
+    /// ignored index. Returns the `[R]` losses and the total weight `[]`
+    /// of the rows that count (`Σ w_t`; their count without weights): the
+    /// denominator of a mean. A target outside `0..C` that is not ignored
     /// is an error.
-    fn cross_entropy(&self, logits: &Tensor, target: &Tensor, eps: f64) -> Result<Tensor>;
+    fn cross_entropy(
+        &self,
+        logits: &Tensor,
+        target: &Tensor,
+        rows: &CrossEntropyRows,
+    ) -> Result<(Tensor, Tensor)>;
 
-    /// The logits' gradient `(softmax(x) - q) * g` given each row's loss
-    /// gradient `grad` (`[R]`).
+    /// The logits' gradient `(softmax(x) Σ q - q) * g` given each row's
+    /// loss gradient `grad` (`[R]`, the reduction's scaling included); 0
+    /// for an ignored row.
     fn cross_entropy_backward(
         &self,
         logits: &Tensor,
         target: &Tensor,
-        eps: f64,
+        rows: &CrossEntropyRows,
         grad: &Tensor,
     ) -> Result<Tensor>;
 
     /// `[R, classes]` rows of `dtype`, 1 at each i64 target's class and 0
-    /// elsewhere. A class outside `0..classes` is an error.
-    fn one_hot(&self, target: &Tensor, classes: usize, dtype: DType) -> Result<Tensor>;
+    /// elsewhere; a row whose target is `ignore_index` is all 0. Any other
+    /// class outside `0..classes` is an error.
+    fn one_hot(
+        &self,
+        target: &Tensor,
+        classes: usize,
+        dtype: DType,
+        ignore_index: Option<i64>,
+    ) -> Result<Tensor>;
 
     // ---- optimizer updates (in place) ---------------------------------------
 
@@ -257,6 +276,18 @@ pub trait Backend: Send + Sync + 'static {
         step: u64,
         config: &AdamConfig,
     ) -> Result<()>;
+}
+
+/// What the cross-entropy primitives compute with, besides the logits and
+/// the targets (PyTorch's names and meaning).
+#[derive(Clone, Copy, Debug)]
+pub struct CrossEntropyRows<'a> {
+    /// A target equal to this counts for nothing (PyTorch's default: -100).
+    pub ignore_index: i64,
+    /// One weight per class (`[C]`, the logits' dtype and device), or none.
+    pub weight: Option<&'a Tensor>,
+    /// `eps` in `[0, 1]`: the target puts `eps / C` on every class.
+    pub label_smoothing: f64,
 }
 
 /// The primitives of the contract, one per method of [`Backend`] (for the

@@ -10,7 +10,7 @@
 //! [`crate::backend::with_kernels`].
 
 use super::host::{self, dense, dense_opt, tensor, unique_mut, zeros};
-use super::{Backend, Primitive};
+use super::{Backend, CrossEntropyRows, Primitive};
 use crate::ops::reduce::split_at_dim;
 use crate::{with_float, DType, Element, Layout, Result, Shape, Tensor, TensorError};
 use gradlab_cpu::optim::{adam_update, sgd_update, AdamConfig, SgdConfig};
@@ -53,11 +53,33 @@ fn checked_indices(op: &'static str, index: &Tensor, len: usize) -> Result<Vec<i
     Ok(idx)
 }
 
-fn checked_targets(op: &'static str, target: &Tensor, classes: usize) -> Result<Vec<i64>> {
+/// The targets, each checked to be a class in `0..classes` or the ignored
+/// index (none when `ignore_index` is `None`).
+fn checked_targets(
+    op: &'static str,
+    target: &Tensor,
+    classes: usize,
+    ignore_index: Option<i64>,
+) -> Result<Vec<i64>> {
     let t = dense::<i64>(op, target)?.into_owned();
-    gradlab_cpu::loss::check_targets(&t, classes)
+    // With nothing ignored, a value no target can take stands in for it.
+    gradlab_cpu::loss::check_targets(&t, classes, ignore_index.unwrap_or(i64::MIN))
         .map_err(|e| TensorError::invalid(op, e.to_string()))?;
     Ok(t)
+}
+
+/// The kernels' view of the cross-entropy rows (the weights as a slice).
+pub(crate) fn kernel_rows<'a, T: Element>(
+    classes: usize,
+    rows: &CrossEntropyRows,
+    weight: &'a Option<std::borrow::Cow<'a, [T]>>,
+) -> gradlab_cpu::loss::CrossEntropyRows<'a, T> {
+    gradlab_cpu::loss::CrossEntropyRows {
+        classes,
+        ignore_index: rows.ignore_index,
+        weight: weight.as_deref(),
+        label_smoothing: rows.label_smoothing,
+    }
 }
 
 impl Backend for Reference {
@@ -484,15 +506,22 @@ impl Backend for Reference {
         })
     }
 
-    fn cross_entropy(&self, logits: &Tensor, target: &Tensor, eps: f64) -> Result<Tensor> {
+    fn cross_entropy(
+        &self,
+        logits: &Tensor,
+        target: &Tensor,
+        rows: &CrossEntropyRows,
+    ) -> Result<(Tensor, Tensor)> {
         let op = "cross_entropy";
-        let (rows, classes) = (logits.dims()[0], logits.dims()[1]);
-        let t = checked_targets(op, target, classes)?;
+        let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+        let t = checked_targets(op, target, classes, Some(rows.ignore_index))?;
         with_float!(logits.dtype(), op, |T| {
             let x = dense::<T>(op, logits)?;
-            let mut losses = zeros::<T>(op, rows)?;
-            r::cross_entropy_forward(&x, classes, &t, eps, &mut losses);
-            tensor(losses, [rows])
+            let w = dense_opt::<T>(op, rows.weight)?;
+            let mut losses = zeros::<T>(op, n)?;
+            let total =
+                r::cross_entropy_forward(&x, &t, &kernel_rows(classes, rows, &w), &mut losses);
+            Ok((tensor(losses, [n])?, Tensor::scalar(total)))
         })
     }
 
@@ -500,23 +529,36 @@ impl Backend for Reference {
         &self,
         logits: &Tensor,
         target: &Tensor,
-        eps: f64,
+        rows: &CrossEntropyRows,
         grad: &Tensor,
     ) -> Result<Tensor> {
         let op = "cross_entropy_backward";
         let classes = logits.dims()[1];
-        let t = checked_targets(op, target, classes)?;
+        let t = checked_targets(op, target, classes, Some(rows.ignore_index))?;
         with_float!(logits.dtype(), op, |T| {
             let (x, g) = (dense::<T>(op, logits)?, dense::<T>(op, grad)?);
+            let w = dense_opt::<T>(op, rows.weight)?;
             let mut out = zeros::<T>(op, x.len())?;
-            r::cross_entropy_backward(&x, classes, &t, eps, &g, &mut out);
+            r::cross_entropy_backward(&x, &t, &kernel_rows(classes, rows, &w), &g, &mut out);
             tensor(out, logits.shape().clone())
         })
     }
 
-    fn one_hot(&self, target: &Tensor, classes: usize, dtype: DType) -> Result<Tensor> {
+    fn one_hot(
+        &self,
+        target: &Tensor,
+        classes: usize,
+        dtype: DType,
+        ignore_index: Option<i64>,
+    ) -> Result<Tensor> {
         let op = "one_hot";
-        let t = checked_targets(op, target, classes)?;
+        let mut t = checked_targets(op, target, classes, ignore_index)?;
+        if let Some(ignored) = ignore_index {
+            // An ignored row gets no one, even when the ignored index is a class.
+            t.iter_mut()
+                .filter(|v| **v == ignored)
+                .for_each(|v| *v = -1);
+        }
         with_float!(dtype, op, |T| {
             let mut out = zeros::<T>(op, t.len() * classes)?;
             r::one_hot(&t, classes, T::ONE, T::ZERO, &mut out);

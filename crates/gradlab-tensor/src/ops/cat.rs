@@ -1,14 +1,21 @@
 //! Concatenation and its adjoint helper (placing a tensor inside zeros).
 
-use crate::{Layout, Result, Shape, Tensor, TensorError};
+use crate::{Dim, Layout, Result, Shape, Tensor, TensorError};
 
 impl Tensor {
-    /// Joins tensors along `dim`; all other dims must match.
-    pub fn cat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+    /// Joins tensors along `dim` (`-1`: the last); all other dims must
+    /// match. 0-d tensors cannot be joined, as in PyTorch.
+    pub fn cat(tensors: &[&Tensor], dim: impl Into<Dim>) -> Result<Tensor> {
         let first = tensors
             .first()
             .ok_or_else(|| TensorError::invalid("cat", "needs at least one tensor"))?;
-        first.shape().check_dim("cat", dim)?;
+        if let Some(at) = tensors.iter().position(|t| t.rank() == 0) {
+            return Err(TensorError::shape(
+                "cat",
+                format!("the 0-d tensor at position {at} cannot be concatenated"),
+            ));
+        }
+        let dim = dim.into().index("cat", first.shape())?;
         let mut dims = first.dims().to_vec();
         dims[dim] = 0;
         for t in tensors {
@@ -41,8 +48,8 @@ impl Tensor {
 
     /// Zeros of `self`'s shape with `dim` grown to `size`, holding `self` at
     /// `start..start + len`: the adjoint of `narrow`.
-    pub fn embed(&self, dim: usize, start: usize, size: usize) -> Result<Tensor> {
-        self.shape().check_dim("embed", dim)?;
+    pub fn embed(&self, dim: impl Into<Dim>, start: usize, size: usize) -> Result<Tensor> {
+        let dim = self.dim_of_non_scalar("embed", dim.into())?;
         let len = self.dims()[dim];
         if start.checked_add(len).is_none_or(|end| end > size) {
             return Err(TensorError::shape(

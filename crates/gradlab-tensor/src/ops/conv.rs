@@ -24,15 +24,20 @@ impl Default for Conv2dParams {
 }
 
 impl Conv2dParams {
-    /// The kernel problem for an input shape and a weight shape, checked.
+    /// The kernel problem for an input shape (`[N, C, H, W]`, or `[C, H, W]`
+    /// for one unbatched image, a batch of one) and a weight shape, checked.
     pub fn problem(&self, op: &'static str, input: &Shape, weight: &Shape) -> Result<Conv2dShape> {
-        let (i, w) = (input.dims(), weight.dims());
-        if i.len() != 4 || w.len() != 4 {
-            return Err(TensorError::shape(
-                op,
-                format!("expects a 4-D input [N, C, H, W] and a 4-D weight [O, C/groups, KH, KW], got {input} and {weight}"),
-            ));
-        }
+        let w = weight.dims();
+        let i: [usize; 4] = match *input.dims() {
+            [c, h, wd] if w.len() == 4 => [1, c, h, wd],
+            [n, c, h, wd] if w.len() == 4 => [n, c, h, wd],
+            _ => {
+                return Err(TensorError::shape(
+                    op,
+                    format!("expects a 3-D [C, H, W] (unbatched) or 4-D [N, C, H, W] input and a 4-D weight [O, C/groups, KH, KW], got {input} and {weight}"),
+                ))
+            }
+        };
         let p = self;
         if p.groups == 0
             || p.stride.0 == 0
@@ -48,12 +53,27 @@ impl Conv2dParams {
                 ),
             ));
         }
-        if i[1] % p.groups != 0 || w[0] % p.groups != 0 || i[1] / p.groups != w[1] {
+        if !i[1].is_multiple_of(p.groups)
+            || !w[0].is_multiple_of(p.groups)
+            || i[1] / p.groups != w[1]
+        {
             return Err(TensorError::shape(
                 op,
                 format!(
                     "input {input} with {} channels and weight {weight} do not fit groups={}: need input channels / groups == weight.shape[1] and output channels divisible by groups",
                     i[1], p.groups
+                ),
+            ));
+        }
+        // PyTorch refuses these too: a weight without output channels, and
+        // an image without rows or columns (an empty batch is fine). It
+        // answers an input without channels with a tensor of no channels
+        // whatever the weight says; gradlab refuses that as well.
+        if w[0] == 0 || i[1] == 0 || i[2] == 0 || i[3] == 0 {
+            return Err(TensorError::shape(
+                op,
+                format!(
+                    "input {input} and weight {weight}: only the batch may be empty (the weight needs output channels, the input channels, rows and columns)"
                 ),
             ));
         }
@@ -92,12 +112,39 @@ impl Conv2dParams {
     }
 }
 
-pub(crate) fn output_shape(s: &Conv2dShape) -> Shape {
-    Shape::new([s.batch, s.out_channels, s.out_h(), s.out_w()])
+/// The output shape of problem `s`: `[N, O, OH, OW]`, or `[O, OH, OW]`
+/// when the input is an unbatched image (`batched` false).
+pub(crate) fn output_shape(s: &Conv2dShape, batched: bool) -> Shape {
+    if batched {
+        Shape::new([s.batch, s.out_channels, s.out_h(), s.out_w()])
+    } else {
+        Shape::new([s.out_channels, s.out_h(), s.out_w()])
+    }
+}
+
+/// `t` as the backends take it: an unbatched image `[C, H, W]` is a batch
+/// of one (a view, no copy).
+pub(crate) fn as_batch(t: &Tensor, batched: bool) -> Result<Tensor> {
+    if batched {
+        Ok(t.clone())
+    } else {
+        t.unsqueeze(0)
+    }
+}
+
+/// A backend's batched result `[1, ...]` as the unbatched caller's `[...]`.
+pub(crate) fn unbatch(t: Tensor, batched: bool) -> Result<Tensor> {
+    if batched {
+        Ok(t)
+    } else {
+        t.squeeze(0)
+    }
 }
 
 impl Tensor {
-    /// `torch.nn.functional.conv2d(self, weight, bias, stride, padding, dilation, groups)`.
+    /// `torch.nn.functional.conv2d(self, weight, bias, stride, padding, dilation, groups)`
+    /// on a batch `[N, C, H, W]` or one unbatched image `[C, H, W]` (the
+    /// result is then `[O, OH, OW]`).
     pub fn conv2d(
         &self,
         weight: &Tensor,
@@ -121,11 +168,16 @@ impl Tensor {
                 ));
             }
         }
-        self.backend().conv2d(&s, self, weight, bias)
+        let batched = self.rank() == 4;
+        let y = self
+            .backend()
+            .conv2d(&s, &as_batch(self, batched)?, weight, bias)?;
+        unbatch(y, batched)
     }
 
     /// Gradient of `conv2d` with respect to its input, given the output
-    /// gradient `self` and the weight: a transposed convolution.
+    /// gradient `self` and the weight: a transposed convolution. An
+    /// unbatched `input_shape` takes an unbatched gradient and gives one.
     pub fn conv2d_backward_data(
         &self,
         weight: &Tensor,
@@ -136,12 +188,16 @@ impl Tensor {
         self.check_same_kind(op, weight)?;
         self.check_float(op)?;
         let s = params.problem(op, input_shape, weight.shape())?;
-        check_grad_out(op, self, &s)?;
-        self.backend().conv2d_backward_data(&s, self, weight)
+        let batched = input_shape.rank() == 4;
+        check_grad_out(op, self, &s, batched)?;
+        let dx = self
+            .backend()
+            .conv2d_backward_data(&s, &as_batch(self, batched)?, weight)?;
+        unbatch(dx, batched)
     }
 
     /// Gradient of `conv2d` with respect to its weight, given the output
-    /// gradient `self` and the input.
+    /// gradient `self` and the input (both batched, or both unbatched).
     pub fn conv2d_backward_weight(
         &self,
         input: &Tensor,
@@ -152,13 +208,18 @@ impl Tensor {
         self.check_same_kind(op, input)?;
         self.check_float(op)?;
         let s = params.problem(op, input.shape(), weight_shape)?;
-        check_grad_out(op, self, &s)?;
-        self.backend().conv2d_backward_weight(&s, self, input)
+        let batched = input.rank() == 4;
+        check_grad_out(op, self, &s, batched)?;
+        self.backend().conv2d_backward_weight(
+            &s,
+            &as_batch(self, batched)?,
+            &as_batch(input, batched)?,
+        )
     }
 }
 
-fn check_grad_out(op: &'static str, g: &Tensor, s: &Conv2dShape) -> Result<()> {
-    let want = output_shape(s);
+fn check_grad_out(op: &'static str, g: &Tensor, s: &Conv2dShape, batched: bool) -> Result<()> {
+    let want = output_shape(s, batched);
     if g.shape() != &want {
         return Err(TensorError::shape(
             op,

@@ -5,6 +5,7 @@
 mod cat;
 mod conv;
 pub mod elementwise;
+pub mod loss;
 mod matmul;
 mod norm;
 pub mod operators;
@@ -15,5 +16,5 @@ mod softmax;
 
 pub use conv::Conv2dParams;
 pub use elementwise::{BinaryOp, UnaryOp};
+pub use loss::{check_cross_entropy, CrossEntropyOptions, Reduction};
 pub use pool::MaxPool2dParams;
-pub use softmax::{check_cross_entropy, Reduction};

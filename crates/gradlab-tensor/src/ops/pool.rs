@@ -1,5 +1,6 @@
 //! 2-D max pooling with recorded argmax, and its scatter/gather adjoints.
 
+use super::conv::{as_batch, unbatch};
 use crate::{DType, Result, Shape, Tensor, TensorError};
 use gradlab_cpu::Pool2dShape;
 
@@ -26,12 +27,26 @@ impl MaxPool2dParams {
         }
     }
 
+    /// The kernel problem for an input of shape `[N, C, H, W]`, or
+    /// `[C, H, W]` for one unbatched image (a batch of one), checked.
     pub fn problem(&self, op: &'static str, input: &Shape) -> Result<Pool2dShape> {
-        let d = input.dims();
-        if d.len() != 4 {
+        let d: [usize; 4] = match *input.dims() {
+            [c, h, w] => [1, c, h, w],
+            [n, c, h, w] => [n, c, h, w],
+            _ => {
+                return Err(TensorError::shape(
+                    op,
+                    format!(
+                        "expects a 3-D [C, H, W] (unbatched) or 4-D [N, C, H, W] input, got {input}"
+                    ),
+                ))
+            }
+        };
+        // As PyTorch: only the batch may be empty.
+        if d[1] == 0 || d[2] == 0 || d[3] == 0 {
             return Err(TensorError::shape(
                 op,
-                format!("expects a 4-D input [N, C, H, W], got {input}"),
+                format!("input {input}: only the batch may be empty (channels, rows and columns may not)"),
             ));
         }
         let p = self;
@@ -85,17 +100,26 @@ impl MaxPool2dParams {
     }
 }
 
-fn out_shape(s: &Pool2dShape) -> Shape {
-    Shape::new([s.batch, s.channels, s.out_h(), s.out_w()])
+/// The pooled shape of problem `s`: `[N, C, OH, OW]`, or `[C, OH, OW]`
+/// for an unbatched image (`batched` false).
+fn out_shape(s: &Pool2dShape, batched: bool) -> Shape {
+    if batched {
+        Shape::new([s.batch, s.channels, s.out_h(), s.out_w()])
+    } else {
+        Shape::new([s.channels, s.out_h(), s.out_w()])
+    }
 }
 
 impl Tensor {
     /// `max_pool2d` returning the pooled values and, for each, the index of
-    /// the winning element within its input plane (`h * W + w`, i64).
+    /// the winning element within its input plane (`h * W + w`, i64). An
+    /// unbatched image `[C, H, W]` gives unbatched results `[C, OH, OW]`.
     pub fn max_pool2d(&self, params: MaxPool2dParams) -> Result<(Tensor, Tensor)> {
         self.check_float("max_pool2d")?;
         let s = params.problem("max_pool2d", self.shape())?;
-        self.backend().max_pool2d(&s, self)
+        let batched = self.rank() == 4;
+        let (y, argmax) = self.backend().max_pool2d(&s, &as_batch(self, batched)?)?;
+        Ok((unbatch(y, batched)?, unbatch(argmax, batched)?))
     }
 
     /// Routes the output gradient `self` back to the argmax positions of an
@@ -109,9 +133,15 @@ impl Tensor {
         let op = "max_pool2d_backward";
         self.check_float(op)?;
         let s = params.problem(op, input_shape)?;
-        check_pooled(op, self, argmax, &s)?;
+        let batched = input_shape.rank() == 4;
+        check_pooled(op, self, argmax, &s, batched)?;
         self.check_same_device(op, argmax)?;
-        self.backend().max_pool2d_backward(&s, self, argmax)
+        let dx = self.backend().max_pool2d_backward(
+            &s,
+            &as_batch(self, batched)?,
+            &as_batch(argmax, batched)?,
+        )?;
+        unbatch(dx, batched)
     }
 
     /// Reads `self` (shaped like the pool's input) at the argmax positions:
@@ -120,24 +150,36 @@ impl Tensor {
         let op = "max_pool2d_gather";
         self.check_float(op)?;
         let s = params.problem(op, self.shape())?;
-        if argmax.dtype() != DType::I64 || argmax.shape() != &out_shape(&s) {
+        let batched = self.rank() == 4;
+        let pooled = out_shape(&s, batched);
+        if argmax.dtype() != DType::I64 || argmax.shape() != &pooled {
             return Err(TensorError::shape(
                 op,
                 format!(
-                    "argmax must be i64 of shape {}, got {} {}",
-                    out_shape(&s),
+                    "argmax must be i64 of shape {pooled}, got {} {}",
                     argmax.dtype(),
                     argmax.shape()
                 ),
             ));
         }
         self.check_same_device(op, argmax)?;
-        self.backend().max_pool2d_gather(&s, self, argmax)
+        let y = self.backend().max_pool2d_gather(
+            &s,
+            &as_batch(self, batched)?,
+            &as_batch(argmax, batched)?,
+        )?;
+        unbatch(y, batched)
     }
 }
 
-fn check_pooled(op: &'static str, g: &Tensor, argmax: &Tensor, s: &Pool2dShape) -> Result<()> {
-    let want = out_shape(s);
+fn check_pooled(
+    op: &'static str,
+    g: &Tensor,
+    argmax: &Tensor,
+    s: &Pool2dShape,
+    batched: bool,
+) -> Result<()> {
+    let want = out_shape(s, batched);
     if g.shape() != &want || argmax.shape() != &want || argmax.dtype() != DType::I64 {
         return Err(TensorError::shape(
             op,

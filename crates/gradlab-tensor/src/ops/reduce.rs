@@ -1,24 +1,22 @@
 //! Reductions: sum and mean over any set of dims, max along a dim, and the
 //! gather/scatter pair that routes max's gradient.
 
-use crate::{Result, Shape, Tensor, TensorError};
+use crate::{Dim, Result, Shape, Tensor, TensorError};
 
-/// Normalises a list of dims (None = all): checks range and duplicates, sorts.
-pub fn reduced_dims(op: &'static str, shape: &Shape, dims: Option<&[usize]>) -> Result<Vec<usize>> {
-    let mut dims: Vec<usize> = match dims {
-        None => (0..shape.rank()).collect(),
-        Some(d) => d.to_vec(),
+/// The dims a reduction over `dims` covers, as sorted indices of `shape`:
+/// every dim for `None` or an empty list (PyTorch's rule for `dim=[]`),
+/// negative dims counted from the end, a dim named twice an error. A 0-d
+/// tensor accepts `0` and `-1` and has no dim to reduce (the result is the
+/// scalar itself).
+pub fn reduced_dims(op: &'static str, shape: &Shape, dims: Option<&[isize]>) -> Result<Vec<usize>> {
+    let mut dims = match dims {
+        None | Some([]) => (0..shape.rank()).collect(),
+        Some(d) => crate::dim::indices(op, shape, d)?,
     };
-    for &d in &dims {
-        shape.check_dim(op, d)?;
+    if shape.rank() == 0 {
+        return Ok(Vec::new());
     }
     dims.sort_unstable();
-    if dims.windows(2).any(|w| w[0] == w[1]) {
-        return Err(TensorError::invalid(
-            op,
-            format!("dimension listed twice in {dims:?}"),
-        ));
-    }
     Ok(dims)
 }
 
@@ -36,8 +34,9 @@ pub fn reduced_shape(shape: &Shape, dims: &[usize], keepdim: bool) -> Shape {
 }
 
 impl Tensor {
-    /// Sum over `dims` (None = all), keeping them as size 1 when `keepdim`.
-    pub fn sum(&self, dims: Option<&[usize]>, keepdim: bool) -> Result<Tensor> {
+    /// Sum over `dims` (None or empty = all; negative dims count from the
+    /// end), keeping them as size 1 when `keepdim`.
+    pub fn sum(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
         self.check_float("sum")?;
         let dims = reduced_dims("sum", self.shape(), dims)?;
         self.reduce_sum(&dims, keepdim, 1.0)
@@ -48,8 +47,9 @@ impl Tensor {
         self.sum(None, false)
     }
 
-    /// Mean over `dims` (None = all).
-    pub fn mean(&self, dims: Option<&[usize]>, keepdim: bool) -> Result<Tensor> {
+    /// Mean over `dims` (None or empty = all). A mean over no element is
+    /// NaN, as in PyTorch.
+    pub fn mean(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
         self.check_float("mean")?;
         let dims = reduced_dims("mean", self.shape(), dims)?;
         let count: usize = dims.iter().map(|&d| self.dims()[d]).product();
@@ -61,8 +61,8 @@ impl Tensor {
         self.reduce_sum(&dims, keepdim, scale)
     }
 
-    /// `scale * Σ self` over checked `dims`, dropping them unless `keepdim`.
-    fn reduce_sum(&self, dims: &[usize], keepdim: bool, scale: f64) -> Result<Tensor> {
+    /// `scale * Σ self` over checked, sorted `dims`, dropping them unless `keepdim`.
+    pub(crate) fn reduce_sum(&self, dims: &[usize], keepdim: bool, scale: f64) -> Result<Tensor> {
         let kept = self.backend().sum(self, dims, scale)?;
         if keepdim {
             Ok(kept)
@@ -72,8 +72,12 @@ impl Tensor {
     }
 
     /// Maximum along `dim`: values and their indices (i64) along that dim.
-    pub fn max_dim(&self, dim: usize, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        self.shape().check_dim("max_dim", dim)?;
+    /// A 0-d tensor is its own maximum, at index 0 (PyTorch's rule).
+    pub fn max_dim(&self, dim: impl Into<Dim>, keepdim: bool) -> Result<(Tensor, Tensor)> {
+        let dim = dim.into().index("max_dim", self.shape())?;
+        if self.rank() == 0 {
+            return self.reshape([1])?.max_dim(0, false);
+        }
         if self.dims()[dim] == 0 {
             return Err(TensorError::shape(
                 "max_dim",
@@ -116,22 +120,32 @@ impl Tensor {
                 ));
             }
         }
-        self.sum(Some(&dims), true)?.reshape(shape.clone())
+        self.check_float("sum_to")?;
+        self.reduce_sum(&dims, true, 1.0)?.reshape(shape.clone())
     }
 
     /// `out[..., idx[...], ...] += self[...]` into zeros of `shape` along `dim`:
     /// `self` and `index` have `shape` with `dim` of any size; the adjoint of
     /// [`Tensor::gather_along`].
-    pub fn scatter_add_along(&self, dim: usize, index: &Tensor, shape: &Shape) -> Result<Tensor> {
-        check_index_op("scatter_add_along", self, dim, index, shape)?;
-        self.check_float("scatter_add_along")?;
+    pub fn scatter_add_along(
+        &self,
+        dim: impl Into<Dim>,
+        index: &Tensor,
+        shape: &Shape,
+    ) -> Result<Tensor> {
+        let op = "scatter_add_along";
+        let dim = dim.into().index_among(op, shape, shape.rank())?;
+        check_index_op(op, self, dim, index, shape)?;
+        self.check_float(op)?;
         self.backend().scatter_add_along(self, dim, index, shape)
     }
 
     /// `out[...] = self[..., idx[...], ...]` along `dim`, as `torch.gather`.
-    pub fn gather_along(&self, dim: usize, index: &Tensor) -> Result<Tensor> {
-        check_index_op("gather_along", index, dim, index, self.shape())?;
-        self.check_float("gather_along")?;
+    pub fn gather_along(&self, dim: impl Into<Dim>, index: &Tensor) -> Result<Tensor> {
+        let op = "gather_along";
+        let dim = dim.into().index_among(op, self.shape(), self.rank())?;
+        check_index_op(op, index, dim, index, self.shape())?;
+        self.check_float(op)?;
         self.backend().gather_along(self, dim, index)
     }
 }
@@ -188,8 +202,8 @@ mod tests {
         let x = Tensor::randn([3, 4, 5, 6], 0.0, 1.0, DType::F64, &mut Rng::new(5));
         let strided = x.permute(&[3, 2, 1, 0]).unwrap(); // dims [6, 5, 4, 3]
         for mask in 0u32..16 {
-            let dims: Vec<usize> = (0..4).filter(|d| mask & (1 << d) != 0).collect();
-            let flipped: Vec<usize> = dims.iter().map(|d| 3 - d).collect();
+            let dims: Vec<isize> = (0..4).filter(|d| mask & (1 << d) != 0).collect();
+            let flipped: Vec<isize> = dims.iter().map(|d| 3 - d).collect();
             for keepdim in [false, true] {
                 let fast = x.sum(Some(&dims), keepdim).unwrap();
                 let slow = strided

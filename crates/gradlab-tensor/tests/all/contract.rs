@@ -7,6 +7,14 @@ use gradlab_tensor::backend::{coverage, with_kernels, Backend, Kernels, Primitiv
 use gradlab_tensor::optim::{AdamConfig, SgdConfig};
 use gradlab_tensor::{Conv2dParams, DType, MaxPool2dParams, Reduction, Rng, Tensor};
 
+/// Cross-entropy options with label smoothing `eps`, the rest PyTorch's defaults.
+fn smoothed(eps: f64) -> gradlab_tensor::CrossEntropyOptions {
+    gradlab_tensor::CrossEntropyOptions {
+        label_smoothing: eps,
+        ..Default::default()
+    }
+}
+
 /// Runs `f` on both host backends and returns the two results.
 fn both<R>(f: impl Fn() -> R) -> (R, R) {
     (
@@ -231,9 +239,56 @@ fn every_primitive_of_the_cpu_backend_matches_the_reference() {
                     x.log_softmax(3).unwrap(),
                     logits.cross_entropy(&target, Reduction::Mean, 0.1).unwrap(),
                     logits.cross_entropy(&target, Reduction::Sum, 0.0).unwrap(),
-                    logits.cross_entropy_backward(&target, 0.2, &g).unwrap(),
+                    logits
+                        .cross_entropy_backward(&target, &smoothed(0.2), &g)
+                        .unwrap(),
                     Tensor::one_hot(&target, 4, dtype).unwrap(),
                 ]
+            }),
+        );
+        // Class weights, ignored targets (the default -100 and a class),
+        // smoothing, per-pixel targets and every reduction.
+        let weight = randn(&[4], dtype, 17)
+            .abs()
+            .unwrap()
+            .add_scalar(0.1)
+            .unwrap();
+        let ignoring = Tensor::from_vec(vec![0i64, -100, 3, 1, 2], [5]).unwrap();
+        let spatial = randn(&[2, 4, 3, 2], dtype, 18);
+        let pixels =
+            Tensor::from_vec(vec![0i64, 3, 1, 1, 2, -100, 2, 0, 3, 1, 1, 0], [2, 3, 2]).unwrap();
+        assert_close(
+            "cross-entropy with weights, ignored targets, per pixel",
+            both(|| {
+                let g = randn(&[5], dtype, 19);
+                let mut out = Vec::new();
+                // With class 1 ignored, -100 is no longer a valid target.
+                for (ignore_index, eps, ignoring) in [
+                    (-100, 0.0, &ignoring),
+                    (-100, 0.3, &ignoring),
+                    (1, 0.1, &target),
+                ] {
+                    let opts = gradlab_tensor::CrossEntropyOptions {
+                        ignore_index,
+                        label_smoothing: eps,
+                        weight: Some(weight.clone()),
+                        ..Default::default()
+                    };
+                    let (losses, total) = logits.cross_entropy_rows(ignoring, &opts).unwrap();
+                    out.extend([losses, total]);
+                    out.push(logits.cross_entropy_backward(ignoring, &opts, &g).unwrap());
+                    out.push(Tensor::cross_entropy_target(ignoring, 4, &opts, dtype).unwrap());
+                    if ignore_index == -100 {
+                        for reduction in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+                            let opts = gradlab_tensor::CrossEntropyOptions {
+                                reduction,
+                                ..opts.clone()
+                            };
+                            out.push(spatial.cross_entropy_with(&pixels, &opts).unwrap());
+                        }
+                    }
+                }
+                out
             }),
         );
         assert_close(

@@ -37,7 +37,9 @@ fn mismatched_shapes() {
     assert!(m.contains("does not fit the padded input 2x2"), "{m}");
     let m = message(ones(&[3, 4]).max_pool2d(MaxPool2dParams::square(2)));
     assert!(
-        m.contains("max_pool2d: expects a 4-D input [N, C, H, W], got [3, 4]"),
+        m.contains(
+            "max_pool2d: expects a 3-D [C, H, W] (unbatched) or 4-D [N, C, H, W] input, got [3, 4]"
+        ),
         "{m}"
     );
     let m = message(Tensor::from_vec(vec![1.0f32; 5], [2, 3]));
@@ -79,7 +81,11 @@ fn reshape_to_the_wrong_size() {
 fn out_of_range_dims_and_indices() {
     assert_eq!(
         message(ones(&[2, 3]).sum(Some(&[2]), false)),
-        "sum: dimension 2 is out of range for a tensor of rank 2 with shape [2, 3]"
+        "sum: dimension 2 is out of range for a tensor of shape [2, 3] (expected to be in range of [-2, 1])"
+    );
+    assert_eq!(
+        message(ones(&[2, 3]).softmax(-3)),
+        "softmax: dimension -3 is out of range for a tensor of shape [2, 3] (expected to be in range of [-2, 1])"
     );
     assert!(message(ones(&[2, 3]).softmax(5)).contains("softmax: dimension 5 is out of range"));
     assert!(

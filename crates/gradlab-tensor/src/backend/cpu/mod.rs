@@ -13,8 +13,8 @@ pub(crate) use elementwise::gather;
 
 use super::host::{self, dense, dense_opt, tensor, zeros};
 use super::recycle;
-use super::reference::{adam_on_host, pool_output_shape, sgd_on_host};
-use super::{Backend, Primitive};
+use super::reference::{adam_on_host, kernel_rows, pool_output_shape, sgd_on_host};
+use super::{Backend, CrossEntropyRows, Primitive};
 use crate::ops::reduce::split_at_dim;
 use crate::storage::CpuStorage;
 use crate::{with_float, DType, Layout, Result, Shape, Tensor, TensorError};
@@ -400,16 +400,28 @@ impl Backend for Cpu {
         })
     }
 
-    fn cross_entropy(&self, logits: &Tensor, target: &Tensor, eps: f64) -> Result<Tensor> {
+    fn cross_entropy(
+        &self,
+        logits: &Tensor,
+        target: &Tensor,
+        rows: &CrossEntropyRows,
+    ) -> Result<(Tensor, Tensor)> {
         let op = "cross_entropy";
-        let (rows, classes) = (logits.dims()[0], logits.dims()[1]);
+        let (n, classes) = (logits.dims()[0], logits.dims()[1]);
         let t = dense::<i64>(op, target)?;
         with_float!(logits.dtype(), op, |T| {
             let x = dense::<T>(op, logits)?;
-            let mut losses = recycle::output::<T>(op, rows)?;
-            gradlab_cpu::cross_entropy_forward(&x, classes, &t, eps, &mut losses)
-                .map_err(label_error(op))?;
-            tensor(losses, [rows])
+            let w = dense_opt::<T>(op, rows.weight)?;
+            // Every row is written (an ignored one with 0).
+            let mut losses = recycle::output::<T>(op, n)?;
+            let total = gradlab_cpu::cross_entropy_forward(
+                &x,
+                &t,
+                &kernel_rows(classes, rows, &w),
+                &mut losses,
+            )
+            .map_err(label_error(op))?;
+            Ok((tensor(losses, [n])?, Tensor::scalar(total)))
         })
     }
 
@@ -417,7 +429,7 @@ impl Backend for Cpu {
         &self,
         logits: &Tensor,
         target: &Tensor,
-        eps: f64,
+        rows: &CrossEntropyRows,
         grad: &Tensor,
     ) -> Result<Tensor> {
         let op = "cross_entropy_backward";
@@ -425,15 +437,29 @@ impl Backend for Cpu {
         let t = dense::<i64>(op, target)?;
         with_float!(logits.dtype(), op, |T| {
             let (x, g) = (dense::<T>(op, logits)?, dense::<T>(op, grad)?);
+            let w = dense_opt::<T>(op, rows.weight)?;
+            // Every row is written (an ignored one with 0).
             let mut out = recycle::output::<T>(op, x.len())?;
-            gradlab_cpu::cross_entropy_backward(&x, classes, &t, eps, &g, &mut out)
-                .map_err(label_error(op))?;
+            gradlab_cpu::cross_entropy_backward(
+                &x,
+                &t,
+                &kernel_rows(classes, rows, &w),
+                &g,
+                &mut out,
+            )
+            .map_err(label_error(op))?;
             tensor(out, logits.shape().clone())
         })
     }
 
-    fn one_hot(&self, target: &Tensor, classes: usize, dtype: DType) -> Result<Tensor> {
-        super::reference::Reference.one_hot(target, classes, dtype)
+    fn one_hot(
+        &self,
+        target: &Tensor,
+        classes: usize,
+        dtype: DType,
+        ignore_index: Option<i64>,
+    ) -> Result<Tensor> {
+        super::reference::Reference.one_hot(target, classes, dtype, ignore_index)
     }
 
     fn sgd_step(

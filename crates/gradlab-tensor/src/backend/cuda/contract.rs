@@ -2,7 +2,7 @@
 //! each a call into this module's op files; the gaps are listed in [`GAPS`].
 
 use super::{conv, elementwise, matmul, norm, optim, pool, reduce, softmax, transfer};
-use crate::backend::{unsupported, Backend, Primitive};
+use crate::backend::{unsupported, Backend, CrossEntropyRows, Primitive};
 use crate::{DType, Layout, Result, Shape, Tensor, TensorError};
 use gradlab_cpu::optim::{AdamConfig, SgdConfig};
 use gradlab_cpu::{BatchNormShape, BinaryOp, Conv2dShape, Pool2dShape, UnaryOp};
@@ -214,24 +214,35 @@ impl Backend for Cuda {
         softmax::softmax(x, dim, log)
     }
 
-    fn cross_entropy(&self, logits: &Tensor, target: &Tensor, eps: f64) -> Result<Tensor> {
+    fn cross_entropy(
+        &self,
+        logits: &Tensor,
+        target: &Tensor,
+        rows: &CrossEntropyRows,
+    ) -> Result<(Tensor, Tensor)> {
         f32_only("cross_entropy", logits.dtype())?;
-        softmax::cross_entropy(logits, target, eps)
+        softmax::cross_entropy(logits, target, rows)
     }
 
     fn cross_entropy_backward(
         &self,
         logits: &Tensor,
         target: &Tensor,
-        eps: f64,
+        rows: &CrossEntropyRows,
         grad: &Tensor,
     ) -> Result<Tensor> {
         f32_only("cross_entropy_backward", logits.dtype())?;
-        softmax::cross_entropy_backward(logits, target, eps, grad)
+        softmax::cross_entropy_backward(logits, target, rows, grad)
     }
 
-    fn one_hot(&self, target: &Tensor, classes: usize, dtype: DType) -> Result<Tensor> {
-        softmax::one_hot(target, classes, dtype)
+    fn one_hot(
+        &self,
+        target: &Tensor,
+        classes: usize,
+        dtype: DType,
+        ignore_index: Option<i64>,
+    ) -> Result<Tensor> {
+        softmax::one_hot(target, classes, dtype, ignore_index)
     }
 
     fn sgd_step(

@@ -5,7 +5,7 @@
 use crate::{Result, Tensor};
 use gradlab_cpu::BatchNormShape;
 
-const DIMS: &[usize] = &[0, 2, 3];
+const DIMS: &[isize] = &[0, 2, 3];
 
 /// `[C]` as `[1, C, 1, 1]`, to broadcast over `[N, C, H, W]`.
 fn per_channel(t: &Tensor, s: BatchNormShape) -> Result<Tensor> {

@@ -134,7 +134,7 @@ fn main() {
                         });
                     }
                     _ => {
-                        profile_with(ProfileOptions::default(), || {
+                        profile_with(ProfileOptions::default().inspecting(), || {
                             step(&model, &mut optimizer, &x, &target)
                         });
                     }

@@ -85,7 +85,7 @@ pub fn write_graph(args: &GraphArgs) -> Result<GraphOutput, String> {
 }
 
 /// Runs `dot -Tsvg` on `dot_path`, writing the SVG beside it.
-pub(crate) fn render_svg(dot_path: &Path) -> Result<PathBuf, String> {
+fn render_svg(dot_path: &Path) -> Result<PathBuf, String> {
     let found = Command::new("which")
         .arg("dot")
         .output()

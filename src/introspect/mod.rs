@@ -30,7 +30,6 @@ pub use gradcheck::{
     check_case, execute as execute_gradcheck, parse_dims, parse_pair, render, run as run_gradcheck,
     GradcheckArgs,
 };
-pub(crate) use graph::render_svg;
 pub use graph::{run as run_graph, write_graph, GraphArgs, GraphOutput};
 pub use step::{name_parameters, named_model, random_batch, step_graph, step_loss};
 

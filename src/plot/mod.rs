@@ -1,7 +1,8 @@
-//! Pictures: line charts, scatter plots with labelled points, and heat
-//! maps, as SVG (through `plotters`' SVG backend: no fonts or system
-//! libraries needed). Training curves, benchmark sweeps, rooflines and the
-//! profile's pictures are all drawn here, so they look alike.
+//! Pictures: line charts, scatter plots with labelled points, heat maps,
+//! and graphs of boxes coloured by a value ([`GraphPicture`]), as SVG
+//! (through `plotters`' SVG backend: no fonts or system libraries needed).
+//! Training curves, benchmark sweeps, rooflines and the profile's pictures
+//! are all drawn here, so they look alike.
 //!
 //! A [`Figure`] holds one or more panels side by side; each panel is a
 //! [`Chart`] (series of points joined by lines, or bare points with labels)
@@ -19,8 +20,10 @@
 //! ```
 
 mod draw;
+mod graph;
 mod roofline;
 
+pub use graph::{scale_colour, GraphBox, GraphPicture, ValueUnit};
 pub use roofline::{roofline, RooflinePoint};
 
 use std::path::Path;
@@ -182,15 +185,20 @@ impl Figure {
     /// Writes the SVG to `path` through a temporary file and a rename, so a
     /// reader never sees half a picture.
     pub fn write(&self, path: &Path) -> Result<(), PlotError> {
-        let svg = self.to_svg()?;
-        let tmp = path.with_extension(format!("svg.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, svg)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                PlotError(format!("cannot write {}: {e}", path.display()))
-            })
+        write_svg(path, &self.to_svg()?)
     }
+}
+
+/// Writes `svg` to `path` through a temporary file and a rename, so a
+/// reader never sees half a picture.
+fn write_svg(path: &Path, svg: &str) -> Result<(), PlotError> {
+    let tmp = path.with_extension(format!("svg.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, svg)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            PlotError(format!("cannot write {}: {e}", path.display()))
+        })
 }
 
 /// A picture that could not be drawn or written.

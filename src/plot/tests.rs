@@ -140,3 +140,136 @@ fn demo_pictures() {
     .write(std::path::Path::new("/tmp/demo.svg"))
     .unwrap();
 }
+
+/// `(x, y, width, height, fill)` of every `<rect>`.
+fn rects(svg: &str) -> Vec<(f64, f64, f64, f64, String)> {
+    let doc = roxmltree::Document::parse(svg).expect("the SVG is well-formed XML");
+    let num = |n: &roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("rect"))
+        .map(|n| {
+            (
+                num(&n, "x"),
+                num(&n, "y"),
+                num(&n, "width"),
+                num(&n, "height"),
+                n.attribute("fill").unwrap_or("none").to_ascii_lowercase(),
+            )
+        })
+        .collect()
+}
+
+/// `(text, x, y)` of every `<text>`.
+fn placed_texts(svg: &str) -> Vec<(String, f64, f64)> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| {
+            let num = |a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+            (
+                n.text().unwrap_or("").trim().to_string(),
+                num("x"),
+                num("y"),
+            )
+        })
+        .collect()
+}
+
+fn hex(c: plotters::style::RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+#[test]
+fn graph_pictures_draw_one_coloured_box_per_node() {
+    // A small two-layer step: x, w1 -> matmul -> relu; w2 -> matmul -> loss.
+    let nodes = vec![
+        GraphBox::leaf("input", "[4, 3] constant"),
+        GraphBox::leaf("fc1.weight", "[2, 3] parameter"),
+        GraphBox::valued("fc1 Linear", 0.9, vec![0, 1]),
+        GraphBox::valued("act Relu", 0.1, vec![2]),
+        GraphBox::leaf("fc2.weight", "[1, 2] parameter"),
+        GraphBox::valued("fc2 Linear", 2.5, vec![3, 4]),
+        GraphBox::valued("loss Sum", 0.0, vec![5]),
+    ];
+    let picture = GraphPicture {
+        title: "step by time".into(),
+        unit: ValueUnit::Milliseconds,
+        nodes: nodes.clone(),
+    };
+    let svg = picture.to_svg().unwrap();
+    let t = texts(&svg);
+    for n in &nodes {
+        assert_eq!(
+            t.iter().filter(|s| **s == n.name).count(),
+            1,
+            "{} in {t:?}",
+            n.name
+        );
+    }
+    assert!(t.iter().any(|s| s == "2.500 ms") && t.iter().any(|s| s == "0.000 ms"));
+    // Each name sits in exactly one box (a rect of box height around it),
+    // and each box holds one name: one box per node.
+    let rects = rects(&svg);
+    let texts = placed_texts(&svg);
+    let box_of = |name: &str| {
+        let (_, x, y) = texts.iter().find(|(s, _, _)| s == name).unwrap();
+        let around: Vec<_> = rects
+            .iter()
+            .filter(|r| r.4 != "none" && r.3 == 38.0)
+            .filter(|r| r.0 <= *x && *x <= r.0 + r.2 && r.1 <= *y && *y <= r.1 + r.3)
+            .collect();
+        assert_eq!(around.len(), 1, "{name}: {around:?}");
+        around[0].clone()
+    };
+    let boxes: Vec<_> = nodes.iter().map(|n| box_of(&n.name)).collect();
+    for (i, a) in boxes.iter().enumerate() {
+        for b in &boxes[i + 1..] {
+            assert!((a.0, a.1) != (b.0, b.1), "two names share a box");
+        }
+    }
+    // The costliest node has the scale's end colour, the cheapest its
+    // start, and the legend shows both ends.
+    assert_eq!(boxes[5].4, hex(scale_colour(1.0)));
+    assert_eq!(boxes[6].4, hex(scale_colour(0.0)));
+    assert_ne!(boxes[2].4, boxes[5].4);
+    assert!(t.iter().filter(|s| *s == "0.000 ms").count() >= 2, "{t:?}");
+    assert!(t.iter().filter(|s| *s == "2.500 ms").count() >= 2, "{t:?}");
+    // Rows by depth: each op lies below its inputs; a weight sits in the
+    // row just above its layer, not in the first row.
+    assert!(boxes[2].1 > boxes[0].1 && boxes[5].1 > boxes[3].1 && boxes[6].1 > boxes[5].1);
+    assert_eq!(boxes[4].1, boxes[3].1);
+    // One arrow head per edge.
+    let heads = roxmltree::Document::parse(&svg)
+        .unwrap()
+        .descendants()
+        .filter(|n| n.has_tag_name("polygon"))
+        .count();
+    assert_eq!(heads, 6);
+}
+
+#[test]
+fn graph_pictures_refuse_bad_input_and_write_bytes() {
+    let forward = GraphPicture {
+        title: "bad".into(),
+        unit: ValueUnit::Bytes,
+        nodes: vec![GraphBox::valued("a", 1.0, vec![1]), GraphBox::leaf("b", "")],
+    };
+    assert!(forward
+        .to_svg()
+        .unwrap_err()
+        .0
+        .contains("does not come before"));
+    let empty = GraphPicture {
+        nodes: vec![],
+        ..forward.clone()
+    };
+    assert!(empty.to_svg().is_err());
+    assert_eq!(ValueUnit::Bytes.format(1_572_864.0), "1.57 MB");
+    assert_eq!(ValueUnit::Bytes.format(512.0), "512 B");
+    let one = GraphPicture {
+        nodes: vec![GraphBox::valued("only", 2048.0, vec![])],
+        ..forward
+    };
+    let t = texts(&one.to_svg().unwrap());
+    assert!(t.iter().any(|s| s == "2.05 KB"), "{t:?}");
+}

@@ -11,7 +11,8 @@
 //! nodes with what limits each, activation statistics, gradient norms and
 //! warnings. Writes the profile as JSON (`--json`), a roofline with every
 //! node (`--svg`), and the step's graph coloured by time and by saved
-//! memory as DOT (and SVG when Graphviz is installed) beside it.
+//! memory, as DOT and as SVG drawn by [`crate::plot`] (no Graphviz
+//! needed): `<PREFIX>-time.{dot,svg}` and `<PREFIX>-saved.{dot,svg}`.
 //!
 //! ```text
 //! gradlab profile --model lenet --batch 64 --steps 5 --json p.json --svg p.svg
@@ -62,8 +63,8 @@ pub struct ProfileArgs {
     #[arg(long)]
     pub svg: Option<PathBuf>,
     /// Where the coloured graphs go: `<PREFIX>-time.dot` and
-    /// `<PREFIX>-saved.dot` (default: `<model>-profile`, beside `gradlab
-    /// graph`'s `<model>.dot`).
+    /// `<PREFIX>-saved.dot`, each with an SVG of the same name beside it
+    /// (default: `<model>-profile`, beside `gradlab graph`'s `<model>.dot`).
     #[arg(long)]
     pub dot: Option<PathBuf>,
     /// Seed of the parameters and the batches.
@@ -145,7 +146,12 @@ pub fn measure(args: &ProfileArgs) -> Result<ProfileRun, String> {
             .map_err(|e| e.to_string())?;
         let (warm_x, warm_target) = &batches[0];
         train_step(&model, &mut optimizer, warm_x, warm_target)?;
-        let options = ProfileOptions::default().parameters(model.parameters());
+        // The report shows activation statistics and names the node of a
+        // NaN, so this profile inspects; its own time is left out of the
+        // step it reports.
+        let options = ProfileOptions::default()
+            .inspecting()
+            .parameters(model.parameters());
         let (result, profile) = profile_with(options, || {
             batches[1..]
                 .iter()

@@ -83,6 +83,29 @@ fn a_lenet_profile_pairs_every_node_and_writes_its_files() {
     assert!(time.contains("conv1: ") && time.contains(" ms"), "{time}");
     let saved = std::fs::read_to_string(dir.join("lenet-profile-saved.dot")).unwrap();
     assert!(saved.contains("MB saved"));
+    // ... and the same graphs drawn as SVG beside them, a box per op named
+    // as in the table, a box per parameter.
+    assert_eq!(written.graph_svgs.len(), 2);
+    let graph = step.graph.as_ref().unwrap();
+    for (file, unit) in [
+        ("lenet-profile-time.svg", " ms"),
+        ("lenet-profile-saved.svg", "B"),
+    ] {
+        let t = texts(&std::fs::read_to_string(dir.join(file)).unwrap());
+        for n in &run.profile.summary().nodes {
+            assert_eq!(
+                t.iter().filter(|s| **s == n.title).count(),
+                1,
+                "{} in {file}",
+                n.title
+            );
+        }
+        assert!(t.iter().any(|s| s == "conv1.weight"), "{t:?}");
+        let boxes = t.iter().filter(|s| s.ends_with(unit)).count();
+        // Every op's value plus the legend's two ends.
+        assert_eq!(boxes, step.nodes.len() + 2, "{file}: {t:?}");
+        assert!(graph.nodes.len() > step.nodes.len());
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

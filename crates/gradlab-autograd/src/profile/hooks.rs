@@ -14,32 +14,40 @@ thread_local! {
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
 }
 
-// 0 = not read yet, 1 = off, 2 = on.
+// 0 = not read yet, 1 = off, 2 = on, 3 = on with inspection.
 static FROM_ENVIRONMENT: AtomicU8 = AtomicU8::new(0);
 
-/// True when `GRADLAB_PROFILE=1` (or `true`) asks for a profile of every step.
-fn environment_asks() -> bool {
-    match FROM_ENVIRONMENT.load(Ordering::Relaxed) {
+/// What `GRADLAB_PROFILE` asks for: `None` (unset or anything else), a
+/// profile of every step (`1` or `true`), or one with inspection
+/// (`inspect`).
+fn environment_asks() -> Option<bool> {
+    let read = match FROM_ENVIRONMENT.load(Ordering::Relaxed) {
         0 => {
-            let on = std::env::var("GRADLAB_PROFILE").is_ok_and(|v| v == "1" || v == "true");
-            FROM_ENVIRONMENT.store(if on { 2 } else { 1 }, Ordering::Relaxed);
-            on
+            let value = std::env::var("GRADLAB_PROFILE").unwrap_or_default();
+            let read = match value.as_str() {
+                "1" | "true" => 2,
+                "inspect" => 3,
+                _ => 1,
+            };
+            FROM_ENVIRONMENT.store(read, Ordering::Relaxed);
+            read
         }
-        v => v == 2,
-    }
+        v => v,
+    };
+    (read >= 2).then_some(read == 3)
 }
 
 /// True while a profile records on this thread (starting the one
-/// `GRADLAB_PROFILE=1` asks for on first use).
+/// `GRADLAB_PROFILE` asks for on first use).
 pub(crate) fn active() -> bool {
     if SESSION.with(|s| s.borrow().is_some()) {
         return true;
     }
-    if !environment_asks() {
+    let Some(inspect) = environment_asks() else {
         return false;
-    }
+    };
     install(Some(Session::new(Settings {
-        inspect: true,
+        inspect,
         parameters: Vec::new(),
         print_steps: true,
     })));

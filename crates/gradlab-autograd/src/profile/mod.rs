@@ -6,14 +6,20 @@
 //! ([`NodeProfile`]: op, layer, call site, shapes, dtype, device, backend,
 //! wall time of each phase, the FLOPs and bytes of the kernels each ran,
 //! the bytes the node holds for its backward), and for every step the
-//! peak of that saved memory, each parameter's gradient norm, the
-//! activation statistics of every node's output (mean, std, max |x|, share
-//! of exact zeros) and [`Warning`]s: a parameter that received no
-//! gradient, a gradient that is zero everywhere, NaN or infinity (naming
-//! the first node that made it).
+//! peak of that saved memory, each parameter's gradient norm and
+//! [`Warning`]s: a parameter that received no gradient, a gradient that is
+//! zero everywhere or holds NaN or infinity.
 //!
-//! `GRADLAB_PROFILE=1` turns the profiler on for a whole program: each
-//! step's table is printed to stderr when its backward pass ends.
+//! Inspection ([`ProfileOptions::inspecting`]) adds the activation
+//! statistics of every node's output (mean, std, max |x|, share of exact
+//! zeros) and names the first node whose output or gradients hold NaN or
+//! infinity. It reads every activation and gradient once more, which
+//! costs far more than the timing itself (several times the 5% of a step
+//! that timing, costs and memory take), so it is off unless asked for.
+//!
+//! `GRADLAB_PROFILE=1` turns the profiler on for a whole program
+//! (`GRADLAB_PROFILE=inspect` with inspection): each step's table is
+//! printed to stderr when its backward pass ends.
 //!
 //! How the numbers are taken:
 //! - A forward node's time runs from the op's call to its recording; a
@@ -81,11 +87,12 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 /// What to record besides times, costs and saved memory.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ProfileOptions {
     /// Activation statistics of every node's output and a NaN/infinity
     /// check of every gradient: one more pass over each activation and
-    /// gradient, timed as the profiler's own work (on by default).
+    /// gradient, timed as the profiler's own work (off by default; see
+    /// [`ProfileOptions::inspecting`]).
     pub inspect: bool,
     /// The model's parameters with their names: each is checked for a
     /// gradient after every backward pass, so that one the loss does not
@@ -93,21 +100,22 @@ pub struct ProfileOptions {
     pub parameters: Vec<(String, Var)>,
 }
 
-impl Default for ProfileOptions {
-    fn default() -> Self {
-        ProfileOptions {
-            inspect: true,
-            parameters: Vec::new(),
-        }
-    }
-}
-
 impl ProfileOptions {
-    /// Times, costs and memory only: no pass over the activations.
+    /// Times, costs and memory only: no pass over the activations (the
+    /// default, spelled out).
     pub fn timing_only() -> ProfileOptions {
         ProfileOptions {
             inspect: false,
             ..ProfileOptions::default()
+        }
+    }
+
+    /// Turns inspection on: activation statistics of every node's output,
+    /// and the node that first made NaN or infinity, forward or backward.
+    pub fn inspecting(self) -> ProfileOptions {
+        ProfileOptions {
+            inspect: true,
+            ..self
         }
     }
 
@@ -152,8 +160,9 @@ impl Profile {
     }
 }
 
-/// Runs `f` with the profiler on (activation statistics included) and
-/// returns its result with the profile. See [the module](self).
+/// Runs `f` with the profiler on (times, costs, saved memory, gradient
+/// norms; no inspection) and returns its result with the profile. See
+/// [the module](self).
 pub fn profile<R>(f: impl FnOnce() -> R) -> (R, Profile) {
     profile_with(ProfileOptions::default(), f)
 }

@@ -226,7 +226,8 @@ fn a_parameter_left_out_of_the_loss_is_reported() {
 #[test]
 fn zero_gradients_and_non_finite_values_are_reported_with_their_node() {
     let dead = Var::named_parameter(Tensor::from_vec(vec![-1.0f32, -2.0], [2]).unwrap(), "dead");
-    let (result, report) = profile(|| dead.relu()?.sum_all()?.backward());
+    let inspecting = || ProfileOptions::default().inspecting();
+    let (result, report) = profile_with(inspecting(), || dead.relu()?.sum_all()?.backward());
     result.unwrap();
     assert_eq!(
         report.warnings(),
@@ -243,9 +244,15 @@ fn zero_gradients_and_non_finite_values_are_reported_with_their_node() {
             .zero_fraction,
         1.0
     );
+    // Without inspection (the default) the parameter warnings stay, the
+    // extra pass over the activations goes.
+    let (result, report) = profile(|| dead.relu()?.sum_all()?.backward());
+    result.unwrap();
+    assert_eq!(report.warnings().len(), 1);
+    assert!(report.steps[0].nodes[0].activation.is_none());
 
     let x = Var::named_parameter(Tensor::from_vec(vec![1.0f32, -1.0], [2]).unwrap(), "x");
-    let (result, report) = profile(|| x.log()?.sum_all()?.backward());
+    let (result, report) = profile_with(inspecting(), || x.log()?.sum_all()?.backward());
     result.unwrap();
     let warnings = report.warnings();
     match warnings[0] {

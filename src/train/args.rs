@@ -118,11 +118,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// CPU convolution algorithm: auto (timed per layer shape), direct,
-    /// im2col, winograd, winograd-2x2 or winograd-4x4. A named one makes
-    /// runs bitwise reproducible across processes; auto may pick
-    /// differently from one process to the next.
-    #[arg(long, default_value_t = ConvAlgo::Auto)]
-    pub conv_algo: ConvAlgo,
+    /// im2col, winograd, winograd-2x2 or winograd-4x4 [default: auto]. A
+    /// resumed run keeps its own. A named one makes runs bitwise
+    /// reproducible across processes; auto may pick differently from one
+    /// process to the next.
+    #[arg(long)]
+    pub conv_algo: Option<ConvAlgo>,
     /// cpu, or cuda / cuda:N [default: cpu].
     #[arg(long)]
     pub device: Option<String>,
@@ -224,9 +225,10 @@ pub struct EvalArgs {
     /// choice, one per core; at most 4 per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// CPU convolution algorithm, as for train.
-    #[arg(long, default_value_t = ConvAlgo::Auto)]
-    pub conv_algo: ConvAlgo,
+    /// CPU convolution algorithm, as for train (default: the run's, else
+    /// auto).
+    #[arg(long)]
+    pub conv_algo: Option<ConvAlgo>,
     /// cpu, or cuda / cuda:N (default: the run's, else cpu).
     #[arg(long)]
     pub device: Option<String>,

@@ -8,6 +8,7 @@ use super::args::{
     value_name, DatasetKind, ModelKind, NormalizationKind, OptimizerKind, ScheduleKind, TrainArgs,
 };
 use super::setup::{check_device, positive_batch_size};
+use gradlab_cpu::ConvAlgo;
 use gradlab_tensor::backend::{chosen_kernels, Kernels};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -75,6 +76,10 @@ pub struct RunConfig {
     pub device: String,
     /// `fast` or `reference`.
     pub kernels: String,
+    /// The CPU convolution algorithm (`auto`, `direct`, `im2col`,
+    /// `winograd`, ...); runs configured before it was kept used `auto`.
+    #[serde(default = "auto_conv_algo")]
+    pub conv_algo: String,
     /// `gradlab` version and the commit it was built from.
     pub gradlab_version: String,
     pub gradlab_commit: String,
@@ -82,6 +87,10 @@ pub struct RunConfig {
     pub started: String,
     /// A command line that repeats the run from scratch.
     pub command: String,
+}
+
+fn auto_conv_algo() -> String {
+    ConvAlgo::Auto.name().to_string()
 }
 
 /// The commit the binary was built from (`unknown` outside a git checkout).
@@ -108,6 +117,11 @@ impl RunConfig {
             (Some(k), _) => k,
             (None, Some(b)) => b.kernels.parse::<Kernels>()?,
             (None, None) => Kernels::default(),
+        };
+        let conv_algo = match (args.conv_algo, base) {
+            (Some(a), _) => a,
+            (None, Some(b)) => b.conv_algo.parse::<ConvAlgo>().map_err(|e| e.to_string())?,
+            (None, None) => ConvAlgo::Auto,
         };
         let config = RunConfig {
             format: CONFIG_FORMAT.to_string(),
@@ -164,6 +178,7 @@ impl RunConfig {
                 .or(base.map(|b| b.device.clone()))
                 .unwrap_or_else(|| defaults::DEVICE.to_string()),
             kernels: kernels.name().to_string(),
+            conv_algo: conv_algo.name().to_string(),
             gradlab_version: env!("CARGO_PKG_VERSION").to_string(),
             gradlab_commit: gradlab_commit().to_string(),
             started: base.map_or_else(
@@ -216,6 +231,11 @@ impl RunConfig {
         self.kernels.parse().unwrap_or_default()
     }
 
+    /// The convolution algorithm the run uses.
+    pub fn conv_algo(&self) -> ConvAlgo {
+        self.conv_algo.parse().unwrap_or_default()
+    }
+
     /// A `gradlab train` command line that repeats this run from scratch
     /// (in its own new run directory).
     pub fn command_line(&self) -> String {
@@ -237,6 +257,7 @@ impl RunConfig {
             format!("--weight-decay {}", self.weight_decay),
             format!("--optimizer {}", value_name(self.optimizer)),
             format!("--schedule {}", value_name(self.schedule)),
+            format!("--conv-algo {}", self.conv_algo),
         ]);
         if let Some(n) = self.step_epochs {
             parts.push(format!("--step-epochs {n}"));
@@ -359,18 +380,28 @@ mod tests {
                 "--augment",
                 "--epochs",
                 "3",
+                "--conv-algo",
+                "direct",
             ]),
             None,
         )
         .unwrap();
         assert_eq!(base.weight_decay, 0.01, "AdamW's default weight decay");
+        assert_eq!(fresh.conv_algo(), ConvAlgo::Auto);
         let resumed = RunConfig::resolve(&parse(&["--epochs", "5"]), Some(&base)).unwrap();
         assert_eq!(resumed.epochs, 5);
         assert_eq!(resumed.model, ModelKind::Convnet);
         assert_eq!(resumed.optimizer, OptimizerKind::Adamw);
         assert_eq!((resumed.lr, resumed.weight_decay), (0.05, 0.01));
         assert!(resumed.augment);
+        assert_eq!(resumed.conv_algo(), ConvAlgo::Direct);
         assert_eq!(resumed.started, base.started);
+        // A configuration written before the convolution algorithm was
+        // kept reads back as auto.
+        let mut json: serde_json::Value = serde_json::to_value(&base).unwrap();
+        json.as_object_mut().unwrap().remove("conv_algo");
+        let old: RunConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(old.conv_algo(), ConvAlgo::Auto);
         // A resumed run's numbers are checked like a fresh run's.
         let err = RunConfig::resolve(&parse(&["--lr", "-1"]), Some(&base)).unwrap_err();
         assert_eq!(err, "--lr must be a positive number, got -1");
@@ -406,6 +437,7 @@ mod tests {
             ),
             ("seed", fresh.seed.to_string()),
             ("device", fresh.device.clone()),
+            ("conv-algo", fresh.conv_algo.clone()),
         ] {
             let text = help(flag);
             assert!(
@@ -441,6 +473,8 @@ mod tests {
                 "100",
                 "--lr",
                 "0.01",
+                "--conv-algo",
+                "winograd",
             ]),
             None,
         )

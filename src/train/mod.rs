@@ -218,9 +218,13 @@ pub fn evaluate_run(args: &EvalArgs) -> Result<Evaluated, String> {
     let kernels = chosen_kernels()
         .or(config.and_then(|c| c.kernels.parse().ok()))
         .unwrap_or_default();
+    let conv_algo = args
+        .conv_algo
+        .or(config.map(|c| c.conv_algo()))
+        .unwrap_or_default();
     let evaluation = setup::with_threads(threads, || {
         with_kernels(kernels, || {
-            gradlab_cpu::with_conv_algo(args.conv_algo, || evaluate(&model, &loader))
+            gradlab_cpu::with_conv_algo(conv_algo, || evaluate(&model, &loader))
         })
     })??;
     let number = |key: &str| ck.meta(key).and_then(|v| v.parse::<usize>().ok());

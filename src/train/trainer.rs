@@ -90,9 +90,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainReport, String> {
     let output = run_dir::output(args, resumed.as_ref());
     run_dir::check_fresh_directory(args, &output)?;
     let kernels = config.kernels();
+    let conv_algo = config.conv_algo();
     with_threads(config.threads, || {
         with_kernels(kernels, || {
-            gradlab_cpu::with_conv_algo(args.conv_algo, || {
+            gradlab_cpu::with_conv_algo(conv_algo, || {
                 Run::new(args, config, output, resumed)?.run()
             })
         })

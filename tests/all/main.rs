@@ -14,6 +14,7 @@ mod gradcheck_cli;
 mod gradcheck_sizes;
 mod interop_torch;
 mod properties;
+mod support;
 mod train_cifar;
 mod train_errors;
 mod train_fashion_mnist;

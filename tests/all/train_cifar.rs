@@ -17,11 +17,10 @@ fn cifar() -> Option<PathBuf> {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradlab-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::support::scratch("train", name)
 }
+
+use crate::support::with_output_flag;
 
 fn run(data: &Path, extra: &[&str]) -> TrainReport {
     let mut argv = vec![
@@ -36,20 +35,6 @@ fn run(data: &Path, extra: &[&str]) -> TrainReport {
     ];
     argv.extend_from_slice(extra);
     train(&TrainArgs::try_parse_from(with_output_flag(argv)).unwrap()).unwrap()
-}
-
-/// `--no-save` unless the arguments name where the run goes: tests keep
-/// nothing in the working tree's runs/.
-fn with_output_flag(mut argv: Vec<&str>) -> Vec<&str> {
-    if !argv.iter().any(|a| {
-        matches!(
-            *a,
-            "--checkpoint-dir" | "--run-dir" | "--resume" | "--no-save"
-        )
-    }) {
-        argv.push("--no-save");
-    }
-    argv
 }
 
 fn assert_same_state(

@@ -2,40 +2,18 @@
 //! not a panic. Runs on a small synthetic CIFAR-10 directory, so it needs no
 //! download.
 
+use crate::support::{records, scratch as scratch_in, with_output_flag, write_synthetic_cifar};
 use clap::Parser;
 use gradlab::train::{evaluate_checkpoint, train, EvalArgs, TrainArgs};
 use std::path::{Path, PathBuf};
 
-const RECORD: usize = 3073;
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "gradlab-train-errors-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    scratch_in("train-errors", name)
 }
 
-/// `n` CIFAR-10 records: label `i % 10` and pixels from a simple hash.
-fn records(n: usize, salt: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n * RECORD);
-    for i in 0..n {
-        out.push((i % 10) as u8);
-        out.extend((0..RECORD - 1).map(|p| ((p * 31 + i * 17 + salt * 7) % 251) as u8));
-    }
-    out
-}
-
-/// A CIFAR-10 directory holding 40 training records (8 per batch file) and 20 test records.
+/// A CIFAR-10 directory holding 40 training records and 20 test records.
 fn synthetic_cifar(name: &str) -> PathBuf {
-    let dir = scratch(name);
-    for i in 1..=5 {
-        std::fs::write(dir.join(format!("data_batch_{i}.bin")), records(8, i)).unwrap();
-    }
-    std::fs::write(dir.join("test_batch.bin"), records(20, 0)).unwrap();
-    dir
+    write_synthetic_cifar(&scratch(name))
 }
 
 fn train_err(argv: &[&str]) -> String {
@@ -49,20 +27,6 @@ fn train_ok(argv: &[&str]) {
     let mut all = vec!["train", "--quiet"];
     all.extend_from_slice(argv);
     train(&TrainArgs::try_parse_from(with_output_flag(all)).unwrap()).unwrap();
-}
-
-/// `--no-save` unless the arguments name where the run goes: tests keep
-/// nothing in the working tree's runs/.
-fn with_output_flag(mut argv: Vec<&str>) -> Vec<&str> {
-    if !argv.iter().any(|a| {
-        matches!(
-            *a,
-            "--checkpoint-dir" | "--run-dir" | "--resume" | "--no-save"
-        )
-    }) {
-        argv.push("--no-save");
-    }
-    argv
 }
 
 fn eval_err(argv: &[&str]) -> String {

@@ -6,6 +6,7 @@
 //! one repeats the README's main job on a slice of the real CIFAR-10 and is
 //! skipped (with a printed reason) when it is absent.
 
+use crate::support::{scratch as scratch_in, write_synthetic_cifar};
 use clap::Parser;
 use gradlab::runs::{comparison, summaries, table, RunSummary};
 use gradlab::train::run_dir::{self, read_metrics};
@@ -13,34 +14,13 @@ use gradlab::train::{evaluate_run, train, EvalArgs, RunConfig, TrainArgs, TrainR
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const RECORD: usize = 3073;
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradlab-runs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    scratch_in("runs", name)
 }
 
-/// `n` CIFAR-10 records: label `i % 10` and pixels from a simple hash.
-fn records(n: usize, salt: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n * RECORD);
-    for i in 0..n {
-        out.push((i % 10) as u8);
-        out.extend((0..RECORD - 1).map(|p| ((p * 31 + i * 17 + salt * 7) % 251) as u8));
-    }
-    out
-}
-
-/// A CIFAR-10 directory holding 40 training records (8 per batch file) and 20 test records.
+/// A CIFAR-10 directory in `dir`: 40 training records and 20 test records.
 fn synthetic_cifar(dir: &Path) -> PathBuf {
-    let data = dir.join("cifar");
-    std::fs::create_dir_all(&data).unwrap();
-    for i in 1..=5 {
-        std::fs::write(data.join(format!("data_batch_{i}.bin")), records(8, i)).unwrap();
-    }
-    std::fs::write(data.join("test_batch.bin"), records(20, 0)).unwrap();
-    data
+    write_synthetic_cifar(&dir.join("cifar"))
 }
 
 fn s(p: &Path) -> &str {

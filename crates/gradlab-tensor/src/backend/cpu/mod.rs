@@ -185,9 +185,12 @@ impl Backend for Cpu {
         let arg = checked_argmax(op, argmax, s.in_h * s.in_w)?;
         with_float!(grad.dtype(), op, |T| {
             let g = dense::<T>(op, grad)?;
-            // Already zero: the kernel only adds the winners' gradients.
-            let mut out = zeros::<T>(op, s.input_len())?;
-            gradlab_cpu::max_pool2d_backward_add(s, &g, &arg, &mut out);
+            // A recycled buffer, cleared by the kernel's own parallel tasks:
+            // a fresh zeroed one of this size costs a page fault per 4 KiB
+            // on first touch, which for the convnet's first pooling layer
+            // took longer than the scatter itself.
+            let mut out = recycle::output::<T>(op, s.input_len())?;
+            gradlab_cpu::max_pool2d_backward(s, &g, &arg, &mut out);
             tensor(out, [s.batch, s.channels, s.in_h, s.in_w])
         })
     }

@@ -57,7 +57,9 @@ fn check<T: Float>(s: BatchNormShape, offset: f64, affine: bool, seed: u64, tol:
     let (mut dx, mut dw, mut db) = (vec![T::ZERO; s.len()], vec![T::ZERO; c], vec![T::ZERO; c]);
     gradlab_cpu::batch_norm2d_backward(s, &dy, &x, &m, &v, w, eps, &mut dx, &mut dw, &mut db);
     close(&db, &db0, tol, "dbias");
-    close(&dw, &dw0, tol, "dweight");
+    // dweight sums dy times the normalised values, which carry the mean's
+    // rounding (each side uses its own mean): it scales like y's error.
+    close(&dw, &dw0, tol_normalised, "dweight");
     // dx is a difference of terms of the size of dy: its error scales with them.
     close(&dx, &dx0, 10.0 * tol_normalised, "dx");
 

@@ -47,6 +47,25 @@ pub(crate) fn check(op: &str, what: &str, got: usize, want: usize) {
     assert!(got >= want, "{op}: {what} has {got} elements, needs {want}");
 }
 
+/// The length checks every batch-norm kernel makes: each of `full` holds
+/// the shape's values, each given one of `per_channel` (`None`: an absent
+/// optional parameter) one value per channel.
+pub(crate) fn check_lengths(
+    op: &str,
+    s: BatchNormShape,
+    full: &[(&str, usize)],
+    per_channel: &[(&str, Option<usize>)],
+) {
+    for &(what, len) in full {
+        check(op, what, len, s.len());
+    }
+    for &(what, len) in per_channel {
+        if let Some(len) = len {
+            check(op, what, len, s.channels);
+        }
+    }
+}
+
 /// Channel `c`'s runs of `x`: one `plane`-long slice per image.
 pub(crate) fn channel_runs<T>(x: &[T], s: BatchNormShape, c: usize) -> impl Iterator<Item = &[T]> {
     (0..s.batch).map(move |n| &x[(n * s.channels + c) * s.plane..][..s.plane])
@@ -76,15 +95,17 @@ pub fn batch_norm2d_train_forward<T: Float>(
     var: &mut [T],
 ) {
     let op = "batch_norm2d_train_forward";
-    check(op, "x", x.len(), s.len());
-    check(op, "y", y.len(), s.len());
-    check(op, "mean", mean.len(), s.channels);
-    check(op, "var", var.len(), s.channels);
-    for (what, v) in [("weight", weight), ("bias", bias)] {
-        if let Some(v) = v {
-            check(op, what, v.len(), s.channels);
-        }
-    }
+    check_lengths(
+        op,
+        s,
+        &[("x", x.len()), ("y", y.len())],
+        &[
+            ("mean", Some(mean.len())),
+            ("var", Some(var.len())),
+            ("weight", weight.map(<[T]>::len)),
+            ("bias", bias.map(<[T]>::len)),
+        ],
+    );
     assert!(s.count() > 0, "{op}: no values per channel in {s:?}");
     batch_statistics(s, x, mean, var);
     batch_norm2d_inference(s, x, mean, var, weight, bias, eps, y);
@@ -130,20 +151,18 @@ pub fn batch_norm2d_backward<T: Float>(
     dbias: &mut [T],
 ) {
     let op = "batch_norm2d_backward";
-    check(op, "dy", dy.len(), s.len());
-    check(op, "x", x.len(), s.len());
-    check(op, "dx", dx.len(), s.len());
-    for (what, len) in [
-        ("mean", mean.len()),
-        ("var", var.len()),
-        ("dweight", dweight.len()),
-        ("dbias", dbias.len()),
-    ] {
-        check(op, what, len, s.channels);
-    }
-    if let Some(w) = weight {
-        check(op, "weight", w.len(), s.channels);
-    }
+    check_lengths(
+        op,
+        s,
+        &[("dy", dy.len()), ("x", x.len()), ("dx", dx.len())],
+        &[
+            ("mean", Some(mean.len())),
+            ("var", Some(var.len())),
+            ("dweight", Some(dweight.len())),
+            ("dbias", Some(dbias.len())),
+            ("weight", weight.map(<[T]>::len)),
+        ],
+    );
     assert!(s.count() > 0, "{op}: no values per channel in {s:?}");
     gated_backward(s, dy, x, mean, var, weight, eps, None, dx, dweight, dbias);
 }
@@ -287,16 +306,17 @@ pub fn batch_norm2d_inference<T: Float>(
     y: &mut [T],
 ) {
     let op = "batch_norm2d_inference";
-    check(op, "x", x.len(), s.len());
-    check(op, "y", y.len(), s.len());
-    for (what, len) in [("mean", mean.len()), ("var", var.len())] {
-        check(op, what, len, s.channels);
-    }
-    for (what, v) in [("weight", weight), ("bias", bias)] {
-        if let Some(v) = v {
-            check(op, what, v.len(), s.channels);
-        }
-    }
+    check_lengths(
+        op,
+        s,
+        &[("x", x.len()), ("y", y.len())],
+        &[
+            ("mean", Some(mean.len())),
+            ("var", Some(var.len())),
+            ("weight", weight.map(<[T]>::len)),
+            ("bias", bias.map(<[T]>::len)),
+        ],
+    );
     let affine = affine_maps(s.channels, mean, var, weight, bias, eps);
     let normalise = |i: usize, out: &mut [T]| {
         let (m, scale, b) = affine[i % s.channels];

@@ -18,7 +18,9 @@
 //! [`crate::reference::batch_norm2d_relu_backward`]) are the unfused
 //! reference kernels one after the other.
 
-use crate::norm::{affine_maps, batch_statistics, check, gated_backward, parallel, BatchNormShape};
+use crate::norm::{
+    affine_maps, batch_statistics, check_lengths, gated_backward, parallel, BatchNormShape,
+};
 use crate::parallel::for_each_chunk;
 use crate::Float;
 
@@ -40,15 +42,17 @@ pub fn batch_norm2d_relu_train_forward<T: Float>(
     var: &mut [T],
 ) {
     let op = "batch_norm2d_relu_train_forward";
-    check(op, "x", x.len(), s.len());
-    check(op, "y", y.len(), s.len());
-    check(op, "mean", mean.len(), s.channels);
-    check(op, "var", var.len(), s.channels);
-    for (what, v) in [("weight", weight), ("bias", bias)] {
-        if let Some(v) = v {
-            check(op, what, v.len(), s.channels);
-        }
-    }
+    check_lengths(
+        op,
+        s,
+        &[("x", x.len()), ("y", y.len())],
+        &[
+            ("mean", Some(mean.len())),
+            ("var", Some(var.len())),
+            ("weight", weight.map(<[T]>::len)),
+            ("bias", bias.map(<[T]>::len)),
+        ],
+    );
     assert!(s.count() > 0, "{op}: no values per channel in {s:?}");
     batch_statistics(s, x, mean, var);
     let affine = affine_maps(s.channels, mean, var, weight, bias, eps);
@@ -92,22 +96,19 @@ pub fn batch_norm2d_relu_backward<T: Float>(
     dbias: &mut [T],
 ) {
     let op = "batch_norm2d_relu_backward";
-    check(op, "dy", dy.len(), s.len());
-    check(op, "x", x.len(), s.len());
-    check(op, "dx", dx.len(), s.len());
-    for (what, len) in [
-        ("mean", mean.len()),
-        ("var", var.len()),
-        ("dweight", dweight.len()),
-        ("dbias", dbias.len()),
-    ] {
-        check(op, what, len, s.channels);
-    }
-    for (what, v) in [("weight", weight), ("bias", bias)] {
-        if let Some(v) = v {
-            check(op, what, v.len(), s.channels);
-        }
-    }
+    check_lengths(
+        op,
+        s,
+        &[("dy", dy.len()), ("x", x.len()), ("dx", dx.len())],
+        &[
+            ("mean", Some(mean.len())),
+            ("var", Some(var.len())),
+            ("dweight", Some(dweight.len())),
+            ("dbias", Some(dbias.len())),
+            ("weight", weight.map(<[T]>::len)),
+            ("bias", bias.map(<[T]>::len)),
+        ],
+    );
     assert!(s.count() > 0, "{op}: no values per channel in {s:?}");
     let affine = affine_maps(s.channels, mean, var, weight, bias, eps);
     let relu = Some(affine.as_slice());

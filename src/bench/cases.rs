@@ -113,9 +113,9 @@ pub fn gemm(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMu
     }
 }
 
-/// The convolution shapes of the table: LeNet's two layers and a 3x3
-/// 64->64 layer, at batch 64.
-pub fn conv_shapes() -> [(&'static str, Conv2dShape); 3] {
+/// The convolution shapes of the table: LeNet's two layers, a 3x3
+/// 64->64 layer and the convnet's second and third layers, at batch 64.
+pub fn conv_shapes() -> [(&'static str, Conv2dShape); 5] {
     [
         (
             "lenet conv1 64x3x32x32 k5",
@@ -128,6 +128,14 @@ pub fn conv_shapes() -> [(&'static str, Conv2dShape); 3] {
         (
             "64x64x32x32 k3 p1",
             Conv2dShape::square(64, 64, 64, 32, 3, 1),
+        ),
+        (
+            "convnet conv2 64x64x16x16 k3 p1",
+            Conv2dShape::square(64, 64, 128, 16, 3, 1),
+        ),
+        (
+            "convnet conv3 64x128x8x8 k3 p1",
+            Conv2dShape::square(64, 128, 256, 8, 3, 1),
         ),
     ]
 }

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 /// # Safety
 /// Implementors must be plain data: `Copy`, no padding, any bits valid, and
 /// alignment at most 8.
-pub(crate) unsafe trait PlainData: Copy + 'static {}
+pub(crate) unsafe trait PlainData: Copy + Send + Sync + 'static {}
 // SAFETY: f32 is Copy, 4 bytes without padding, and every bit pattern is a value.
 unsafe impl PlainData for f32 {}
 // SAFETY: f64 is Copy, 8 bytes without padding, and every bit pattern is a value.

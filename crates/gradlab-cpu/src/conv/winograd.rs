@@ -48,7 +48,9 @@
 //! (`F(4×4)`). `auto` picks by speed alone; name `winograd-2x2` or
 //! `im2col` (`--conv-algo`) where the last bits of f32 matter.
 
-use crate::gemm::{gemm_typed, pack_a_typed, GemmElement, MatMut, MatRef, PackedA, Problem};
+use crate::gemm::{
+    gemm_typed, packed_a_zeroed, GemmElement, MatMut, MatRef, PackedA, PanelLayout, Problem,
+};
 use crate::reference::winograd::WinogradTile;
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{SimdKind, SimdLevel};
@@ -131,27 +133,189 @@ impl Plan {
     }
 }
 
-/// `u[g][ξ][oc][ic] = (G g Gᵀ)[ξ]` for every kernel of every group, in f64
-/// rounded once (as the twin does).
-fn transform_weights<E: Float>(p: &Plan, s: &Conv2dShape, weight: &[E], u: &mut [E]) {
-    let a2 = p.alpha * p.alpha;
-    let (_, gm, _) = p.tile.matrices();
-    for (k, g) in weight[..s.weight_len()].chunks_exact(9).enumerate() {
-        let (oc, ic) = (k / p.icg, k % p.icg);
-        let (grp, ocl) = (oc / p.ocg, oc % p.ocg);
-        // g·Gᵀ (3×α), then G·(g·Gᵀ) (α×α).
-        let mut ggt = [[0.0f64; 6]; 3];
-        for (i, row) in ggt.iter_mut().enumerate() {
-            for (j, v) in row.iter_mut().take(p.alpha).enumerate() {
-                *v = (0..3).map(|t| g[i * 3 + t].to_f64() * gm[j][t]).sum();
-            }
+/// `U[g][ξ](oc, ic) = (G g Gᵀ)[ξ]` for every kernel of every group, in f64
+/// rounded once (as the twin does), computed a few output channels at a
+/// time and written where `u` keeps them. Input channels are split over threads
+/// when `parallel`; every value is computed the same way either way.
+fn transform_weights<E: Float>(
+    level: SimdLevel,
+    p: &Plan,
+    s: &Conv2dShape,
+    weight: &[E],
+    u: &UTarget<E>,
+    parallel: bool,
+) {
+    let channels = |ics: Range<usize>| {
+        let job = WeightJob {
+            p,
+            s,
+            weight,
+            ics,
+            u,
+        };
+        match level.kind() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+            SimdKind::Avx512 => unsafe { weights_avx512(job) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a level of this kind proves AVX2 and FMA.
+            SimdKind::Avx2 => unsafe { weights_avx2(job) },
+            _ => weights_any(job),
         }
-        for (x, grow) in gm.iter().enumerate() {
-            let [g0, g1, g2] = &ggt;
-            for (y, ((a, b), c)) in g0.iter().zip(g1).zip(g2).take(p.alpha).enumerate() {
-                let v = grow[0] * a + grow[1] * b + grow[2] * c;
-                let xi = x * p.alpha + y;
-                u[((grp * a2 + xi) * p.ocg + ocl) * p.icg + ic] = E::from_f64(v);
+    };
+    let tasks = if parallel {
+        rayon::current_num_threads().min(p.icg).max(1)
+    } else {
+        1
+    };
+    let per_task = p.icg.div_ceil(tasks);
+    if tasks > 1 {
+        (0..tasks)
+            .into_par_iter()
+            .for_each(|t| channels(t * per_task..((t + 1) * per_task).min(p.icg)));
+    } else {
+        channels(0..p.icg);
+    }
+}
+
+/// What one task of the weight transform computes: input channels `ics`
+/// of every group.
+struct WeightJob<'a, E> {
+    p: &'a Plan,
+    s: &'a Conv2dShape,
+    weight: &'a [E],
+    ics: Range<usize>,
+    u: &'a UTarget<E>,
+}
+
+/// Where the transformed weights go: one matrix `U[ξ]` (`ocg × icg`) per
+/// (group, ξ), each written through its own `SharedOut`.
+struct UTarget<E> {
+    layout: ULayout,
+    outs: Vec<SharedOut<E>>,
+}
+
+#[derive(Clone, Copy)]
+enum ULayout {
+    /// Column-major: `U(oc, ic)` at `ic·ocg + oc`.
+    Plain { ocg: usize },
+    /// The GEMM's packed panels.
+    Packed(PanelLayout),
+}
+
+impl<E: Copy> UTarget<E> {
+    /// Where `U[·](oc0.., ic)` starts in every matrix (they share one
+    /// layout), and whether `len` output channels from there are adjacent.
+    fn place(&self, ic: usize, oc0: usize, len: usize) -> (usize, bool) {
+        match self.layout {
+            ULayout::Plain { ocg } => (ic * ocg + oc0, true),
+            ULayout::Packed(panels) => (
+                panels.offset(oc0, ic),
+                oc0 % panels.mr + len <= panels.mr,
+            ),
+        }
+    }
+
+    /// `U[gx](oc0 + l, ic) = values[l]`, with `(at, adjacent)` from
+    /// [`UTarget::place`]`(ic, oc0, values.len())`.
+    ///
+    /// # Safety
+    /// No other task may write these entries at the same time.
+    unsafe fn write(&self, gx: usize, (at, adjacent): (usize, bool), ic: usize, oc0: usize, values: &[E]) {
+        let out = &self.outs[gx];
+        if adjacent {
+            // SAFETY: the caller's guarantee.
+            unsafe { out.rows(at, values.len()) }.copy_from_slice(values);
+            return;
+        }
+        for (l, &v) in values.iter().enumerate() {
+            let (at, _) = self.place(ic, oc0 + l, 1);
+            // SAFETY: the caller's guarantee.
+            let dst = unsafe { out.rows(at, 1) };
+            dst[0] = v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn weights_avx512<E: Float>(job: WeightJob<'_, E>) {
+    weights_any(job)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weights_avx2<E: Float>(job: WeightJob<'_, E>) {
+    weights_any(job)
+}
+
+#[inline(always)]
+fn weights_any<E: Float>(job: WeightJob<'_, E>) {
+    match job.p.tile {
+        WinogradTile::F2 => weight_lanes::<E, 4>(job),
+        WinogradTile::F4 => weight_lanes::<E, 6>(job),
+    }
+}
+
+/// Output channels [`transform_weights`] computes at once.
+const WEIGHT_LANES: usize = 8;
+
+/// [`transform_weights`] for `α = A`, `WEIGHT_LANES` output channels (one
+/// f64 vector) at a time.
+#[inline(always)]
+fn weight_lanes<E: Float, const A: usize>(job: WeightJob<'_, E>) {
+    const L: usize = WEIGHT_LANES;
+    let WeightJob {
+        p,
+        s,
+        weight,
+        ics,
+        u,
+    } = job;
+    let (_, gm, _) = p.tile.matrices();
+    let gm: [[f64; 3]; A] = std::array::from_fn(|j| [gm[j][0], gm[j][1], gm[j][2]]);
+    let (icg, ocg) = (p.icg, p.ocg);
+    for grp in 0..s.groups {
+        // Output channels outermost: consecutive input channels of a run
+        // of output channels are adjacent in the packed panels.
+        for oc0 in (0..ocg).step_by(L) {
+            for ic in ics.clone() {
+                let live = L.min(ocg - oc0);
+                let mut g = [[0.0f64; L]; 9];
+                for l in 0..live {
+                    let k = (grp * ocg + oc0 + l) * icg + ic;
+                    let kernel: &[E; 9] = weight[k * 9..k * 9 + 9].try_into().expect("3x3");
+                    for (gt, w) in g.iter_mut().zip(kernel) {
+                        gt[l] = w.to_f64();
+                    }
+                }
+                let place = u.place(ic, oc0, live);
+                // g·Gᵀ (3×α), then G·(g·Gᵀ) (α×α), lane by lane, summed
+                // in the twin's order.
+                let mut ggt = [[[0.0f64; L]; A]; 3];
+                for (i, row) in ggt.iter_mut().enumerate() {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        for l in 0..L {
+                            v[l] = g[i * 3][l] * gm[j][0]
+                                + g[i * 3 + 1][l] * gm[j][1]
+                                + g[i * 3 + 2][l] * gm[j][2];
+                        }
+                    }
+                }
+                for (x, grow) in gm.iter().enumerate() {
+                    for y in 0..A {
+                        let mut lanes = [E::ZERO; L];
+                        for (l, d) in lanes.iter_mut().enumerate() {
+                            let v = grow[0] * ggt[0][y][l]
+                                + grow[1] * ggt[1][y][l]
+                                + grow[2] * ggt[2][y][l];
+                            *d = E::from_f64(v);
+                        }
+                        // SAFETY: entries (grp, ξ, ·, ic) belong to this
+                        // task's input channels only.
+                        unsafe { u.write(grp * A * A + x * A + y, place, ic, oc0, &lanes[..live]) };
+                    }
+                }
             }
         }
     }
@@ -180,17 +344,38 @@ pub(crate) fn forward<E: GemmElement + PlainData>(
     let nr = E::micro_kernel(level).nr;
     let p = Plan::new(tile, s, std::mem::size_of::<E>(), nr);
     let a2 = p.alpha * p.alpha;
-    let mut u_scratch = Scratch::take();
-    let u = u_scratch.slice::<E>(s.groups * a2 * p.ocg * p.icg);
-    // Every entry is written: each kernel fills its α² values.
-    transform_weights(&p, s, weight, u);
-    let u = &*u;
     let block_tiles = p.block_tiles();
-    let u_at = |gx: usize| MatRef::new(&u[gx * p.ocg * p.icg..][..p.ocg * p.icg], p.icg, 1);
-    // Each (group, ξ) product multiplies full blocks by the same U: pack it once.
-    let packed: Vec<Option<PackedA<E>>> = (0..s.groups * a2)
-        .map(|gx| pack_a_typed(level, (p.ocg, p.icg, block_tiles), u_at(gx)))
+    // U = G g Gᵀ goes straight into the GEMM's packed panels, one set per
+    // (group, ξ) product (every block multiplies by the same U), or, where
+    // the products would not use packed panels, into plain matrices.
+    let mut packed: Option<Vec<PackedA<E>>> = (0..s.groups * a2)
+        .map(|_| packed_a_zeroed(level, (p.ocg, p.icg, block_tiles)))
         .collect();
+    let mut u_scratch = Scratch::take();
+    let plain_len = if packed.is_some() { 0 } else { s.groups * a2 * p.ocg * p.icg };
+    let u = u_scratch.slice::<E>(plain_len);
+    let target = match &mut packed {
+        Some(packs) => UTarget {
+            layout: ULayout::Packed(packs[0].layout()),
+            outs: packs.iter_mut().map(|pk| SharedOut::new(pk.data_mut())).collect(),
+        },
+        None => UTarget {
+            layout: ULayout::Plain { ocg: p.ocg },
+            outs: u.chunks_exact_mut(p.ocg * p.icg).map(SharedOut::new).collect(),
+        },
+    };
+    // Every entry of U is written: each kernel fills its α² values.
+    transform_weights(level, &p, s, weight, &target, parallel);
+    drop(target);
+    let u = &*u;
+    let packed = packed.as_deref();
+    // The product of one block: with packed panels always `block_tiles`
+    // columns wide (the panels were laid out for that width; the last,
+    // shorter block computes columns it then ignores).
+    let u_at = |gx: usize| match packed {
+        Some(_) => MatRef::new(&[], 1, p.ocg),
+        None => MatRef::new(&u[gx * p.ocg * p.icg..][..p.ocg * p.icg], 1, p.ocg),
+    };
     let out_len = s.output_len();
     let out = SharedOut::new(&mut out[..out_len]);
     let bands = s.batch * p.tiles_h;
@@ -205,6 +390,14 @@ pub(crate) fn forward<E: GemmElement + PlainData>(
         let work = work_scratch.slice::<E>(Work::len(&p));
         for g in 0..s.groups {
             transform_input(level, &p, s, input, g, block.clone(), v, work);
+            if packed.is_some() && nb < block_tiles {
+                // The short last block's unused columns: zeros, so that
+                // the products' ignored columns read finite values.
+                for row in v.chunks_exact_mut(block_tiles) {
+                    row[nb..].fill(E::ZERO);
+                }
+            }
+            let cols = if packed.is_some() { block_tiles } else { nb };
             for xi in 0..a2 {
                 let gx = g * a2 + xi;
                 let v_xi = &v[xi * p.icg * block_tiles..][..p.icg * block_tiles];
@@ -214,13 +407,13 @@ pub(crate) fn forward<E: GemmElement + PlainData>(
                     ..Problem::product(
                         p.ocg,
                         p.icg,
-                        nb,
+                        cols,
                         u_at(gx),
                         MatRef::new(v_xi, block_tiles, 1),
                     )
                 };
-                let packed = packed[gx].as_ref().filter(|_| nb == block_tiles);
-                gemm_typed(level, product, MatMut::new(m_xi, block_tiles, 1), packed);
+                let pk = packed.map(|packs| &packs[gx]);
+                gemm_typed(level, product, MatMut::new(m_xi, block_tiles, 1), pk);
             }
             let bias_g = bias.map(|b| &b[g * p.ocg..(g + 1) * p.ocg]);
             transform_output(level, &p, s, mbuf, bias_g, g, block.clone(), &out, work);
@@ -275,14 +468,21 @@ struct Work;
 
 impl Work {
     /// Elements: the input transform's padded rows of one image and their
-    /// phases, and its row transform (`α²` rows of a block), or the output
-    /// transform's column transform (`m·α` rows of a block) and one
-    /// interleaved output row.
+    /// phases, the gathered tile values and their row transform (`α²` rows
+    /// of a block each), or the output transform's column and row
+    /// transforms (`m·α` and `m²` rows of a block). Every part has `LANES`
+    /// values of slack, as the short-run copies write whole vectors.
     fn len(p: &Plan) -> usize {
-        let bt = p.block_tiles();
-        let input = 2 * p.sub_plane_rows() * p.m * (p.tiles_w + 1) + p.alpha * p.alpha * bt;
-        let output = p.m * p.alpha * bt + p.tiles_w.div_ceil(LANES) * LANES * p.m;
+        let rows = p.sub_plane_rows() * p.m * (p.tiles_w + 1) + LANES;
+        let input = 2 * rows + 2 * p.alpha * p.alpha * Work::stride(p);
+        let output = (p.m * p.alpha + p.m * p.m) * Work::stride(p);
         input.max(output)
+    }
+
+    /// Distance between two rows of a block's per-tile values: the block's
+    /// tiles and `LANES` of slack.
+    fn stride(p: &Plan) -> usize {
+        p.block_tiles() + LANES
     }
 }
 
@@ -341,6 +541,12 @@ fn input_any<E: Float>(job: InputJob<'_, E>, v: &mut [E], work: &mut [E]) {
 }
 
 /// `V[ξ][ic][t]` for the tiles `t` of a block (see the module docs).
+///
+/// Per input channel: each image's padded rows are split into phases, each
+/// tile's `α×α` values are gathered into `D[r·α + y][t]` (one short
+/// contiguous run per tile row and band), then `Bᵀ D B` runs as two passes
+/// of `α`-input, `α`-output maps over all the block's tiles at once, so
+/// every step uses whole vectors however few tiles a row of the image has.
 #[inline(always)]
 fn input_block<E: Float, const A: usize, const M: usize>(
     job: InputJob<'_, E>,
@@ -350,12 +556,14 @@ fn input_block<E: Float, const A: usize, const M: usize>(
 ) {
     let InputJob { p, s, x, g, bands } = job;
     let (tw_n, bt_len) = (p.tiles_w, p.block_tiles());
+    let stride = Work::stride(p);
     let nb = bands.len() * tw_n;
     let cols = tw_n + 1;
     let max_rows = p.sub_plane_rows();
-    let (sub, rest) = work.split_at_mut(max_rows * M * cols);
-    let (phases, rest) = rest.split_at_mut(max_rows * M * cols);
-    let (rows_done, _) = rest.split_at_mut(A * A * bt_len);
+    let (sub, rest) = work.split_at_mut(max_rows * M * cols + LANES);
+    let (phases, rest) = rest.split_at_mut(max_rows * M * cols + LANES);
+    let (gathered, rest) = rest.split_at_mut(A * A * stride);
+    let (rows_done, _) = rest.split_at_mut(A * A * stride);
     let plane = s.in_h * s.in_w;
     for ic in 0..p.icg {
         let c = g * p.icg + ic;
@@ -377,21 +585,38 @@ fn input_block<E: Float, const A: usize, const M: usize>(
                 for r in 0..A {
                     // Column y of tile tw is phase y % M, entry tw + y / M.
                     let at = (row0 + r) * cols;
-                    let src: [&[E]; A] = std::array::from_fn(|y| {
-                        &phases[(y % M) * per_phase + at + y / M..][..tw_n]
-                    });
-                    let dst = rows_mut::<E, A>(&mut rows_done[r * A * bt_len + t0..], bt_len, tw_n);
-                    map_lanes(src, dst, bt);
+                    for y in 0..A {
+                        let src = &phases[(y % M) * per_phase + at + y / M..];
+                        copy_run(&mut gathered[(r * A + y) * stride + t0..], src, tw_n);
+                    }
                 }
             }
             band = last;
         }
-        // Column transform over the whole block, straight into V[(x'·A + y')][ic].
+        // Row transform (along y), then column transform (along r) straight
+        // into V[(x'·A + y')][ic], each over the whole block.
+        for r in 0..A {
+            let src: [&[E]; A] = std::array::from_fn(|y| &gathered[(r * A + y) * stride..][..nb]);
+            let dst = rows_mut::<E, A>(&mut rows_done[r * A * stride..], stride, nb);
+            map_lanes(src, dst, bt);
+        }
         for y in 0..A {
-            let src: [&[E]; A] = std::array::from_fn(|r| &rows_done[(r * A + y) * bt_len..][..nb]);
+            let src: [&[E]; A] = std::array::from_fn(|r| &rows_done[(r * A + y) * stride..][..nb]);
             let dst = rows_mut::<E, A>(&mut v[(y * p.icg + ic) * bt_len..], A * p.icg * bt_len, nb);
             map_lanes(src, dst, bt);
         }
+    }
+}
+
+/// `dst[..len] = src[..len]` for a short run, whole `LANES` vectors at a
+/// time: up to `LANES - 1` values past `len` are read from `src` and
+/// written to `dst` (both must have them; the caller overwrites or ignores
+/// what lands there).
+#[inline(always)]
+fn copy_run<E: Copy>(dst: &mut [E], src: &[E], len: usize) {
+    for k in (0..len).step_by(LANES) {
+        let d: &mut [E; LANES] = (&mut dst[k..k + LANES]).try_into().expect("LANES values");
+        *d = src[k..k + LANES].try_into().expect("LANES values");
     }
 }
 
@@ -612,6 +837,10 @@ fn output_any<E: Float>(job: OutputJob<'_, E>, out: &SharedOut<E>, work: &mut [E
 }
 
 /// `Y = Aᵀ M A + bias` for the tiles of a block, written into `out`.
+///
+/// Per output channel: the column and row transforms run over all the
+/// block's tiles at once (whole vectors), then each output row of a band
+/// interleaves its tiles' `m` columns.
 #[inline(always)]
 fn output_block<E: Float, const A: usize, const M: usize>(
     job: OutputJob<'_, E>,
@@ -628,54 +857,59 @@ fn output_block<E: Float, const A: usize, const M: usize>(
         bands,
     } = job;
     let (tw_n, bt_len) = (p.tiles_w, p.block_tiles());
+    let stride = Work::stride(p);
     let nb = bands.len() * tw_n;
     let (oh_n, ow_n) = (s.out_h(), s.out_w());
     let out_plane = oh_n * ow_n;
-    let (cols_done, rest) = work.split_at_mut(M * A * bt_len);
-    // One output row of a band, tile columns interleaved (whole tiles).
-    let (row, _) = rest.split_at_mut(tw_n.div_ceil(LANES) * LANES * M);
+    let (cols_done, rest) = work.split_at_mut(M * A * stride);
+    let (tiles_done, _) = rest.split_at_mut(M * M * stride);
     for oc in 0..p.ocg {
-        // Column transform over the block: cols_done[(x'·A + y)] = Aᵀ along
-        // x of M[(x·A + y)][oc].
+        // Column transform: cols_done[(x'·A + y)] = Aᵀ along x of M[(x·A + y)][oc].
         for y in 0..A {
             let src: [&[E]; A] =
                 std::array::from_fn(|x| &mbuf[((x * A + y) * p.ocg + oc) * bt_len..][..nb]);
-            let dst = rows_mut::<E, M>(&mut cols_done[y * bt_len..], A * bt_len, nb);
+            let dst = rows_mut::<E, M>(&mut cols_done[y * stride..], A * stride, nb);
+            map_lanes(src, dst, at);
+        }
+        // Row transform: tiles_done[(x'·M + y')] = Aᵀ along y of cols_done[(x'·A + ·)].
+        for xo in 0..M {
+            let src: [&[E]; A] =
+                std::array::from_fn(|y| &cols_done[(xo * A + y) * stride..][..nb]);
+            let dst = rows_mut::<E, M>(&mut tiles_done[xo * M * stride..], stride, nb);
             map_lanes(src, dst, at);
         }
         let b = bias.map_or(E::ZERO, |b| b[oc]);
         let channel = g * p.ocg + oc;
-        // Row transform band by band, interleaving the tiles' columns into
-        // whole output rows: row[tw·M + y'] = Aᵀ along y of cols_done[(x'·A + ·)][tw].
         for (bi, band) in bands.clone().enumerate() {
             let (n, th) = (band / p.tiles_h, band % p.tiles_h);
             let t0 = bi * tw_n;
             for xo in 0..M.min(oh_n - th * M) {
-                let src: [&[E]; A] =
-                    std::array::from_fn(|y| &cols_done[(xo * A + y) * bt_len + t0..][..tw_n]);
-                for c0 in (0..tw_n).step_by(LANES) {
-                    let live = LANES.min(tw_n - c0);
-                    let x = std::array::from_fn(|i| {
-                        let mut lane = [E::ZERO; LANES];
-                        copy_values(&mut lane[..live], &src[i][c0..c0 + live]);
-                        lane
-                    });
-                    let y = lanes(x, at);
-                    let dst = &mut row[c0 * M..(c0 + LANES) * M];
-                    for (l, tile) in dst.chunks_exact_mut(M).enumerate() {
-                        let tile: &mut [E; M] = tile.try_into().expect("M columns");
-                        for (yo, d) in tile.iter_mut().enumerate() {
-                            *d = y[yo][l] + b;
-                        }
-                    }
-                }
                 let oh = th * M + xo;
                 let start = (n * s.out_channels + channel) * out_plane + oh * ow_n;
                 // SAFETY: row (n, channel, oh) belongs to band (n, th) of
                 // this block only (see `SharedOut`).
                 let dst = unsafe { out.rows(start, ow_n) };
-                copy_values(dst, &row[..ow_n]);
+                let src: [&[E]; M] =
+                    std::array::from_fn(|yo| &tiles_done[(xo * M + yo) * stride + t0..][..tw_n]);
+                interleave(src, b, dst);
             }
         }
+    }
+}
+
+/// `dst[tw·M + y] = src[y][tw] + b`: the tiles' columns side by side, as
+/// many as `dst` holds (the last tile may be cut by the output's edge).
+#[inline(always)]
+fn interleave<E: Float, const M: usize>(src: [&[E]; M], b: E, dst: &mut [E]) {
+    let full = dst.len() / M;
+    let mut tiles = dst.chunks_exact_mut(M);
+    for (tw, tile) in (&mut tiles).enumerate() {
+        let tile: &mut [E; M] = tile.try_into().expect("M columns");
+        for (y, d) in tile.iter_mut().enumerate() {
+            *d = src[y][tw] + b;
+        }
+    }
+    for (y, d) in tiles.into_remainder().iter_mut().enumerate() {
+        *d = src[y][full] + b;
     }
 }

@@ -219,7 +219,7 @@ fn choose_kernel<E: GemmElement>(
 /// Panels of A for every depth block, packed once for several products
 /// with the same A and the same shape (the weights of a convolution, used
 /// for every image): each then skips packing A.
-pub(crate) struct PackedA<E> {
+pub(crate) struct PackedA<E: PlainData> {
     kernel: MicroKernel<E>,
     blocking: Blocking,
     m: usize,
@@ -240,6 +240,25 @@ pub(crate) fn pack_a_once<E: GemmElement + PlainData>(
     n: usize,
     a: MatRef<'_, E>,
 ) -> Option<PackedA<E>> {
+    let mut packed = packed_a_zeroed(level, m, k, n)?;
+    let (mr, kc, panels) = (packed.kernel.mr, packed.blocking.kc, m.div_ceil(packed.kernel.mr));
+    for pc in (0..k).step_by(kc) {
+        let kc = kc.min(k - pc);
+        let block = &mut packed.data[panels * mr * pc..][..panels * mr * kc];
+        pack_a(block, mr, a, (0, m), pc, kc, false);
+    }
+    Some(packed)
+}
+
+/// The panels [`pack_a_once`] would fill for an `m×k` A and `n` columns,
+/// all zero, for a caller that writes A's values straight into place
+/// (at [`PackedA::offset`]); `None` where `pack_a_once` gives `None`.
+pub(crate) fn packed_a_zeroed<E: GemmElement + PlainData>(
+    level: SimdLevel,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Option<PackedA<E>> {
     if m == 0 || n == 0 || k == 0 || m * n * k <= TINY_MACS {
         return None;
     }
@@ -247,15 +266,8 @@ pub(crate) fn pack_a_once<E: GemmElement + PlainData>(
     if transpose {
         return None;
     }
-    let mr = kernel.mr;
-    let blocking = Blocking::for_machine(mr, kernel.nr, std::mem::size_of::<E>());
-    let panels = m.div_ceil(mr);
-    let mut data = vec![E::ZERO; panels * mr * k];
-    for pc in (0..k).step_by(blocking.kc) {
-        let kc = blocking.kc.min(k - pc);
-        let block = &mut data[panels * mr * pc..][..panels * mr * kc];
-        pack_a(block, mr, a, (0, m), pc, kc, false);
-    }
+    let blocking = Blocking::for_machine(kernel.mr, kernel.nr, std::mem::size_of::<E>());
+    let data = reused_zeroed::<E>(m.div_ceil(kernel.mr) * kernel.mr * k);
     Some(PackedA {
         kernel,
         blocking,
@@ -264,6 +276,108 @@ pub(crate) fn pack_a_once<E: GemmElement + PlainData>(
         n,
         data,
     })
+}
+
+/// Storage of dropped [`PackedA`]s, for the next ones: weights packed
+/// afresh on every call (a training step's convolutions) would otherwise
+/// fault in new pages each time, which costs more than the packing.
+static PACKED_POOL: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
+    std::sync::Mutex::new(Vec::new());
+/// Most buffers [`PACKED_POOL`] keeps, and most bytes.
+const POOL_BUFFERS: usize = 128;
+const POOL_BYTES: usize = 64 << 20;
+
+/// `len` zeros, in a pooled buffer when one of `E` is large enough.
+fn reused_zeroed<E: PlainData>(len: usize) -> Vec<E> {
+    let found = {
+        let mut pool = PACKED_POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let at = pool.iter().position(|b| {
+            b.downcast_ref::<Vec<E>>()
+                .is_some_and(|v| v.capacity() >= len && v.capacity() <= 2 * len.max(1024))
+        });
+        at.map(|i| pool.swap_remove(i))
+    };
+    match found.and_then(|b| b.downcast::<Vec<E>>().ok()) {
+        Some(mut v) => {
+            v.clear();
+            v.resize(len, zero::<E>());
+            *v
+        }
+        None => vec![zero::<E>(); len],
+    }
+}
+
+/// The all-zero-bits value of a plain-data element (0.0 for floats).
+fn zero<E: PlainData>() -> E {
+    // SAFETY: every bit pattern of a PlainData type is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+impl<E: PlainData> Drop for PackedA<E> {
+    fn drop(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        if data.capacity() == 0 {
+            return;
+        }
+        let mut pool = PACKED_POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes: usize = pool.iter().map(|b| pooled_bytes(b.as_ref())).sum();
+        let size = data.capacity() * std::mem::size_of::<E>();
+        if pool.len() < POOL_BUFFERS && bytes + size <= POOL_BYTES {
+            pool.push(Box::new(data));
+        }
+    }
+}
+
+/// Bytes held by a pooled buffer.
+fn pooled_bytes(b: &(dyn std::any::Any + Send)) -> usize {
+    if let Some(v) = b.downcast_ref::<Vec<f32>>() {
+        v.capacity() * 4
+    } else if let Some(v) = b.downcast_ref::<Vec<f64>>() {
+        v.capacity() * 8
+    } else {
+        0
+    }
+}
+
+impl<E: PlainData> PackedA<E> {
+    /// Where each `A(i, p)` is kept in [`PackedA::data_mut`].
+    pub(crate) fn layout(&self) -> PanelLayout {
+        PanelLayout {
+            m: self.m,
+            k: self.k,
+            mr: self.kernel.mr,
+            kc: self.blocking.kc,
+        }
+    }
+
+    /// The packed values, to be written at [`PanelLayout::offset`]s (other
+    /// entries are the zero padding of the last panel).
+    pub(crate) fn data_mut(&mut self) -> &mut [E] {
+        &mut self.data
+    }
+}
+
+/// The arrangement of a [`PackedA`]: depth blocks of `kc` steps, each a
+/// run of panels of `mr` rows stored step by step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PanelLayout {
+    m: usize,
+    k: usize,
+    /// Rows per panel.
+    pub mr: usize,
+    kc: usize,
+}
+
+impl PanelLayout {
+    /// Where `A(i, p)` is kept: `A(i..i + r, p)` are adjacent when
+    /// `i % mr + r <= mr`.
+    pub(crate) fn offset(&self, i: usize, p: usize) -> usize {
+        debug_assert!(i < self.m && p < self.k);
+        let (mr, kc) = (self.mr, self.kc);
+        let pc = p / kc * kc;
+        let depth = kc.min(self.k - pc);
+        self.m.div_ceil(mr) * mr * pc + i / mr * mr * depth + (p - pc) * mr + i % mr
+    }
 }
 
 /// [`run`] with A already packed by [`pack_a_once`] for this shape (`p.a`

@@ -133,6 +133,47 @@ proptest! {
 
 /// The twin's transformed kernel reproduces the 3x3 kernel: the Winograd
 /// product of a single impulse patch gives the kernel back.
+/// Shapes large enough for the products to run on packed weight panels
+/// (into which the fast path writes the transformed weights directly):
+/// output channels that fill no whole panel, groups, several blocks with a
+/// short last one, odd sizes, at every SIMD level and in both precisions.
+#[test]
+fn packed_panels_match_the_f64_direct_convolution() {
+    let shapes = [
+        Conv2dShape {
+            batch: 5,
+            in_channels: 24,
+            in_h: 13,
+            in_w: 9,
+            out_channels: 20,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: (1, 1),
+            padding: (1, 1),
+            dilation: (1, 1),
+            groups: 1,
+        },
+        Conv2dShape {
+            batch: 3,
+            in_channels: 32,
+            in_h: 10,
+            in_w: 17,
+            out_channels: 26,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: (1, 1),
+            padding: (0, 2),
+            dilation: (1, 1),
+            groups: 2,
+        },
+        Conv2dShape::square(7, 16, 40, 8, 3, 1),
+    ];
+    for (i, s) in shapes.iter().enumerate() {
+        check::<f32>(s, 100 + i as u64);
+        check::<f64>(s, 200 + i as u64);
+    }
+}
+
 #[test]
 fn transformed_kernels_invert_exactly_on_an_impulse() {
     // One channel, a 3x3 input that is a single 1 at the centre, padding 1:

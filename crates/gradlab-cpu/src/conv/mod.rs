@@ -429,6 +429,7 @@ enum WeightForm {
     PaddedGrid,
     ChannelsLast,
     Im2colDot,
+    Winograd(WinogradTile),
 }
 
 /// The weight-gradient methods that apply to `s`, baseline first, each
@@ -466,6 +467,11 @@ fn backward_weight_methods<E>(
         } else {
             methods.push(entry);
         }
+    }
+    if winograd::applies(s) {
+        methods.extend(
+            WinogradTile::ALL.map(|tile| (Method::Winograd(tile), WeightForm::Winograd(tile))),
+        );
     }
     methods
 }
@@ -543,7 +549,21 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + PlainData>(
                 WeightForm::Im2colDot => {
                     gemm_form::weight_im2col(level, s, input, grad_out, range, dw)
                 }
+                // Sums its chunks itself (below).
+                WeightForm::Winograd(_) => unreachable!("the Winograd weight gradient"),
             };
+            if let WeightForm::Winograd(tile) = form {
+                return winograd::weight_grad(
+                    level,
+                    tile,
+                    s,
+                    input,
+                    grad_out,
+                    WEIGHT_GRAD_PARTIALS,
+                    parallel,
+                    grad_weight,
+                );
+            }
             if partial_count == 1 {
                 return accumulate(0..s.batch, grad_weight);
             }

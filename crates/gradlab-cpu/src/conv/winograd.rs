@@ -209,10 +209,7 @@ impl<E: Copy> UTarget<E> {
     fn place(&self, ic: usize, oc0: usize, len: usize) -> (usize, bool) {
         match self.layout {
             ULayout::Plain { ocg } => (ic * ocg + oc0, true),
-            ULayout::Packed(panels) => (
-                panels.offset(oc0, ic),
-                oc0 % panels.mr + len <= panels.mr,
-            ),
+            ULayout::Packed(panels) => (panels.offset(oc0, ic), oc0 % panels.mr + len <= panels.mr),
         }
     }
 
@@ -221,7 +218,14 @@ impl<E: Copy> UTarget<E> {
     ///
     /// # Safety
     /// No other task may write these entries at the same time.
-    unsafe fn write(&self, gx: usize, (at, adjacent): (usize, bool), ic: usize, oc0: usize, values: &[E]) {
+    unsafe fn write(
+        &self,
+        gx: usize,
+        (at, adjacent): (usize, bool),
+        ic: usize,
+        oc0: usize,
+        values: &[E],
+    ) {
         let out = &self.outs[gx];
         if adjacent {
             // SAFETY: the caller's guarantee.
@@ -302,13 +306,12 @@ fn weight_lanes<E: Float, const A: usize>(job: WeightJob<'_, E>) {
                         }
                     }
                 }
+                let [g0, g1, g2] = &ggt;
                 for (x, grow) in gm.iter().enumerate() {
-                    for y in 0..A {
+                    for (y, ((a, b), c)) in g0.iter().zip(g1).zip(g2).enumerate() {
                         let mut lanes = [E::ZERO; L];
                         for (l, d) in lanes.iter_mut().enumerate() {
-                            let v = grow[0] * ggt[0][y][l]
-                                + grow[1] * ggt[1][y][l]
-                                + grow[2] * ggt[2][y][l];
+                            let v = grow[0] * a[l] + grow[1] * b[l] + grow[2] * c[l];
                             *d = E::from_f64(v);
                         }
                         // SAFETY: entries (grp, ξ, ·, ic) belong to this
@@ -352,16 +355,26 @@ pub(crate) fn forward<E: GemmElement + PlainData>(
         .map(|_| packed_a_zeroed(level, (p.ocg, p.icg, block_tiles)))
         .collect();
     let mut u_scratch = Scratch::take();
-    let plain_len = if packed.is_some() { 0 } else { s.groups * a2 * p.ocg * p.icg };
+    let plain_len = if packed.is_some() {
+        0
+    } else {
+        s.groups * a2 * p.ocg * p.icg
+    };
     let u = u_scratch.slice::<E>(plain_len);
     let target = match &mut packed {
         Some(packs) => UTarget {
             layout: ULayout::Packed(packs[0].layout()),
-            outs: packs.iter_mut().map(|pk| SharedOut::new(pk.data_mut())).collect(),
+            outs: packs
+                .iter_mut()
+                .map(|pk| SharedOut::new(pk.data_mut()))
+                .collect(),
         },
         None => UTarget {
             layout: ULayout::Plain { ocg: p.ocg },
-            outs: u.chunks_exact_mut(p.ocg * p.icg).map(SharedOut::new).collect(),
+            outs: u
+                .chunks_exact_mut(p.ocg * p.icg)
+                .map(SharedOut::new)
+                .collect(),
         },
     };
     // Every entry of U is written: each kernel fills its α² values.
@@ -873,8 +886,7 @@ fn output_block<E: Float, const A: usize, const M: usize>(
         }
         // Row transform: tiles_done[(x'·M + y')] = Aᵀ along y of cols_done[(x'·A + ·)].
         for xo in 0..M {
-            let src: [&[E]; A] =
-                std::array::from_fn(|y| &cols_done[(xo * A + y) * stride..][..nb]);
+            let src: [&[E]; A] = std::array::from_fn(|y| &cols_done[(xo * A + y) * stride..][..nb]);
             let dst = rows_mut::<E, M>(&mut tiles_done[xo * M * stride..], stride, nb);
             map_lanes(src, dst, at);
         }
@@ -911,5 +923,381 @@ fn interleave<E: Float, const M: usize>(src: [&[E]; M], b: E, dst: &mut [E]) {
     }
     for (y, d) in tiles.into_remainder().iter_mut().enumerate() {
         *d = src[y][full] + b;
+    }
+}
+
+/// The weight gradient by `F(m×m, 3×3)` (see
+/// [`crate::reference::winograd::conv2d_backward_weight`] for the formula):
+/// overwrites `dw`. The batch is cut into `chunks` fixed runs of images
+/// (fixed, not the thread count, so that results do not depend on it),
+/// each summing its own `dU` ([`accumulate_du`]); then per kernel
+/// `Gᵀ (Σ dU) G`, the chunks added in order in f64 and rounded once.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_grad<E: GemmElement + PlainData>(
+    level: SimdLevel,
+    tile: WinogradTile,
+    s: &Conv2dShape,
+    input: &[E],
+    grad_out: &[E],
+    chunks: usize,
+    parallel: bool,
+    dw: &mut [E],
+) {
+    debug_assert!(applies(s));
+    let dw = &mut dw[..s.weight_len()];
+    let nr = E::micro_kernel(level).nr;
+    let p = Plan::new(tile, s, std::mem::size_of::<E>(), nr);
+    let per_chunk = s.batch.div_ceil(chunks.max(1)).max(1);
+    let count = s.batch.div_ceil(per_chunk);
+    if count == 0 {
+        dw.fill(E::ZERO);
+        return;
+    }
+    let du_len = s.groups * p.alpha * p.alpha * p.ocg * p.icg;
+    let mut du_scratch = Scratch::take();
+    let du = du_scratch.slice::<E>(count * du_len);
+    crate::parallel::for_each_chunk(du, du_len, parallel, |i, du| {
+        let first = i * per_chunk;
+        accumulate_du(
+            level,
+            &p,
+            s,
+            input,
+            grad_out,
+            first..(first + per_chunk).min(s.batch),
+            du,
+        );
+    });
+    kernels_from_du(level, &p, s, du, count, dw, parallel);
+}
+
+/// `du[g][ξ][oc][ic] = Σ dM[ξ][oc][t] · V[ξ][ic][t]` over the tiles of
+/// images `images`, block by block: the input transform `V` (as the
+/// forward computes it) and the output gradient's `dM = A dY Aᵀ` feed `α²`
+/// products by the GEMM (output channels × tiles times tiles × input
+/// channels). One thread.
+fn accumulate_du<E: GemmElement + PlainData>(
+    level: SimdLevel,
+    p: &Plan,
+    s: &Conv2dShape,
+    input: &[E],
+    grad_out: &[E],
+    images: Range<usize>,
+    du: &mut [E],
+) {
+    let (a2, bt_len) = (p.alpha * p.alpha, p.block_tiles());
+    let (icg, ocg) = (p.icg, p.ocg);
+    let mut scratch: [Scratch; 4] = std::array::from_fn(|_| Scratch::take());
+    let [v_s, dm_s, work_s, grad_work_s] = &mut scratch;
+    let v = v_s.slice::<E>(a2 * icg * bt_len);
+    let dm = dm_s.slice::<E>(a2 * ocg * bt_len);
+    let work = work_s.slice::<E>(Work::len(p));
+    let grad_work = grad_work_s.slice::<E>(Work::grad_len(p));
+    let bands = images.start * p.tiles_h..images.end * p.tiles_h;
+    let mut first = true;
+    for b0 in bands.clone().step_by(p.block_bands.max(1)) {
+        let block = b0..(b0 + p.block_bands).min(bands.end);
+        let nb = block.len() * p.tiles_w;
+        for g in 0..s.groups {
+            transform_input(level, p, s, input, g, block.clone(), v, work);
+            transform_grad_out(level, p, s, grad_out, g, block.clone(), dm, grad_work);
+            for xi in 0..a2 {
+                let dm_xi = &dm[xi * ocg * bt_len..][..ocg * bt_len];
+                let v_xi = &v[xi * icg * bt_len..][..icg * bt_len];
+                let du_xi = &mut du[(g * a2 + xi) * ocg * icg..][..ocg * icg];
+                let product = Problem {
+                    parallel: false,
+                    beta: if first { E::ZERO } else { E::ONE },
+                    ..Problem::product(
+                        ocg,
+                        nb,
+                        icg,
+                        MatRef::new(dm_xi, bt_len, 1),
+                        MatRef::new(v_xi, 1, bt_len),
+                    )
+                };
+                gemm_typed(level, product, MatMut::new(du_xi, icg, 1), None);
+            }
+        }
+        first = false;
+    }
+    if first {
+        du.fill(E::ZERO);
+    }
+}
+
+impl Work {
+    /// Elements the output-gradient transform needs: the gathered tile
+    /// values, their row transform, and one padded output row with its
+    /// phases.
+    fn grad_len(p: &Plan) -> usize {
+        let width = p.tiles_w * p.m + LANES;
+        (p.m * p.m + p.m * p.alpha) * Work::stride(p) + 2 * width
+    }
+}
+
+/// What the output-gradient transform of one block reads.
+struct GradJob<'a, E> {
+    p: &'a Plan,
+    s: &'a Conv2dShape,
+    /// The whole output gradient.
+    dy: &'a [E],
+    g: usize,
+    bands: Range<usize>,
+}
+
+/// Runs the output-gradient transform `dM[ξ][oc][t] = (A dY Aᵀ)[ξ]` of one
+/// block compiled for `level`.
+#[allow(clippy::too_many_arguments)]
+fn transform_grad_out<E: Float>(
+    level: SimdLevel,
+    p: &Plan,
+    s: &Conv2dShape,
+    dy: &[E],
+    g: usize,
+    bands: Range<usize>,
+    dm: &mut [E],
+    work: &mut [E],
+) {
+    let job = GradJob { p, s, dy, g, bands };
+    match level.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+        SimdKind::Avx512 => unsafe { grad_avx512(job, dm, work) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a level of this kind proves AVX2 and FMA.
+        SimdKind::Avx2 => unsafe { grad_avx2(job, dm, work) },
+        _ => grad_any(job, dm, work),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn grad_avx512<E: Float>(job: GradJob<'_, E>, dm: &mut [E], work: &mut [E]) {
+    grad_any(job, dm, work)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn grad_avx2<E: Float>(job: GradJob<'_, E>, dm: &mut [E], work: &mut [E]) {
+    grad_any(job, dm, work)
+}
+
+#[inline(always)]
+fn grad_any<E: Float>(job: GradJob<'_, E>, dm: &mut [E], work: &mut [E]) {
+    match job.p.tile {
+        WinogradTile::F2 => grad_block::<E, 4, 2>(job, dm, work, a4),
+        WinogradTile::F4 => grad_block::<E, 6, 4>(job, dm, work, a6),
+    }
+}
+
+/// `dM[ξ][oc][t]` for the tiles `t` of a block: each tile's `m×m` output
+/// gradient (zero past the output's edge) gathered into `D[x·m + y][t]`,
+/// then `A D Aᵀ` as two passes over all the block's tiles at once.
+#[inline(always)]
+fn grad_block<E: Float, const A: usize, const M: usize>(
+    job: GradJob<'_, E>,
+    dm: &mut [E],
+    work: &mut [E],
+    am: impl Fn([E; M]) -> [E; A] + Copy,
+) {
+    let GradJob { p, s, dy, g, bands } = job;
+    let (tw_n, bt_len) = (p.tiles_w, p.block_tiles());
+    let stride = Work::stride(p);
+    let nb = bands.len() * tw_n;
+    let (oh_n, ow_n) = (s.out_h(), s.out_w());
+    let plane = oh_n * ow_n;
+    let width = tw_n * M;
+    let (gathered, rest) = work.split_at_mut(M * M * stride);
+    let (rows_done, rest) = rest.split_at_mut(M * A * stride);
+    let (row, phases) = rest.split_at_mut(width + LANES);
+    for oc in 0..p.ocg {
+        let c = g * p.ocg + oc;
+        for (bi, band) in bands.clone().enumerate() {
+            let (n, th) = (band / p.tiles_h, band % p.tiles_h);
+            let t0 = bi * tw_n;
+            for xo in 0..M {
+                let oh = th * M + xo;
+                if oh < oh_n {
+                    let src = &dy[(n * s.out_channels + c) * plane + oh * ow_n..][..ow_n];
+                    copy_values(&mut row[..ow_n], src);
+                    row[ow_n..width].fill(E::ZERO);
+                } else {
+                    row[..width].fill(E::ZERO);
+                }
+                split_phases::<E, M>(&row[..width], &mut phases[..width]);
+                for yo in 0..M {
+                    let dst = &mut gathered[(xo * M + yo) * stride + t0..];
+                    copy_run(dst, &phases[yo * tw_n..], tw_n);
+                }
+            }
+        }
+        // Along y, then along x straight into dM[(x'·A + y')][oc].
+        for xo in 0..M {
+            let src: [&[E]; M] =
+                std::array::from_fn(|yo| &gathered[(xo * M + yo) * stride..][..nb]);
+            let dst = rows_mut::<E, A>(&mut rows_done[xo * A * stride..], stride, nb);
+            map_lanes(src, dst, am);
+        }
+        for y in 0..A {
+            let src: [&[E]; M] =
+                std::array::from_fn(|xo| &rows_done[(xo * A + y) * stride..][..nb]);
+            let dst =
+                rows_mut::<E, A>(&mut dm[(y * p.ocg + oc) * bt_len..], A * p.ocg * bt_len, nb);
+            map_lanes(src, dst, am);
+        }
+    }
+}
+
+/// `A y` of `F(2,3)` (the transpose of the output transform).
+#[inline(always)]
+fn a4<E: Float>(y: [E; 2]) -> [E; 4] {
+    [y[0], y[0] + y[1], y[0] - y[1], E::ZERO - y[1]]
+}
+
+/// `A y` of `F(4,3)`.
+#[inline(always)]
+fn a6<E: Float>(y: [E; 4]) -> [E; 6] {
+    let (two, four, eight) = (E::from_f64(2.0), E::from_f64(4.0), E::from_f64(8.0));
+    let (even, odd) = (y[0] + y[2], y[1] + y[3]);
+    let (even2, odd2) = (y[0] + four * y[2], two * y[1] + eight * y[3]);
+    [
+        y[0],
+        even + odd,
+        even - odd,
+        even2 + odd2,
+        even2 - odd2,
+        y[3],
+    ]
+}
+
+/// `dw = Gᵀ dU G` for every kernel, from `count` partial sums
+/// `du[chunk][g][ξ][oc][ic]` added in order, in f64 rounded once; output
+/// channels split over threads when `parallel`.
+fn kernels_from_du<E: Float>(
+    level: SimdLevel,
+    p: &Plan,
+    s: &Conv2dShape,
+    du: &[E],
+    count: usize,
+    dw: &mut [E],
+    parallel: bool,
+) {
+    let rows = s.out_channels;
+    let per_row = p.icg * 9;
+    let run = |oc0: usize, dw: &mut [E]| {
+        let job = KernelJob {
+            p,
+            s,
+            du,
+            count,
+            ocs: oc0..oc0 + dw.len() / per_row,
+        };
+        match level.kind() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+            SimdKind::Avx512 => unsafe { kernels_avx512(job, dw) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a level of this kind proves AVX2 and FMA.
+            SimdKind::Avx2 => unsafe { kernels_avx2(job, dw) },
+            _ => kernels_any(job, dw),
+        }
+    };
+    let tasks = if parallel {
+        rayon::current_num_threads().min(rows).max(1)
+    } else {
+        1
+    };
+    let per_task = rows.div_ceil(tasks);
+    crate::parallel::for_each_chunk(dw, per_task * per_row, tasks > 1, |i, dw| {
+        run(i * per_task, dw)
+    });
+}
+
+/// Output channels `ocs` (global indices) of [`kernels_from_du`]; `dw`
+/// holds exactly their kernels.
+struct KernelJob<'a, E> {
+    p: &'a Plan,
+    s: &'a Conv2dShape,
+    du: &'a [E],
+    count: usize,
+    ocs: Range<usize>,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn kernels_avx512<E: Float>(job: KernelJob<'_, E>, dw: &mut [E]) {
+    kernels_any(job, dw)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn kernels_avx2<E: Float>(job: KernelJob<'_, E>, dw: &mut [E]) {
+    kernels_any(job, dw)
+}
+
+#[inline(always)]
+fn kernels_any<E: Float>(job: KernelJob<'_, E>, dw: &mut [E]) {
+    match job.p.tile {
+        WinogradTile::F2 => kernel_lanes::<E, 4>(job, dw),
+        WinogradTile::F4 => kernel_lanes::<E, 6>(job, dw),
+    }
+}
+
+/// [`kernels_from_du`] for `α = A`, `WEIGHT_LANES` input channels (one f64
+/// vector) at a time.
+#[inline(always)]
+fn kernel_lanes<E: Float, const A: usize>(job: KernelJob<'_, E>, dw: &mut [E]) {
+    const L: usize = WEIGHT_LANES;
+    let KernelJob {
+        p,
+        s,
+        du,
+        count,
+        ocs,
+    } = job;
+    let (_, gm, _) = p.tile.matrices();
+    let gm: [[f64; 3]; A] = std::array::from_fn(|j| [gm[j][0], gm[j][1], gm[j][2]]);
+    let (icg, ocg) = (p.icg, p.ocg);
+    let du_len = s.groups * A * A * ocg * icg;
+    for oc_global in ocs.clone() {
+        let (grp, oc) = (oc_global / ocg, oc_global % ocg);
+        for ic0 in (0..icg).step_by(L) {
+            let live = L.min(icg - ic0);
+            // dU summed over the chunks, then t = Gᵀ dU (3×α) and t G (3×3),
+            // lane by lane.
+            let mut t = [[[0.0f64; L]; A]; 3];
+            for (x, gx) in gm.iter().enumerate() {
+                for y in 0..A {
+                    let at = ((grp * A * A + x * A + y) * ocg + oc) * icg + ic0;
+                    let mut d = [0.0f64; L];
+                    for chunk in 0..count {
+                        let part = &du[chunk * du_len + at..][..live];
+                        for (d, v) in d.iter_mut().zip(part) {
+                            *d += v.to_f64();
+                        }
+                    }
+                    for (ti, g) in t.iter_mut().zip(gx) {
+                        for (acc, d) in ti[y].iter_mut().zip(&d) {
+                            *acc += g * d;
+                        }
+                    }
+                }
+            }
+            let k0 = ((oc_global - ocs.start) * icg + ic0) * 9;
+            for (i, ti) in t.iter().enumerate() {
+                for j in 0..3 {
+                    let mut acc = [0.0f64; L];
+                    for (y, gy) in gm.iter().enumerate() {
+                        for l in 0..L {
+                            acc[l] += ti[y][l] * gy[j];
+                        }
+                    }
+                    for (l, v) in acc.iter().take(live).enumerate() {
+                        dw[k0 + l * 9 + i * 3 + j] = E::from_f64(*v);
+                    }
+                }
+            }
+        }
     }
 }

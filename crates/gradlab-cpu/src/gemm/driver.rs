@@ -241,7 +241,11 @@ pub(crate) fn pack_a_once<E: GemmElement + PlainData>(
     a: MatRef<'_, E>,
 ) -> Option<PackedA<E>> {
     let mut packed = packed_a_zeroed(level, m, k, n)?;
-    let (mr, kc, panels) = (packed.kernel.mr, packed.blocking.kc, m.div_ceil(packed.kernel.mr));
+    let (mr, kc, panels) = (
+        packed.kernel.mr,
+        packed.blocking.kc,
+        m.div_ceil(packed.kernel.mr),
+    );
     for pc in (0..k).step_by(kc) {
         let kc = kc.min(k - pc);
         let block = &mut packed.data[panels * mr * pc..][..panels * mr * kc];

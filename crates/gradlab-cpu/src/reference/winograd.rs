@@ -233,3 +233,98 @@ pub fn conv2d_forward<T: Float>(
         }
     }
 }
+
+/// The rows of `mᵀ` for a matrix `m` given row by row.
+fn transposed(m: Matrix) -> Vec<Vec<f64>> {
+    (0..m[0].len())
+        .map(|j| m.iter().map(|row| row[j]).collect())
+        .collect()
+}
+
+/// The weight gradient by the Winograd formula, tile by tile (same contract
+/// as [`crate::reference::conv2d_backward_weight`]).
+///
+/// The forward tile is `Y = Aᵀ [Σ_c U_c ⊙ V_c] A` with `U_c = G g_c Gᵀ`, so
+/// for an output-gradient tile `dY` (zero past the output's edge) the
+/// gradient of the products is `dM = A dY Aᵀ`, that of `U_c` is
+/// `Σ_tiles dM ⊙ V_c`, and that of the kernel is `Gᵀ dU_c G`: `α²`
+/// products per tile and channel pair instead of `9·m²`. `dU` is summed in
+/// `T` over every tile of every image; the last step runs in f64, rounded
+/// once.
+///
+/// # Panics
+/// If the shape is not one [`winograd_applies`] to.
+pub fn conv2d_backward_weight<T: Float>(
+    tile: WinogradTile,
+    s: &Conv2dShape,
+    input: &[T],
+    grad_out: &[T],
+    grad_weight: &mut [T],
+) {
+    assert!(
+        winograd_applies(s),
+        "winograd conv2d_backward_weight: {s:?} is not a 3x3 stride-1 convolution"
+    );
+    let (bt, gm, at) = tile.matrices();
+    let (m, a) = (tile.m(), tile.alpha());
+    let (oh_n, ow_n) = (s.out_h(), s.out_w());
+    let (icg, ocg) = (s.in_per_group(), s.out_per_group());
+    let a_rows = transposed(at);
+    let a_rows: Vec<&[f64]> = a_rows.iter().map(Vec::as_slice).collect();
+    let g_t = transposed(gm);
+    let g_t: Vec<&[f64]> = g_t.iter().map(Vec::as_slice).collect();
+    // dU for every (output channel, input channel of its group).
+    let mut du = vec![vec![T::ZERO; a * a]; s.out_channels * icg];
+    for n in 0..s.batch {
+        for th in 0..oh_n.div_ceil(m) {
+            for tw in 0..ow_n.div_ceil(m) {
+                let v: Vec<Vec<T>> = (0..s.in_channels)
+                    .map(|c| {
+                        let mut d = vec![T::ZERO; a * a];
+                        for i in 0..a {
+                            for j in 0..a {
+                                let h = (th * m + i) as isize - s.padding.0 as isize;
+                                let w = (tw * m + j) as isize - s.padding.1 as isize;
+                                if (0..s.in_h as isize).contains(&h)
+                                    && (0..s.in_w as isize).contains(&w)
+                                {
+                                    d[i * a + j] = input[((n * s.in_channels + c) * s.in_h
+                                        + h as usize)
+                                        * s.in_w
+                                        + w as usize];
+                                }
+                            }
+                        }
+                        sandwich(bt, &d, a, bt)
+                    })
+                    .collect();
+                for oc in 0..s.out_channels {
+                    let mut dy = vec![T::ZERO; m * m];
+                    for i in 0..m {
+                        for j in 0..m {
+                            let (oh, ow) = (th * m + i, tw * m + j);
+                            if oh < oh_n && ow < ow_n {
+                                dy[i * m + j] =
+                                    grad_out[((n * s.out_channels + oc) * oh_n + oh) * ow_n + ow];
+                            }
+                        }
+                    }
+                    let dm = sandwich(&a_rows, &dy, m, &a_rows);
+                    let g = oc / ocg;
+                    for icl in 0..icg {
+                        let vc = &v[g * icg + icl];
+                        for (acc, (x, y)) in du[oc * icg + icl].iter_mut().zip(dm.iter().zip(vc)) {
+                            *acc += *x * *y;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (dg, du) in grad_weight[..s.weight_len()].chunks_exact_mut(9).zip(&du) {
+        let du: Vec<f64> = du.iter().map(|v| v.to_f64()).collect();
+        for (d, v) in dg.iter_mut().zip(sandwich(&g_t, &du, a, &g_t)) {
+            *d = T::from_f64(v);
+        }
+    }
+}

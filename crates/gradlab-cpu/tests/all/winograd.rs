@@ -264,3 +264,139 @@ fn winograd_error_stays_within_its_documented_bound() {
         }
     }
 }
+
+/// Weight gradient in f64 of the values of `x` and `dy`, and the sums of the
+/// absolute values of its terms.
+fn weight_grad_f64<T: Float>(s: &Conv2dShape, x: &[T], dy: &[T]) -> (Vec<f64>, Vec<f64>) {
+    let f = |v: &[T]| v.iter().map(|a| a.to_f64()).collect::<Vec<f64>>();
+    let (x, dy) = (f(x), f(dy));
+    let abs = |v: &[f64]| v.iter().map(|a| a.abs()).collect::<Vec<f64>>();
+    let mut dw = vec![0.0; s.weight_len()];
+    reference::conv2d_backward_weight(s, &x, &dy, &mut dw);
+    let mut scale = vec![0.0; s.weight_len()];
+    reference::conv2d_backward_weight(s, &abs(&x), &abs(&dy), &mut scale);
+    (dw, scale)
+}
+
+/// The weight-gradient error bound relative to the largest sum of absolute
+/// terms of any kernel weight: the products sum over every tile of a batch
+/// chunk in `T`, so the bound grows with the tiles summed (`tiles`), as
+/// any summation's does, times the transforms' growth (1 for F(2x2),
+/// larger for F(4x4)).
+fn weight_bound<T: Float>(tile: WinogradTile, tiles: usize) -> f64 {
+    let eps = if T::NAME == "f32" {
+        f32::EPSILON as f64
+    } else {
+        f64::EPSILON
+    };
+    let growth = match tile {
+        WinogradTile::F2 => 4.0,
+        WinogradTile::F4 => 100.0,
+    };
+    growth * eps * (tiles as f64).sqrt().max(4.0)
+}
+
+fn check_weight_grad<T: Float>(s: &Conv2dShape, seed: u64) -> Vec<(WinogradTile, f64)> {
+    let mut rng = Rng::new(seed);
+    let x: Vec<T> = random_vec(&mut rng, s.input_len());
+    let dy: Vec<T> = random_vec(&mut rng, s.output_len());
+    let (want, scale) = weight_grad_f64(s, &x, &dy);
+    let top = scale.iter().copied().fold(0.0, f64::max).max(1e-300);
+    let rel = |got: &[T]| {
+        got.iter()
+            .zip(&want)
+            .map(|(g, w)| (g.to_f64() - w).abs() / top)
+            .fold(0.0, f64::max)
+    };
+    let mut errors = Vec::new();
+    for tile in WinogradTile::ALL {
+        let tiles = s.batch * s.out_h().div_ceil(tile.m()) * s.out_w().div_ceil(tile.m());
+        let bound = weight_bound::<T>(tile, tiles);
+        let mut twin = vec![T::from_f64(f64::NAN); s.weight_len()];
+        winograd::conv2d_backward_weight(tile, s, &x, &dy, &mut twin);
+        let err = rel(&twin);
+        assert!(
+            err <= bound,
+            "twin {tile} {} {s:?}: {err:e} > {bound:e}",
+            T::NAME
+        );
+        for_each_level(|level| {
+            let mut fast = vec![T::from_f64(f64::NAN); s.weight_len()];
+            with_conv_algo(algo(tile), || {
+                gradlab_cpu::conv2d_backward_weight(s, &x, &dy, &mut fast)
+            });
+            let err = rel(&fast);
+            assert!(
+                err <= bound,
+                "fast {tile} {} {level} {s:?}: {err:e} > {bound:e}",
+                T::NAME
+            );
+            errors.push((tile, err));
+        });
+    }
+    errors
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn winograd_weight_gradient_and_its_twin_match_f64(s in shape(), seed in any::<u64>()) {
+        check_weight_grad::<f32>(&s, seed);
+        check_weight_grad::<f64>(&s, seed);
+    }
+}
+
+/// The weight gradient on shapes whose products run blocked (several
+/// blocks per batch chunk, groups, odd sizes, a short last block), and its
+/// error beside the im2col method's (`--nocapture` prints both).
+#[test]
+fn winograd_weight_gradient_on_larger_shapes() {
+    let shapes = [
+        Conv2dShape::square(16, 64, 64, 16, 3, 1),
+        Conv2dShape::square(16, 128, 128, 8, 3, 1),
+        Conv2dShape {
+            batch: 9,
+            in_channels: 32,
+            in_h: 10,
+            in_w: 17,
+            out_channels: 26,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: (1, 1),
+            padding: (0, 2),
+            dilation: (1, 1),
+            groups: 2,
+        },
+    ];
+    for (i, s) in shapes.iter().enumerate() {
+        let errors = check_weight_grad::<f32>(s, 300 + i as u64);
+        check_weight_grad::<f64>(s, 400 + i as u64);
+        let mut rng = Rng::new(300 + i as u64);
+        let x: Vec<f32> = random_vec(&mut rng, s.input_len());
+        let dy: Vec<f32> = random_vec(&mut rng, s.output_len());
+        let (want, scale) = weight_grad_f64(s, &x, &dy);
+        let top = scale.iter().copied().fold(0.0, f64::max);
+        let mut dw = vec![0f32; s.weight_len()];
+        with_conv_algo(ConvAlgo::Im2col, || {
+            gradlab_cpu::conv2d_backward_weight(s, &x, &dy, &mut dw)
+        });
+        let im2col = dw
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g.to_f64() - w).abs() / top)
+            .fold(0.0, f64::max);
+        let worst = |t: WinogradTile| {
+            errors
+                .iter()
+                .filter(|(tile, _)| *tile == t)
+                .map(|(_, e)| *e)
+                .fold(0.0, f64::max)
+        };
+        println!(
+            "weight gradient f32 {s:?}: im2col {im2col:.1e}, F(2x2) {:.1e}, F(4x4) {:.1e}",
+            worst(WinogradTile::F2),
+            worst(WinogradTile::F4)
+        );
+    }
+}

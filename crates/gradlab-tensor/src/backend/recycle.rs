@@ -22,8 +22,12 @@ use std::sync::Mutex;
 /// Buffers shorter than this are not worth keeping (the allocator serves
 /// small ones from its own caches, and zeroing them costs little).
 const MIN_ELEMENTS: usize = 1 << 12;
-/// Buffers kept per length.
-const PER_LENGTH: usize = 4;
+/// Buffers kept per length: a step of a convolutional network makes many
+/// tensors of one length (a layer's output, its batch-norm and ReLU
+/// outputs, and the gradients of each). With 4 the convnet's step
+/// (`gradlab train --model convnet`, `GRADLAB_PROFILE=1`) still faulted in
+/// fresh pages for some of them and took 110-120 ms; with 16, 96-102 ms.
+const PER_LENGTH: usize = 16;
 /// Bytes kept in all bins of one element type.
 pub const BUDGET_BYTES: usize = 256 << 20;
 

@@ -20,6 +20,7 @@
 
 use crate::moments::moments_of_runs;
 use crate::parallel::{for_each_chunk, map_indices};
+use crate::simd::SimdKind;
 use crate::Float;
 
 /// Sizes of an NCHW batch: `batch` images of `channels` planes of `plane` values.
@@ -181,6 +182,53 @@ fn gradient_sums<T: Float>(
     mean: T,
     gate: impl Fn(T, T) -> T,
 ) -> (f64, f64) {
+    // The same sums at every level; wider vectors where the CPU has them.
+    match crate::simd::simd_level().kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+        SimdKind::Avx512 => unsafe { gradient_sums_avx512(s, dy, x, c, mean, gate) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a level of this kind proves AVX2 and FMA.
+        SimdKind::Avx2 => unsafe { gradient_sums_avx2(s, dy, x, c, mean, gate) },
+        _ => gradient_sums_any(s, dy, x, c, mean, gate),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn gradient_sums_avx512<T: Float>(
+    s: BatchNormShape,
+    dy: &[T],
+    x: &[T],
+    c: usize,
+    mean: T,
+    gate: impl Fn(T, T) -> T,
+) -> (f64, f64) {
+    gradient_sums_any(s, dy, x, c, mean, gate)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gradient_sums_avx2<T: Float>(
+    s: BatchNormShape,
+    dy: &[T],
+    x: &[T],
+    c: usize,
+    mean: T,
+    gate: impl Fn(T, T) -> T,
+) -> (f64, f64) {
+    gradient_sums_any(s, dy, x, c, mean, gate)
+}
+
+#[inline(always)]
+fn gradient_sums_any<T: Float>(
+    s: BatchNormShape,
+    dy: &[T],
+    x: &[T],
+    c: usize,
+    mean: T,
+    gate: impl Fn(T, T) -> T,
+) -> (f64, f64) {
     let m = mean.to_f64();
     let (mut sum_g, mut sum_g_xc) = ([0.0f64; LANES], [0.0f64; LANES]);
     let mut add = |lane: usize, g: T, v: T| {
@@ -252,6 +300,49 @@ pub(crate) fn gated_backward<T: Float>(
         dweight[c] = T::from_f64(sum_g_xhat);
     }
     fn write<T: Float>(
+        out: &mut [T],
+        dy: &[T],
+        x: &[T],
+        abd: (T, T, T),
+        m: T,
+        gate: impl Fn(T, T) -> T,
+    ) {
+        match crate::simd::simd_level().kind() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+            SimdKind::Avx512 => unsafe { write_avx512(out, dy, x, abd, m, gate) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a level of this kind proves AVX2 and FMA.
+            SimdKind::Avx2 => unsafe { write_avx2(out, dy, x, abd, m, gate) },
+            _ => write_any(out, dy, x, abd, m, gate),
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn write_avx512<T: Float>(
+        out: &mut [T],
+        dy: &[T],
+        x: &[T],
+        abd: (T, T, T),
+        m: T,
+        gate: impl Fn(T, T) -> T,
+    ) {
+        write_any(out, dy, x, abd, m, gate)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn write_avx2<T: Float>(
+        out: &mut [T],
+        dy: &[T],
+        x: &[T],
+        abd: (T, T, T),
+        m: T,
+        gate: impl Fn(T, T) -> T,
+    ) {
+        write_any(out, dy, x, abd, m, gate)
+    }
+    #[inline(always)]
+    fn write_any<T: Float>(
         out: &mut [T],
         dy: &[T],
         x: &[T],

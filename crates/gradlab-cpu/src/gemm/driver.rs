@@ -256,7 +256,7 @@ pub(crate) fn pack_a_once<E: GemmElement + PlainData>(
 
 /// The panels [`pack_a_once`] would fill for an `m×k` A and `n` columns,
 /// all zero, for a caller that writes A's values straight into place
-/// (at [`PackedA::offset`]); `None` where `pack_a_once` gives `None`.
+/// (at [`PanelLayout::offset`]); `None` where `pack_a_once` gives `None`.
 pub(crate) fn packed_a_zeroed<E: GemmElement + PlainData>(
     level: SimdLevel,
     m: usize,

@@ -184,13 +184,9 @@ fn pack_group<E: Float, const W: usize>(dst: &mut [E], first: usize, src: Source
                     let from = src.origin + (lane0 + i) * src.lane_stride;
                     &src.data[from..from + kc]
                 });
-                if W.is_multiple_of(TRANSPOSE_TILE) {
-                    transpose_runs::<E, W>(panel, &runs, kc);
-                } else {
-                    for (p, step) in panel.chunks_exact_mut(W).enumerate() {
-                        for (to, run) in step.iter_mut().zip(&runs) {
-                            *to = run[p];
-                        }
+                for (p, step) in panel.chunks_exact_mut(W).enumerate() {
+                    for (to, run) in step.iter_mut().zip(&runs) {
+                        *to = run[p];
                     }
                 }
             } else {
@@ -200,36 +196,6 @@ fn pack_group<E: Float, const W: usize>(dst: &mut [E], first: usize, src: Source
     } else {
         for (jp, panel) in dst.chunks_exact_mut(panel_len).enumerate() {
             pack_panel_strided(panel, W, (first + jp) * W, live(jp), src);
-        }
-    }
-}
-
-/// Side of the square blocks [`transpose_runs`] moves at once.
-const TRANSPOSE_TILE: usize = 8;
-
-/// `panel[p·W + i] = runs[i][p]` for `p < kc`: the runs transposed in
-/// `8×8` blocks (eight loads of eight contiguous values, eight stores of
-/// eight), which compile to vector shuffles instead of one scalar move per
-/// value; the last `kc % 8` steps one by one.
-#[inline(always)]
-fn transpose_runs<E: Float, const W: usize>(panel: &mut [E], runs: &[&[E]; W], kc: usize) {
-    const T: usize = TRANSPOSE_TILE;
-    let full = kc / T * T;
-    for p0 in (0..full).step_by(T) {
-        for i0 in (0..W).step_by(T) {
-            let block: [[E; T]; T] =
-                std::array::from_fn(|i| runs[i0 + i][p0..p0 + T].try_into().expect("T values"));
-            for p in 0..T {
-                let to: &mut [E; T] = (&mut panel[(p0 + p) * W + i0..][..T])
-                    .try_into()
-                    .expect("T values");
-                *to = std::array::from_fn(|i| block[i][p]);
-            }
-        }
-    }
-    for p in full..kc {
-        for (i, run) in runs.iter().enumerate() {
-            panel[p * W + i] = run[p];
         }
     }
 }

@@ -158,6 +158,35 @@ fn sandwich<T: Float>(p: &[&[f64]], x: &[T], cols: usize, q: &[&[f64]]) -> Vec<T
     out
 }
 
+/// `V = Bᵀ d B` for every input channel of image `n`, `d` being the
+/// `α×α` patch tile `(th, tw)` reads (zero in the padding).
+fn transformed_patches<T: Float>(
+    tile: WinogradTile,
+    s: &Conv2dShape,
+    input: &[T],
+    n: usize,
+    (th, tw): (usize, usize),
+) -> Vec<Vec<T>> {
+    let (bt, _, _) = tile.matrices();
+    let (m, a) = (tile.m(), tile.alpha());
+    (0..s.in_channels)
+        .map(|c| {
+            let mut d = vec![T::ZERO; a * a];
+            for i in 0..a {
+                for j in 0..a {
+                    let h = (th * m + i) as isize - s.padding.0 as isize;
+                    let w = (tw * m + j) as isize - s.padding.1 as isize;
+                    if (0..s.in_h as isize).contains(&h) && (0..s.in_w as isize).contains(&w) {
+                        d[i * a + j] = input
+                            [((n * s.in_channels + c) * s.in_h + h as usize) * s.in_w + w as usize];
+                    }
+                }
+            }
+            sandwich(bt, &d, a, bt)
+        })
+        .collect()
+}
+
 /// The forward convolution by the Winograd formula, tile by tile (same
 /// contract as [`crate::reference::conv2d_forward`]).
 ///
@@ -175,7 +204,7 @@ pub fn conv2d_forward<T: Float>(
         winograd_applies(s),
         "winograd conv2d_forward: {s:?} is not a 3x3 stride-1 convolution"
     );
-    let (bt, _, at) = tile.matrices();
+    let (_, _, at) = tile.matrices();
     let (m, a) = (tile.m(), tile.alpha());
     let (oh_n, ow_n) = (s.out_h(), s.out_w());
     let (icg, ocg) = (s.in_per_group(), s.out_per_group());
@@ -187,27 +216,7 @@ pub fn conv2d_forward<T: Float>(
     for n in 0..s.batch {
         for th in 0..oh_n.div_ceil(m) {
             for tw in 0..ow_n.div_ceil(m) {
-                // V = Bᵀ d B for every input channel.
-                let v: Vec<Vec<T>> = (0..s.in_channels)
-                    .map(|c| {
-                        let mut d = vec![T::ZERO; a * a];
-                        for i in 0..a {
-                            for j in 0..a {
-                                let h = (th * m + i) as isize - s.padding.0 as isize;
-                                let w = (tw * m + j) as isize - s.padding.1 as isize;
-                                if (0..s.in_h as isize).contains(&h)
-                                    && (0..s.in_w as isize).contains(&w)
-                                {
-                                    d[i * a + j] = input[((n * s.in_channels + c) * s.in_h
-                                        + h as usize)
-                                        * s.in_w
-                                        + w as usize];
-                                }
-                            }
-                        }
-                        sandwich(bt, &d, a, bt)
-                    })
-                    .collect();
+                let v = transformed_patches(tile, s, input, n, (th, tw));
                 for oc in 0..s.out_channels {
                     let g = oc / ocg;
                     let mut mprod = vec![T::ZERO; a * a];
@@ -265,7 +274,7 @@ pub fn conv2d_backward_weight<T: Float>(
         winograd_applies(s),
         "winograd conv2d_backward_weight: {s:?} is not a 3x3 stride-1 convolution"
     );
-    let (bt, gm, at) = tile.matrices();
+    let (_, gm, at) = tile.matrices();
     let (m, a) = (tile.m(), tile.alpha());
     let (oh_n, ow_n) = (s.out_h(), s.out_w());
     let (icg, ocg) = (s.in_per_group(), s.out_per_group());
@@ -278,26 +287,7 @@ pub fn conv2d_backward_weight<T: Float>(
     for n in 0..s.batch {
         for th in 0..oh_n.div_ceil(m) {
             for tw in 0..ow_n.div_ceil(m) {
-                let v: Vec<Vec<T>> = (0..s.in_channels)
-                    .map(|c| {
-                        let mut d = vec![T::ZERO; a * a];
-                        for i in 0..a {
-                            for j in 0..a {
-                                let h = (th * m + i) as isize - s.padding.0 as isize;
-                                let w = (tw * m + j) as isize - s.padding.1 as isize;
-                                if (0..s.in_h as isize).contains(&h)
-                                    && (0..s.in_w as isize).contains(&w)
-                                {
-                                    d[i * a + j] = input[((n * s.in_channels + c) * s.in_h
-                                        + h as usize)
-                                        * s.in_w
-                                        + w as usize];
-                                }
-                            }
-                        }
-                        sandwich(bt, &d, a, bt)
-                    })
-                    .collect();
+                let v = transformed_patches(tile, s, input, n, (th, tw));
                 for oc in 0..s.out_channels {
                     let mut dy = vec![T::ZERO; m * m];
                     for i in 0..m {

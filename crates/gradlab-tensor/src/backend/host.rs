@@ -100,3 +100,106 @@ pub(crate) fn assemble<T: StorageElement + gradlab_cpu::alloc::Zeroable>(
     }
     Tensor::from_vec(out, shape.clone())
 }
+
+/// A training-mode batch-norm forward kernel, plain or followed by ReLU:
+/// `(shape, x, weight, bias, eps, y, mean, var)`.
+pub(crate) type NormTrainKernel<T> = fn(
+    gradlab_cpu::BatchNormShape,
+    &[T],
+    Option<&[T]>,
+    Option<&[T]>,
+    f64,
+    &mut [T],
+    &mut [T],
+    &mut [T],
+);
+
+/// A batch-norm backward kernel, plain (ignoring `bias`) or through ReLU:
+/// `(shape, dy, x, mean, var, weight, bias, eps, dx, dweight, dbias)`.
+pub(crate) type NormBackwardKernel<T> = fn(
+    gradlab_cpu::BatchNormShape,
+    &[T],
+    &[T],
+    &[T],
+    &[T],
+    Option<&[T]>,
+    Option<&[T]>,
+    f64,
+    &mut [T],
+    &mut [T],
+    &mut [T],
+);
+
+/// Training-mode batch norm of `x` by `kernel` into `y` (a buffer of
+/// `s.len()` the caller chose): the output and the batch's mean and
+/// variance. What both host backends do around their kernels.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn batch_norm_train<T: Element>(
+    op: &'static str,
+    s: gradlab_cpu::BatchNormShape,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+    mut y: Vec<T>,
+    kernel: NormTrainKernel<T>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let xs = dense::<T>(op, x)?;
+    let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
+    let (mut mean, mut var) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
+    kernel(
+        s,
+        &xs,
+        w.as_deref(),
+        b.as_deref(),
+        eps,
+        &mut y,
+        &mut mean,
+        &mut var,
+    );
+    Ok((
+        tensor(y, x.shape().clone())?,
+        tensor(mean, [s.channels])?,
+        tensor(var, [s.channels])?,
+    ))
+}
+
+/// Batch norm's gradients by `kernel`, the input gradient into `dx` (a
+/// buffer of `s.len()` the caller chose): what both host backends do
+/// around their kernels.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn batch_norm_backward<T: Element>(
+    op: &'static str,
+    s: gradlab_cpu::BatchNormShape,
+    grad: &Tensor,
+    x: &Tensor,
+    (mean, var): (&Tensor, &Tensor),
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+    mut dx: Vec<T>,
+    kernel: NormBackwardKernel<T>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (dy, xs) = (dense::<T>(op, grad)?, dense::<T>(op, x)?);
+    let (m, v) = (dense::<T>(op, mean)?, dense::<T>(op, var)?);
+    let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
+    let (mut dw, mut db) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
+    kernel(
+        s,
+        &dy,
+        &xs,
+        &m,
+        &v,
+        w.as_deref(),
+        b.as_deref(),
+        eps,
+        &mut dx,
+        &mut dw,
+        &mut db,
+    );
+    Ok((
+        tensor(dx, x.shape().clone())?,
+        tensor(dw, [s.channels])?,
+        tensor(db, [s.channels])?,
+    ))
+}

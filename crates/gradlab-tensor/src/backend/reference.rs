@@ -338,25 +338,9 @@ impl Backend for Reference {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_train";
         with_float!(x.dtype(), op, |T| {
-            let xs = dense::<T>(op, x)?;
-            let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
-            let mut y = zeros::<T>(op, s.len())?;
-            let (mut mean, mut var) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
-            r::batch_norm2d_train_forward(
-                s,
-                &xs,
-                w.as_deref(),
-                b.as_deref(),
-                eps,
-                &mut y,
-                &mut mean,
-                &mut var,
-            );
-            Ok((
-                tensor(y, x.shape().clone())?,
-                tensor(mean, [s.channels])?,
-                tensor(var, [s.channels])?,
-            ))
+            let y = zeros::<T>(op, s.len())?;
+            let kernel: host::NormTrainKernel<T> = r::batch_norm2d_train_forward;
+            host::batch_norm_train(op, s, x, weight, bias, eps, y, kernel)
         })
     }
 
@@ -396,31 +380,13 @@ impl Backend for Reference {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_backward";
         with_float!(x.dtype(), op, |T| {
-            let (dy, xs) = (dense::<T>(op, grad)?, dense::<T>(op, x)?);
-            let (m, v, w) = (
-                dense::<T>(op, mean)?,
-                dense::<T>(op, var)?,
-                dense_opt::<T>(op, weight)?,
-            );
-            let mut dx = zeros::<T>(op, s.len())?;
-            let (mut dw, mut db) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
-            r::batch_norm2d_backward(
-                s,
-                &dy,
-                &xs,
-                &m,
-                &v,
-                w.as_deref(),
-                eps,
-                &mut dx,
-                &mut dw,
-                &mut db,
-            );
-            Ok((
-                tensor(dx, x.shape().clone())?,
-                tensor(dw, [s.channels])?,
-                tensor(db, [s.channels])?,
-            ))
+            let dx = zeros::<T>(op, s.len())?;
+            // Plain batch norm has no bias in its gradient.
+            let kernel: host::NormBackwardKernel<T> =
+                |s, dy, x, m, v, w, _bias, eps, dx, dw, db| {
+                    r::batch_norm2d_backward(s, dy, x, m, v, w, eps, dx, dw, db)
+                };
+            host::batch_norm_backward(op, s, grad, x, (mean, var), weight, None, eps, dx, kernel)
         })
     }
 
@@ -434,25 +400,9 @@ impl Backend for Reference {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_relu_train";
         with_float!(x.dtype(), op, |T| {
-            let xs = dense::<T>(op, x)?;
-            let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
-            let mut y = zeros::<T>(op, s.len())?;
-            let (mut mean, mut var) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
-            r::batch_norm2d_relu_train_forward(
-                s,
-                &xs,
-                w.as_deref(),
-                b.as_deref(),
-                eps,
-                &mut y,
-                &mut mean,
-                &mut var,
-            );
-            Ok((
-                tensor(y, x.shape().clone())?,
-                tensor(mean, [s.channels])?,
-                tensor(var, [s.channels])?,
-            ))
+            let y = zeros::<T>(op, s.len())?;
+            let kernel: host::NormTrainKernel<T> = r::batch_norm2d_relu_train_forward;
+            host::batch_norm_train(op, s, x, weight, bias, eps, y, kernel)
         })
     }
 
@@ -469,29 +419,9 @@ impl Backend for Reference {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_relu_backward";
         with_float!(x.dtype(), op, |T| {
-            let (dy, xs) = (dense::<T>(op, grad)?, dense::<T>(op, x)?);
-            let (m, v) = (dense::<T>(op, mean)?, dense::<T>(op, var)?);
-            let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
-            let mut dx = zeros::<T>(op, s.len())?;
-            let (mut dw, mut db) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
-            r::batch_norm2d_relu_backward(
-                s,
-                &dy,
-                &xs,
-                &m,
-                &v,
-                w.as_deref(),
-                b.as_deref(),
-                eps,
-                &mut dx,
-                &mut dw,
-                &mut db,
-            );
-            Ok((
-                tensor(dx, x.shape().clone())?,
-                tensor(dw, [s.channels])?,
-                tensor(db, [s.channels])?,
-            ))
+            let dx = zeros::<T>(op, s.len())?;
+            let kernel: host::NormBackwardKernel<T> = r::batch_norm2d_relu_backward;
+            host::batch_norm_backward(op, s, grad, x, (mean, var), weight, bias, eps, dx, kernel)
         })
     }
 

@@ -11,7 +11,7 @@ mod reduce;
 
 pub(crate) use elementwise::gather;
 
-use super::host::{self, dense, dense_opt, tensor, zeros};
+use super::host::{self, dense, dense_opt, tensor};
 use super::recycle;
 use super::reference::{adam_on_host, kernel_rows, pool_output_shape, sgd_on_host};
 use super::{Backend, CrossEntropyRows, Primitive};
@@ -224,25 +224,9 @@ impl Backend for Cpu {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_train";
         with_float!(x.dtype(), op, |T| {
-            let xs = dense::<T>(op, x)?;
-            let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
-            let mut y = recycle::output::<T>(op, s.len())?;
-            let (mut mean, mut var) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
-            gradlab_cpu::batch_norm2d_train_forward(
-                s,
-                &xs,
-                w.as_deref(),
-                b.as_deref(),
-                eps,
-                &mut y,
-                &mut mean,
-                &mut var,
-            );
-            Ok((
-                tensor(y, x.shape().clone())?,
-                tensor(mean, [s.channels])?,
-                tensor(var, [s.channels])?,
-            ))
+            let y = recycle::output::<T>(op, s.len())?;
+            let kernel: host::NormTrainKernel<T> = gradlab_cpu::batch_norm2d_train_forward;
+            host::batch_norm_train(op, s, x, weight, bias, eps, y, kernel)
         })
     }
 
@@ -291,31 +275,13 @@ impl Backend for Cpu {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_backward";
         with_float!(x.dtype(), op, |T| {
-            let (dy, xs) = (dense::<T>(op, grad)?, dense::<T>(op, x)?);
-            let (m, v, w) = (
-                dense::<T>(op, mean)?,
-                dense::<T>(op, var)?,
-                dense_opt::<T>(op, weight)?,
-            );
-            let mut dx = recycle::output::<T>(op, s.len())?;
-            let (mut dw, mut db) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
-            gradlab_cpu::batch_norm2d_backward(
-                s,
-                &dy,
-                &xs,
-                &m,
-                &v,
-                w.as_deref(),
-                eps,
-                &mut dx,
-                &mut dw,
-                &mut db,
-            );
-            Ok((
-                tensor(dx, x.shape().clone())?,
-                tensor(dw, [s.channels])?,
-                tensor(db, [s.channels])?,
-            ))
+            let dx = recycle::output::<T>(op, s.len())?;
+            // Plain batch norm has no bias in its gradient.
+            let kernel: host::NormBackwardKernel<T> =
+                |s, dy, x, m, v, w, _bias, eps, dx, dw, db| {
+                    gradlab_cpu::batch_norm2d_backward(s, dy, x, m, v, w, eps, dx, dw, db)
+                };
+            host::batch_norm_backward(op, s, grad, x, (mean, var), weight, None, eps, dx, kernel)
         })
     }
 
@@ -329,25 +295,9 @@ impl Backend for Cpu {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_relu_train";
         with_float!(x.dtype(), op, |T| {
-            let xs = dense::<T>(op, x)?;
-            let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
-            let mut y = recycle::output::<T>(op, s.len())?;
-            let (mut mean, mut var) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
-            gradlab_cpu::batch_norm2d_relu_train_forward(
-                s,
-                &xs,
-                w.as_deref(),
-                b.as_deref(),
-                eps,
-                &mut y,
-                &mut mean,
-                &mut var,
-            );
-            Ok((
-                tensor(y, x.shape().clone())?,
-                tensor(mean, [s.channels])?,
-                tensor(var, [s.channels])?,
-            ))
+            let y = recycle::output::<T>(op, s.len())?;
+            let kernel: host::NormTrainKernel<T> = gradlab_cpu::batch_norm2d_relu_train_forward;
+            host::batch_norm_train(op, s, x, weight, bias, eps, y, kernel)
         })
     }
 
@@ -364,29 +314,9 @@ impl Backend for Cpu {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm2d_relu_backward";
         with_float!(x.dtype(), op, |T| {
-            let (dy, xs) = (dense::<T>(op, grad)?, dense::<T>(op, x)?);
-            let (m, v) = (dense::<T>(op, mean)?, dense::<T>(op, var)?);
-            let (w, b) = (dense_opt::<T>(op, weight)?, dense_opt::<T>(op, bias)?);
-            let mut dx = recycle::output::<T>(op, s.len())?;
-            let (mut dw, mut db) = (zeros::<T>(op, s.channels)?, zeros::<T>(op, s.channels)?);
-            gradlab_cpu::batch_norm2d_relu_backward(
-                s,
-                &dy,
-                &xs,
-                &m,
-                &v,
-                w.as_deref(),
-                b.as_deref(),
-                eps,
-                &mut dx,
-                &mut dw,
-                &mut db,
-            );
-            Ok((
-                tensor(dx, x.shape().clone())?,
-                tensor(dw, [s.channels])?,
-                tensor(db, [s.channels])?,
-            ))
+            let dx = recycle::output::<T>(op, s.len())?;
+            let kernel: host::NormBackwardKernel<T> = gradlab_cpu::batch_norm2d_relu_backward;
+            host::batch_norm_backward(op, s, grad, x, (mean, var), weight, bias, eps, dx, kernel)
         })
     }
 

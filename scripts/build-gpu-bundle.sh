@@ -5,8 +5,8 @@
 # the harness checks on the GPU and on the CPU, gradlab-tensor's ops, the
 # root package's LeNet and fixtures on CUDA), the cuda_bench example, the
 # gradlab binary, the PyTorch fixtures, the first CIFAR-10 records for a short
-# training run, gpu-check.sh and gpu-compare.py. Debug info is stripped so the
-# bundle stays small (it fails above 60 MB). Runs here, no GPU needed.
+# training run, gpu-check.sh and gpu-compare.py. Symbols and debug info are
+# stripped so the bundle stays small (it fails above 60 MB). Runs here, no GPU needed.
 # Usage: scripts/build-gpu-bundle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +51,7 @@ fi
 # The first CIFAR-10 records (whole 3,073-byte records, which the loader
 # accepts), for a one-epoch training run that fits the GPU check's time.
 cifar="${GRADLAB_CIFAR10:-${GRADLAB_DATA:-../shared/data/cifar-10-batches-bin}}"
-train_records="${GRADLAB_GPU_TRAIN_RECORDS:-5120}"
+train_records="${GRADLAB_GPU_TRAIN_RECORDS:-4096}"
 test_records="${GRADLAB_GPU_TEST_RECORDS:-1000}"
 if [ -f "$cifar/data_batch_1.bin" ] && [ -f "$cifar/test_batch.bin" ]; then
     mkdir -p "$out/cifar10"
@@ -69,8 +69,9 @@ cargo build --release --bin gradlab
 cp "$target/release/gradlab" "$out/"
 cp scripts/gpu-check.sh scripts/gpu-compare.py "$out/"
 
-# Debug info is not needed there and would make the bundle too large to carry.
-strip --strip-debug "$out"/tests/* "$out"/cuda_bench "$out"/gradlab
+# Symbols and debug info are not needed there and would make the bundle too
+# large to carry (with them it was 66 MB).
+strip --strip-all "$out"/tests/* "$out"/cuda_bench "$out"/gradlab
 ls -la "$out" "$out/tests"
 size_mb=$(du -sm "$out" | cut -f1)
 echo "bundle: ${size_mb} MB"

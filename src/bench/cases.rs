@@ -272,19 +272,33 @@ pub fn conv2d(
     }
 }
 
+/// LeNet's first pool and the convnet's first (the largest of a step).
 pub fn maxpool(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMut(Row)) {
-    let s = Pool2dShape {
-        batch: 64,
-        channels: 6,
-        in_h: 28,
-        in_w: 28,
-        kernel: (2, 2),
-        stride: (2, 2),
-        padding: (0, 0),
-        dilation: (1, 1),
-        ceil_mode: false,
-    };
-    let shape = "64x6x28x28 k2 s2";
+    for (label, channels, side) in [("", 6, 28), ("convnet pool1 ", 64, 32)] {
+        let s = Pool2dShape {
+            batch: 64,
+            channels,
+            in_h: side,
+            in_w: side,
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: (0, 0),
+            dilation: (1, 1),
+            ceil_mode: false,
+        };
+        let shape = format!("{label}64x{channels}x{side}x{side} k2 s2");
+        maxpool_case(plan, peak, threads, &s, &shape, emit);
+    }
+}
+
+fn maxpool_case(
+    plan: &Plan,
+    peak: &MachinePeak,
+    threads: usize,
+    s: &Pool2dShape,
+    shape: &str,
+    emit: &mut dyn FnMut(Row),
+) {
     let x = random(s.input_len(), 7);
     let dy = random(s.output_len(), 8);
     let mut y = vec![0f32; s.output_len()];
@@ -308,11 +322,11 @@ pub fn maxpool(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn F
             baseline_ratio: Some(base / t),
         }
     };
-    let fwd_ref = plan.median_s(|| reference::max_pool2d_forward(&s, &x, &mut y, &mut idx));
+    let fwd_ref = plan.median_s(|| reference::max_pool2d_forward(s, &x, &mut y, &mut idx));
     emit(row("forward", "reference", fwd_ref, forward_bytes, fwd_ref));
-    let fwd = plan.median_s(|| gradlab_cpu::max_pool2d_forward(&s, &x, &mut y, &mut idx));
+    let fwd = plan.median_s(|| gradlab_cpu::max_pool2d_forward(s, &x, &mut y, &mut idx));
     emit(row("forward", "fast", fwd, forward_bytes, fwd_ref));
-    let bwd_ref = plan.median_s(|| reference::max_pool2d_backward(&s, &dy, &idx, &mut dx));
+    let bwd_ref = plan.median_s(|| reference::max_pool2d_backward(s, &dy, &idx, &mut dx));
     emit(row(
         "backward",
         "reference",
@@ -320,6 +334,6 @@ pub fn maxpool(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn F
         backward_bytes,
         bwd_ref,
     ));
-    let bwd = plan.median_s(|| gradlab_cpu::max_pool2d_backward(&s, &dy, &idx, &mut dx));
+    let bwd = plan.median_s(|| gradlab_cpu::max_pool2d_backward(s, &dy, &idx, &mut dx));
     emit(row("backward", "fast", bwd, backward_bytes, bwd_ref));
 }

@@ -2,7 +2,7 @@
 //! padding, dilation and ceil mode, values drawn from a small set (so that
 //! ties are common) with NaNs mixed in at random; argmax must match exactly.
 
-use gradlab_cpu::{reference, Float, Pool2dShape, Rng};
+use gradlab_cpu::{reference, with_simd_level, Float, Pool2dShape, Rng, SimdLevel};
 use proptest::prelude::*;
 
 fn shape() -> impl Strategy<Value = Pool2dShape> {
@@ -119,10 +119,12 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// The unrolled 2×2, stride-2 kernel, on odd and even sides.
+    /// The 2×2, stride-2 kernels, on odd and even sides: narrow planes
+    /// (masked vectors only), one to several full vectors and a ragged last
+    /// one, at every SIMD level this CPU runs.
     #[test]
     fn two_by_two_pool_matches_reference(
-        side in (1usize..=13, 1usize..=13),
+        side in (1usize..=13, prop_oneof![1usize..=13, 14usize..=70]),
         ceil_mode in any::<bool>(),
         seed in any::<u64>(),
         nan_every in prop_oneof![Just(0usize), 2usize..5],
@@ -138,7 +140,50 @@ proptest! {
             dilation: (1, 1),
             ceil_mode,
         };
-        check::<f32>(&s, seed, nan_every);
+        for level in SimdLevel::supported() {
+            with_simd_level(level, || check::<f32>(&s, seed, nan_every));
+        }
+        check::<f64>(&s, seed, nan_every);
+    }
+}
+
+/// An argmax naming a position outside its own window (which the forward
+/// never produces, but the backward accepts) lands where it points, and a
+/// window without a winner (-1) leaves only zeros.
+#[test]
+fn backward_follows_argmax_outside_the_window() {
+    let s = Pool2dShape {
+        batch: 2,
+        channels: 1,
+        in_h: 5,
+        in_w: 5,
+        kernel: (2, 2),
+        stride: (2, 2),
+        padding: (0, 0),
+        dilation: (1, 1),
+        ceil_mode: false,
+    };
+    let dy = [1.0f32, 2.0, 3.0, 4.0, 10.0, 20.0, 30.0, 40.0];
+    // Plane 0: own windows' taps (one without a winner); plane 1: window 0
+    // points at the last row, which no window covers, window 3 at window 0.
+    let argmax: [i64; 8] = [6, -1, 11, 18, 24, 3, 10, 0];
+    let mut want = vec![0.0f32; s.input_len()];
+    reference_scatter(&s, &dy, &argmax, &mut want);
+    let mut dx = vec![f32::NAN; s.input_len()];
+    gradlab_cpu::max_pool2d_backward(&s, &dy, &argmax, &mut dx);
+    assert_eq!(dx, want);
+    assert_eq!(&dx[..12], &[0., 0., 0., 0., 0., 0., 1., 0., 0., 0., 0., 3.]);
+    assert_eq!(dx[25 + 24], 10.0);
+    assert_eq!(dx[25], 40.0);
+}
+
+/// Every gradient added at the plane position its argmax names.
+fn reference_scatter(s: &Pool2dShape, dy: &[f32], argmax: &[i64], dx: &mut [f32]) {
+    let (plane, out_plane) = (s.in_h * s.in_w, s.out_h() * s.out_w());
+    for (o, (&g, &a)) in dy.iter().zip(argmax).enumerate() {
+        if a >= 0 {
+            dx[(o / out_plane) * plane + a as usize] += g;
+        }
     }
 }
 

@@ -1,13 +1,16 @@
 //! Fast 2-D max-pool (NCHW): parallel over channel planes, with the window
-//! bounds worked out once per row and column instead of per tap, and an
-//! unrolled kernel for the common 2×2, stride-2 window.
+//! bounds worked out once per row and column instead of per tap, and
+//! vector kernels for the common 2×2, stride-2 window ([`two_by_two`]).
 //!
 //! Ties and NaNs are resolved exactly as in the reference twin
 //! ([`crate::reference::max_pool2d_forward`]): scan order, the first maximum
 //! wins, and a NaN beats everything after it except a later NaN (the last
 //! NaN of a window wins), as PyTorch's CPU kernel does.
 
+mod two_by_two;
+
 use crate::parallel::for_each_chunk;
+use crate::simd::SimdLevel;
 use crate::{Float, Pool2dShape};
 use rayon::prelude::*;
 
@@ -99,6 +102,7 @@ pub fn max_pool2d_forward<T: Float, I: PoolIndex>(
     }
     let per_task = planes_per_task(s);
     let planes = s.batch * s.channels;
+    let level = crate::simd::simd_level();
     let out = &mut out[..planes * out_plane];
     let argmax = &mut argmax[..planes * out_plane];
     let task = |(t, (out, argmax)): (usize, (&mut [T], &mut [I]))| {
@@ -109,7 +113,7 @@ pub fn max_pool2d_forward<T: Float, I: PoolIndex>(
             .enumerate()
         {
             let x = &input[(first + i) * plane..(first + i + 1) * plane];
-            pool_plane(s, x, out, argmax);
+            pool_plane(level, s, x, out, argmax);
         }
     };
     let chunk = per_task * out_plane;
@@ -126,41 +130,17 @@ pub fn max_pool2d_forward<T: Float, I: PoolIndex>(
     }
 }
 
-/// Whether every window of a 2×2, stride-2, unpadded pool lies inside the input.
-fn is_plain_2x2(s: &Pool2dShape) -> bool {
-    s.kernel == (2, 2)
-        && s.stride == (2, 2)
-        && s.padding == (0, 0)
-        && s.dilation == (1, 1)
-        && 2 * s.out_h() <= s.in_h
-        && 2 * s.out_w() <= s.in_w
-}
-
-fn pool_plane<T: Float, I: PoolIndex>(s: &Pool2dShape, x: &[T], out: &mut [T], argmax: &mut [I]) {
-    let (out_h, out_w) = (s.out_h(), s.out_w());
-    if is_plain_2x2(s) {
-        for oh in 0..out_h {
-            let top = 2 * oh * s.in_w;
-            let bottom = top + s.in_w;
-            let (r0, r1) = (&x[top..top + 2 * out_w], &x[bottom..bottom + 2 * out_w]);
-            let out = &mut out[oh * out_w..(oh + 1) * out_w];
-            let argmax = &mut argmax[oh * out_w..(oh + 1) * out_w];
-            for (ow, (o, a)) in out.iter_mut().zip(argmax.iter_mut()).enumerate() {
-                let i = 2 * ow;
-                let (v00, v01, v10, v11) = (r0[i], r0[i + 1], r1[i], r1[i + 1]);
-                // The reference's scan, without branches (random data makes
-                // every comparison unpredictable): `|` and `&` evaluate both sides.
-                let take01 = (v01 > v00) | v01.is_nan();
-                let (best, idx) = select(take01, (v01, top + i + 1), (v00, top + i));
-                let take10 = (v10 > best) | v10.is_nan();
-                let (best, idx) = select(take10, (v10, bottom + i), (best, idx));
-                let take11 = (v11 > best) | v11.is_nan();
-                let (value, idx) = select(take11, (v11, bottom + i + 1), (best, idx));
-                (*o, *a) = (value, I::from_index(idx));
-            }
-        }
-        return;
+fn pool_plane<T: Float, I: PoolIndex>(
+    level: SimdLevel,
+    s: &Pool2dShape,
+    x: &[T],
+    out: &mut [T],
+    argmax: &mut [I],
+) {
+    if two_by_two::applies(s) {
+        return two_by_two::forward_plane(level, s, x, out, argmax);
     }
+    let (out_h, out_w) = (s.out_h(), s.out_w());
     // Valid taps of each output column, computed once per plane.
     let cols: Vec<(usize, usize)> = (0..out_w)
         .map(|ow| {
@@ -206,15 +186,6 @@ fn pool_plane<T: Float, I: PoolIndex>(s: &Pool2dShape, x: &[T], out: &mut [T], a
                 I::from_index(best_idx)
             };
         }
-    }
-}
-
-#[inline(always)]
-fn select<T: Copy>(cond: bool, yes: (T, usize), no: (T, usize)) -> (T, usize) {
-    if cond {
-        yes
-    } else {
-        no
     }
 }
 
@@ -306,10 +277,8 @@ fn scatter<T: Float, I: PoolIndex>(
         let first = t * per_task;
         for (i, dx) in dx.chunks_exact_mut(plane).enumerate() {
             let at = (first + i) * out_plane;
-            for (&idx, &g) in argmax[at..at + out_plane]
-                .iter()
-                .zip(&grad_out[at..at + out_plane])
-            {
+            let (dy, arg) = (&grad_out[at..at + out_plane], &argmax[at..at + out_plane]);
+            for (&idx, &g) in arg.iter().zip(dy) {
                 if idx == I::NONE {
                     continue;
                 }

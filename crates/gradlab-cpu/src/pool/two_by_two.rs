@@ -1,0 +1,242 @@
+//! The 2×2, stride-2, unpadded max-pool, whose windows tile the input
+//! without overlapping: the shape of every pooling layer in LeNet and the
+//! convnet.
+//!
+//! Forward: a row of windows reads two input rows. Split into their even
+//! and odd columns, those give the four taps of 16 (AVX-512) or 8 (AVX2)
+//! windows as four vectors, and the reference's scan (first maximum wins, a
+//! NaN beats what came before it) becomes three compare-and-blend steps on
+//! whole vectors. A plane's last windows use masked loads and stores, so
+//! narrow planes (LeNet's 14- and 5-wide outputs) take the vector path too.
+//! The portable loop is the same scan on one window at a time.
+
+use crate::simd::{SimdKind, SimdLevel};
+use crate::{Float, Pool2dShape, PoolIndex};
+
+/// Whether every window of the shape is a full 2×2, stride-2 window inside
+/// the input (no padding, dilation or ceil-mode overhang).
+pub(super) fn applies(s: &Pool2dShape) -> bool {
+    s.kernel == (2, 2)
+        && s.stride == (2, 2)
+        && s.padding == (0, 0)
+        && s.dilation == (1, 1)
+        && 2 * s.out_h() <= s.in_h
+        && 2 * s.out_w() <= s.in_w
+}
+
+/// Pools one plane `x` into `out` and `argmax` (indices within the plane).
+pub(super) fn forward_plane<T: Float, I: PoolIndex>(
+    level: SimdLevel,
+    s: &Pool2dShape,
+    x: &[T],
+    out: &mut [T],
+    argmax: &mut [I],
+) {
+    let (out_h, out_w) = (s.out_h(), s.out_w());
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(x), Some(out)) = (
+        crate::gemm::cast_slice::<T, f32>(x),
+        crate::gemm::cast_slice_mut::<T, f32>(out),
+    ) {
+        // The window rows' input offsets fit in i32 lanes.
+        if s.in_h * s.in_w <= i32::MAX as usize {
+            let row = match level.kind() {
+                SimdKind::Avx512 => Some(x86::row_avx512 as x86::RowFn),
+                SimdKind::Avx2 => Some(x86::row_avx2 as x86::RowFn),
+                SimdKind::Scalar => None,
+            };
+            if let Some(row) = row {
+                let mut offsets = [0i32; x86::MAX_LANES];
+                for oh in 0..out_h {
+                    let top = 2 * oh * s.in_w;
+                    let rows = (&x[top..top + 2 * out_w], &x[top + s.in_w..][..2 * out_w]);
+                    let out = &mut out[oh * out_w..(oh + 1) * out_w];
+                    let argmax = &mut argmax[oh * out_w..(oh + 1) * out_w];
+                    let mut ow = 0;
+                    while ow < out_w {
+                        // SAFETY: `row` matches `level`'s kind, which proves
+                        // the CPU runs its instructions (see `crate::simd`);
+                        // the row slices hold `2 * out_w` values from column 0.
+                        let n = unsafe { row(rows, s.in_w, ow, out, &mut offsets) };
+                        for (a, &o) in argmax[ow..ow + n].iter_mut().zip(&offsets) {
+                            *a = I::from_index(top + o as usize);
+                        }
+                        ow += n;
+                    }
+                }
+                return;
+            }
+        }
+    }
+    let _ = level;
+    for oh in 0..out_h {
+        let top = 2 * oh * s.in_w;
+        let bottom = top + s.in_w;
+        let (r0, r1) = (&x[top..top + 2 * out_w], &x[bottom..bottom + 2 * out_w]);
+        let out = &mut out[oh * out_w..(oh + 1) * out_w];
+        let argmax = &mut argmax[oh * out_w..(oh + 1) * out_w];
+        for (ow, (o, a)) in out.iter_mut().zip(argmax.iter_mut()).enumerate() {
+            let i = 2 * ow;
+            let (v00, v01, v10, v11) = (r0[i], r0[i + 1], r1[i], r1[i + 1]);
+            // The reference's scan, without branches (random data makes
+            // every comparison unpredictable): `|` and `&` evaluate both sides.
+            let take01 = (v01 > v00) | v01.is_nan();
+            let (best, idx) = select(take01, (v01, top + i + 1), (v00, top + i));
+            let take10 = (v10 > best) | v10.is_nan();
+            let (best, idx) = select(take10, (v10, bottom + i), (best, idx));
+            let take11 = (v11 > best) | v11.is_nan();
+            let (value, idx) = select(take11, (v11, bottom + i + 1), (best, idx));
+            (*o, *a) = (value, I::from_index(idx));
+        }
+    }
+}
+
+#[inline(always)]
+fn select<T: Copy>(cond: bool, yes: (T, usize), no: (T, usize)) -> (T, usize) {
+    if cond {
+        yes
+    } else {
+        no
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Widest vector, in f32 lanes.
+    pub(super) const MAX_LANES: usize = 16;
+
+    /// Pools the windows of one window row from column `ow` on, as many as
+    /// one vector holds (fewer at the end of the row): values into
+    /// `out[ow..]`, each winner's offset from the top row's column 0 into
+    /// `offsets`. Returns how many windows it did.
+    ///
+    /// # Safety
+    /// The CPU must run the function's target features; both rows must hold
+    /// `2 * out.len()` values and `in_w` must fit in i32.
+    pub(super) type RowFn =
+        unsafe fn((&[f32], &[f32]), usize, usize, &mut [f32], &mut [i32; MAX_LANES]) -> usize;
+
+    /// # Safety
+    /// As [`RowFn`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn row_avx512(
+        rows: (&[f32], &[f32]),
+        in_w: usize,
+        ow: usize,
+        out: &mut [f32],
+        offsets: &mut [i32; MAX_LANES],
+    ) -> usize {
+        let n = (out.len() - ow).min(16);
+        // Bits of the 2n input values: the first vector's and the second's.
+        let bits = |count: usize| -> u16 {
+            if count >= 16 {
+                u16::MAX
+            } else {
+                (1u16 << count) - 1
+            }
+        };
+        let (lo, hi) = (bits(2 * n), bits((2 * n).saturating_sub(16)));
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        // SAFETY: the masked loads touch only the 2n values from column
+        // 2*ow, which the rows hold (the caller's contract); the store
+        // writes the n outputs from `ow`.
+        unsafe {
+            let split = |row: &[f32]| {
+                let p = row.as_ptr().add(2 * ow);
+                let a = _mm512_maskz_loadu_ps(lo, p);
+                let b = _mm512_maskz_loadu_ps(hi, p.add(16));
+                (
+                    _mm512_permutex2var_ps(a, even, b),
+                    _mm512_permutex2var_ps(a, odd, b),
+                )
+            };
+            let (v00, v01) = split(rows.0);
+            let (v10, v11) = split(rows.1);
+            let wins = |v: __m512, best: __m512| {
+                _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v)
+            };
+            let w = in_w as i32;
+            let take = wins(v01, v00);
+            let best = _mm512_mask_blend_ps(take, v00, v01);
+            let off = _mm512_maskz_mov_epi32(take, _mm512_set1_epi32(1));
+            let take = wins(v10, best);
+            let best = _mm512_mask_blend_ps(take, best, v10);
+            let off = _mm512_mask_blend_epi32(take, off, _mm512_set1_epi32(w));
+            let take = wins(v11, best);
+            let best = _mm512_mask_blend_ps(take, best, v11);
+            let off = _mm512_mask_blend_epi32(take, off, _mm512_set1_epi32(w + 1));
+            // Column of each window's top-left tap: 2*(ow + lane).
+            let lanes =
+                _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let left = _mm512_add_epi32(_mm512_set1_epi32(2 * ow as i32), lanes);
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(ow), bits(n), best);
+            _mm512_storeu_si512(offsets.as_mut_ptr().cast(), _mm512_add_epi32(left, off));
+        }
+        n
+    }
+
+    /// # Safety
+    /// As [`RowFn`].
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn row_avx2(
+        rows: (&[f32], &[f32]),
+        in_w: usize,
+        ow: usize,
+        out: &mut [f32],
+        offsets: &mut [i32; MAX_LANES],
+    ) -> usize {
+        let n = (out.len() - ow).min(8);
+        // Lane masks (all bits set where a lane is read or written).
+        let mask = |count: usize| {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), lanes)
+        };
+        let (lo, hi) = (mask(2 * n), mask((2 * n).saturating_sub(8)));
+        // SAFETY: the masked loads touch only the 2n values from column
+        // 2*ow, which the rows hold (the caller's contract); the masked
+        // store writes the n outputs from `ow`.
+        unsafe {
+            let split = |row: &[f32]| {
+                let p = row.as_ptr().add(2 * ow);
+                let a = _mm256_maskload_ps(p, lo);
+                let b = _mm256_maskload_ps(p.add(8), hi);
+                // [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 | b0 b2 b4 b6].
+                let order = |v: __m256| {
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+                };
+                (
+                    order(_mm256_shuffle_ps::<0b10_00_10_00>(a, b)),
+                    order(_mm256_shuffle_ps::<0b11_01_11_01>(a, b)),
+                )
+            };
+            let (v00, v01) = split(rows.0);
+            let (v10, v11) = split(rows.1);
+            let wins = |v: __m256, best: __m256| {
+                _mm256_or_ps(
+                    _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+                )
+            };
+            let as_ps = _mm256_castsi256_ps;
+            let w = in_w as i32;
+            let take = wins(v01, v00);
+            let best = _mm256_blendv_ps(v00, v01, take);
+            let off = _mm256_and_ps(take, as_ps(_mm256_set1_epi32(1)));
+            let take = wins(v10, best);
+            let best = _mm256_blendv_ps(best, v10, take);
+            let off = _mm256_blendv_ps(off, as_ps(_mm256_set1_epi32(w)), take);
+            let take = wins(v11, best);
+            let best = _mm256_blendv_ps(best, v11, take);
+            let off = _mm256_blendv_ps(off, as_ps(_mm256_set1_epi32(w + 1)), take);
+            let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+            let left = _mm256_add_epi32(_mm256_set1_epi32(2 * ow as i32), lanes);
+            _mm256_maskstore_ps(out.as_mut_ptr().add(ow), mask(n), best);
+            let offs = _mm256_add_epi32(left, _mm256_castps_si256(off));
+            _mm256_storeu_si256(offsets.as_mut_ptr().cast(), offs);
+        }
+        n
+    }
+}

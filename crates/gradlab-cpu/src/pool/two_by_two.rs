@@ -38,15 +38,19 @@ pub(super) fn forward_plane<T: Float, I: PoolIndex>(
         crate::gemm::cast_slice::<T, f32>(x),
         crate::gemm::cast_slice_mut::<T, f32>(out),
     ) {
-        // The window rows' input offsets fit in i32 lanes.
-        if s.in_h * s.in_w <= i32::MAX as usize {
+        // Offsets within a window row fit in i32 lanes.
+        if 2 * s.in_w <= i32::MAX as usize {
             let row = match level.kind() {
                 SimdKind::Avx512 => Some(x86::row_avx512 as x86::RowFn),
                 SimdKind::Avx2 => Some(x86::row_avx2 as x86::RowFn),
                 SimdKind::Scalar => None,
             };
             if let Some(row) = row {
-                let mut offsets = [0i32; x86::MAX_LANES];
+                // Winners' indices are written as 8-byte integers straight
+                // from the vector registers when the index type is one.
+                let mut offsets = [0i64; x86::MAX_LANES];
+                let wide = crate::gemm::cast_slice_mut::<I, i64>(argmax).is_some()
+                    || crate::gemm::cast_slice_mut::<I, usize>(argmax).is_some();
                 for oh in 0..out_h {
                     let top = 2 * oh * s.in_w;
                     let rows = (&x[top..top + 2 * out_w], &x[top + s.in_w..][..2 * out_w]);
@@ -54,14 +58,33 @@ pub(super) fn forward_plane<T: Float, I: PoolIndex>(
                     let argmax = &mut argmax[oh * out_w..(oh + 1) * out_w];
                     let mut ow = 0;
                     while ow < out_w {
+                        let n = (out_w - ow).min(x86::MAX_LANES);
+                        let dst: &mut [i64] = if wide {
+                            // SAFETY: `I` is i64 or usize (checked above):
+                            // 8-byte integers, and every index written is
+                            // below the plane's length, so the same bits
+                            // as either type.
+                            unsafe {
+                                std::slice::from_raw_parts_mut(
+                                    argmax[ow..ow + n].as_mut_ptr().cast::<i64>(),
+                                    n,
+                                )
+                            }
+                        } else {
+                            &mut offsets[..n]
+                        };
                         // SAFETY: `row` matches `level`'s kind, which proves
                         // the CPU runs its instructions (see `crate::simd`);
-                        // the row slices hold `2 * out_w` values from column 0.
-                        let n = unsafe { row(rows, s.in_w, ow, out, &mut offsets) };
-                        for (a, &o) in argmax[ow..ow + n].iter_mut().zip(&offsets) {
-                            *a = I::from_index(top + o as usize);
+                        // the row slices hold `2 * out_w` values from column
+                        // 0, and `dst` holds `n` indices (at least as many
+                        // as one call writes).
+                        let done = unsafe { row(rows, s.in_w, top, ow, out, dst) };
+                        if !wide {
+                            for (a, &i) in argmax[ow..ow + done].iter_mut().zip(&offsets) {
+                                *a = I::from_index(i as usize);
+                            }
                         }
-                        ow += n;
+                        ow += done;
                     }
                 }
                 return;
@@ -109,14 +132,16 @@ mod x86 {
 
     /// Pools the windows of one window row from column `ow` on, as many as
     /// one vector holds (fewer at the end of the row): values into
-    /// `out[ow..]`, each winner's offset from the top row's column 0 into
-    /// `offsets`. Returns how many windows it did.
+    /// `out[ow..]`, each winner's index in the plane (`top`, the top row's
+    /// start, plus its offset from there) into `argmax[..]`. Returns how
+    /// many windows it did.
     ///
     /// # Safety
     /// The CPU must run the function's target features; both rows must hold
-    /// `2 * out.len()` values and `in_w` must fit in i32.
+    /// `2 * out.len()` values, `2 * in_w` must fit in i32, and `argmax` must
+    /// hold the windows done (`min(out.len() - ow, lanes)`).
     pub(super) type RowFn =
-        unsafe fn((&[f32], &[f32]), usize, usize, &mut [f32], &mut [i32; MAX_LANES]) -> usize;
+        unsafe fn((&[f32], &[f32]), usize, usize, usize, &mut [f32], &mut [i64]) -> usize;
 
     /// # Safety
     /// As [`RowFn`].
@@ -124,9 +149,10 @@ mod x86 {
     pub(super) unsafe fn row_avx512(
         rows: (&[f32], &[f32]),
         in_w: usize,
+        top: usize,
         ow: usize,
         out: &mut [f32],
-        offsets: &mut [i32; MAX_LANES],
+        argmax: &mut [i64],
     ) -> usize {
         let n = (out.len() - ow).min(16);
         // Bits of the 2n input values: the first vector's and the second's.
@@ -141,8 +167,9 @@ mod x86 {
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         // SAFETY: the masked loads touch only the 2n values from column
-        // 2*ow, which the rows hold (the caller's contract); the store
-        // writes the n outputs from `ow`.
+        // 2*ow, which the rows hold (the caller's contract); the masked
+        // stores write the n outputs from `ow` and n indices into `argmax`,
+        // which holds them (the caller's contract).
         unsafe {
             let split = |row: &[f32]| {
                 let p = row.as_ptr().add(2 * ow);
@@ -173,7 +200,19 @@ mod x86 {
                 _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
             let left = _mm512_add_epi32(_mm512_set1_epi32(2 * ow as i32), lanes);
             _mm512_mask_storeu_ps(out.as_mut_ptr().add(ow), bits(n), best);
-            _mm512_storeu_si512(offsets.as_mut_ptr().cast(), _mm512_add_epi32(left, off));
+            // Offsets widened to i64 and moved to the plane index, 8 at a time.
+            let offsets = _mm512_add_epi32(left, off);
+            let top = _mm512_set1_epi64(top as i64);
+            let halves = [
+                _mm512_castsi512_si256(offsets),
+                _mm512_extracti64x4_epi64::<1>(offsets),
+            ];
+            for (h, half) in halves.into_iter().enumerate() {
+                let count = n.saturating_sub(8 * h).min(8);
+                let index = _mm512_add_epi64(_mm512_cvtepi32_epi64(half), top);
+                let keep = ((1u16 << count) - 1) as u8;
+                _mm512_mask_storeu_epi64(argmax.as_mut_ptr().wrapping_add(8 * h).cast(), keep, index);
+            }
         }
         n
     }
@@ -184,9 +223,10 @@ mod x86 {
     pub(super) unsafe fn row_avx2(
         rows: (&[f32], &[f32]),
         in_w: usize,
+        top: usize,
         ow: usize,
         out: &mut [f32],
-        offsets: &mut [i32; MAX_LANES],
+        argmax: &mut [i64],
     ) -> usize {
         let n = (out.len() - ow).min(8);
         // Lane masks (all bits set where a lane is read or written).
@@ -197,7 +237,8 @@ mod x86 {
         let (lo, hi) = (mask(2 * n), mask((2 * n).saturating_sub(8)));
         // SAFETY: the masked loads touch only the 2n values from column
         // 2*ow, which the rows hold (the caller's contract); the masked
-        // store writes the n outputs from `ow`.
+        // stores write the n outputs from `ow` and n indices into `argmax`,
+        // which holds them (the caller's contract).
         unsafe {
             let split = |row: &[f32]| {
                 let p = row.as_ptr().add(2 * ow);
@@ -234,8 +275,20 @@ mod x86 {
             let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
             let left = _mm256_add_epi32(_mm256_set1_epi32(2 * ow as i32), lanes);
             _mm256_maskstore_ps(out.as_mut_ptr().add(ow), mask(n), best);
-            let offs = _mm256_add_epi32(left, _mm256_castps_si256(off));
-            _mm256_storeu_si256(offsets.as_mut_ptr().cast(), offs);
+            // Offsets widened to i64 and moved to the plane index, 4 at a time.
+            let offsets = _mm256_add_epi32(left, _mm256_castps_si256(off));
+            let top = _mm256_set1_epi64x(top as i64);
+            let halves = [
+                _mm256_castsi256_si128(offsets),
+                _mm256_extracti128_si256::<1>(offsets),
+            ];
+            for (h, half) in halves.into_iter().enumerate() {
+                let count = n.saturating_sub(4 * h).min(4);
+                let index = _mm256_add_epi64(_mm256_cvtepi32_epi64(half), top);
+                let lanes = _mm256_setr_epi64x(0, 1, 2, 3);
+                let keep = _mm256_cmpgt_epi64(_mm256_set1_epi64x(count as i64), lanes);
+                _mm256_maskstore_epi64(argmax.as_mut_ptr().wrapping_add(4 * h), keep, index);
+            }
         }
         n
     }

@@ -55,4 +55,7 @@ pub use norm::{
     batch_norm2d_backward, batch_norm2d_inference, batch_norm2d_train_forward, BatchNormShape,
 };
 pub use norm_relu::{batch_norm2d_relu_backward, batch_norm2d_relu_train_forward};
-pub use pool::{max_pool2d_backward, max_pool2d_backward_add, max_pool2d_forward, PoolIndex};
+pub use pool::{
+    max_pool2d_backward, max_pool2d_backward_add, max_pool2d_forward, try_max_pool2d_backward,
+    ArgmaxOutsidePlane, PoolIndex,
+};

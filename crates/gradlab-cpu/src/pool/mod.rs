@@ -13,6 +13,7 @@ use crate::parallel::for_each_chunk;
 use crate::simd::SimdLevel;
 use crate::{Float, Pool2dShape};
 use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// The element type of an argmax buffer: `usize` (the reference twin's) or
 /// `i64` (what tensors store, as PyTorch does), so that callers holding
@@ -219,14 +220,46 @@ fn valid_taps(
 ///
 /// # Panics
 /// On an invalid shape, slices shorter than the shape needs, or an
-/// `argmax` entry outside its plane.
+/// `argmax` entry outside its plane (see [`try_max_pool2d_backward`]).
 pub fn max_pool2d_backward<T: Float, I: PoolIndex>(
     s: &Pool2dShape,
     grad_out: &[T],
     argmax: &[I],
     grad_input: &mut [T],
 ) {
-    scatter("max_pool2d_backward", s, grad_out, argmax, grad_input, true);
+    let op = "max_pool2d_backward";
+    if let Err(e) = scatter(op, s, grad_out, argmax, grad_input, true) {
+        panic!("{op}: {e}");
+    }
+}
+
+/// [`max_pool2d_backward`] for an `argmax` that may come from a user: an
+/// entry outside its plane is an error (the first one, by flat index),
+/// found by the scatter itself rather than by a pass of its own, and
+/// `grad_input` then holds no meaningful values.
+///
+/// # Panics
+/// On an invalid shape or slices shorter than the shape needs.
+pub fn try_max_pool2d_backward<T: Float, I: PoolIndex>(
+    s: &Pool2dShape,
+    grad_out: &[T],
+    argmax: &[I],
+    grad_input: &mut [T],
+) -> Result<(), ArgmaxOutsidePlane> {
+    scatter("max_pool2d_backward", s, grad_out, argmax, grad_input, true)
+}
+
+/// An argmax entry that is neither the no-winner marker nor an index within
+/// its plane.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("argmax entry {entry} at flat index {at} is outside its plane of {plane} elements (or -1)")]
+pub struct ArgmaxOutsidePlane {
+    /// The entry's position in `argmax`.
+    pub at: usize,
+    /// The entry, as written.
+    pub entry: String,
+    /// Elements per plane.
+    pub plane: usize,
 }
 
 /// [`max_pool2d_backward`] adding into `grad_input` instead of overwriting
@@ -241,16 +274,14 @@ pub fn max_pool2d_backward_add<T: Float, I: PoolIndex>(
     argmax: &[I],
     grad_input: &mut [T],
 ) {
-    scatter(
-        "max_pool2d_backward_add",
-        s,
-        grad_out,
-        argmax,
-        grad_input,
-        false,
-    );
+    let op = "max_pool2d_backward_add";
+    if let Err(e) = scatter(op, s, grad_out, argmax, grad_input, false) {
+        panic!("{op}: {e}");
+    }
 }
 
+/// Adds each output gradient at its winner; stops a task at its first
+/// entry outside the plane and reports the first such entry overall.
 fn scatter<T: Float, I: PoolIndex>(
     op: &str,
     s: &Pool2dShape,
@@ -258,7 +289,7 @@ fn scatter<T: Float, I: PoolIndex>(
     argmax: &[I],
     grad_input: &mut [T],
     overwrite: bool,
-) {
+) -> Result<(), ArgmaxOutsidePlane> {
     check(op, s);
     check_len(op, "grad_out", grad_out.len(), s.output_len(), s);
     check_len(op, "argmax", argmax.len(), s.output_len(), s);
@@ -267,9 +298,10 @@ fn scatter<T: Float, I: PoolIndex>(
     let planes = s.batch * s.channels;
     let grad_input = &mut grad_input[..planes * plane];
     if plane == 0 {
-        return;
+        return Ok(());
     }
     let per_task = planes_per_task(s);
+    let first_bad: Mutex<Option<ArgmaxOutsidePlane>> = Mutex::new(None);
     let task = |t: usize, dx: &mut [T]| {
         if overwrite {
             dx.fill(T::ZERO);
@@ -278,20 +310,32 @@ fn scatter<T: Float, I: PoolIndex>(
         for (i, dx) in dx.chunks_exact_mut(plane).enumerate() {
             let at = (first + i) * out_plane;
             let (dy, arg) = (&grad_out[at..at + out_plane], &argmax[at..at + out_plane]);
-            for (&idx, &g) in arg.iter().zip(dy) {
+            for (o, (&idx, &g)) in arg.iter().zip(dy).enumerate() {
                 if idx == I::NONE {
                     continue;
                 }
                 match idx.index() {
                     Some(idx) if idx < plane => dx[idx] += g,
-                    _ => panic!(
-                        "{op}: argmax entry {idx:?} is outside its {}x{} plane",
-                        s.in_h, s.in_w
-                    ),
+                    _ => {
+                        let bad = ArgmaxOutsidePlane {
+                            at: at + o,
+                            entry: format!("{idx:?}"),
+                            plane,
+                        };
+                        let mut first_bad = first_bad.lock().unwrap_or_else(|e| e.into_inner());
+                        if first_bad.as_ref().is_none_or(|b| b.at > bad.at) {
+                            *first_bad = Some(bad);
+                        }
+                        return;
+                    }
                 }
             }
         }
     };
     let parallel = planes > per_task && crate::parallel::worth_parallel_elems(s.input_len());
     for_each_chunk(grad_input, per_task * plane, parallel, task);
+    match first_bad.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(bad) => Err(bad),
+        None => Ok(()),
+    }
 }

@@ -211,7 +211,11 @@ mod x86 {
                 let count = n.saturating_sub(8 * h).min(8);
                 let index = _mm512_add_epi64(_mm512_cvtepi32_epi64(half), top);
                 let keep = ((1u16 << count) - 1) as u8;
-                _mm512_mask_storeu_epi64(argmax.as_mut_ptr().wrapping_add(8 * h).cast(), keep, index);
+                _mm512_mask_storeu_epi64(
+                    argmax.as_mut_ptr().wrapping_add(8 * h).cast(),
+                    keep,
+                    index,
+                );
             }
         }
         n

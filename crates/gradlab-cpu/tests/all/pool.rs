@@ -245,3 +245,54 @@ fn nan_and_tie_rules_follow_pytorch() {
         assert_eq!(arg, [4, 2], "{name}");
     }
 }
+
+/// The fallible backward names the first bad entry by flat index, whichever
+/// task reaches one first, and accepts what the forward produced.
+#[test]
+fn fallible_backward_reports_the_first_entry_outside_its_plane() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let s = Pool2dShape {
+        batch: 8,
+        channels: 16,
+        in_h: 32,
+        in_w: 32,
+        kernel: (2, 2),
+        stride: (2, 2),
+        padding: (0, 0),
+        dilation: (1, 1),
+        ceil_mode: false,
+    };
+    let mut rng = Rng::new(3);
+    let x: Vec<f32> = crate::common::random_vec(&mut rng, s.input_len());
+    let dy: Vec<f32> = crate::common::random_vec(&mut rng, s.output_len());
+    let mut y = vec![0.0f32; s.output_len()];
+    let mut argmax = vec![0i64; s.output_len()];
+    gradlab_cpu::max_pool2d_forward(&s, &x, &mut y, &mut argmax);
+    let as_usize: Vec<usize> = argmax.iter().map(|&i| i as usize).collect();
+    let mut want = vec![0.0f32; s.input_len()];
+    reference::max_pool2d_backward(&s, &dy, &as_usize, &mut want);
+    pool.install(|| {
+        let mut dx = vec![f32::NAN; s.input_len()];
+        assert_eq!(
+            gradlab_cpu::try_max_pool2d_backward(&s, &dy, &argmax, &mut dx),
+            Ok(())
+        );
+        assert_eq!(dx, want);
+        // Bad entries in a late plane and an earlier one (other tasks).
+        let mut bad = argmax.clone();
+        let out_plane = s.out_h() * s.out_w();
+        bad[100 * out_plane + 5] = 1024;
+        bad[37 * out_plane + 200] = -7;
+        let err = gradlab_cpu::try_max_pool2d_backward(&s, &dy, &bad, &mut dx).unwrap_err();
+        assert_eq!(
+            (err.at, err.entry.as_str(), err.plane),
+            (37 * out_plane + 200, "-7", 1024)
+        );
+        assert!(err
+            .to_string()
+            .contains("is outside its plane of 1024 elements"));
+    });
+}

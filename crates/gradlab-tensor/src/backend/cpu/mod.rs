@@ -182,7 +182,8 @@ impl Backend for Cpu {
         argmax: &Tensor,
     ) -> Result<Tensor> {
         let op = "max_pool2d_backward";
-        let arg = checked_argmax(op, argmax, s.in_h * s.in_w)?;
+        // Checked by the scatter itself: an argmax may come from a user.
+        let arg = argmax.contiguous_slice::<i64>(op)?;
         with_float!(grad.dtype(), op, |T| {
             let g = dense::<T>(op, grad)?;
             // A recycled buffer, cleared by the kernel's own parallel tasks:
@@ -190,7 +191,8 @@ impl Backend for Cpu {
             // on first touch, which for the convnet's first pooling layer
             // took longer than the scatter itself.
             let mut out = recycle::output::<T>(op, s.input_len())?;
-            gradlab_cpu::max_pool2d_backward(s, &g, &arg, &mut out);
+            gradlab_cpu::try_max_pool2d_backward(s, &g, &arg, &mut out)
+                .map_err(|e| TensorError::invalid(op, e.to_string()))?;
             tensor(out, [s.batch, s.channels, s.in_h, s.in_w])
         })
     }

@@ -20,6 +20,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// How long the pool's workers keep looking for work after the last kernel
+/// of a step before they park (see `gradlab_cpu::parallel::keep_workers_warm`):
+/// longer than the pause between two steps.
+const WORKERS_IDLE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// What one epoch measured (one line of the metrics file).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
@@ -338,6 +343,9 @@ impl<'a> Run<'a> {
             let (x, target) = (on_device(x)?, on_device(target)?);
             images += batch.len();
             batches.recycle(batch);
+            // The step's many short parallel kernels find the other
+            // workers awake (they park again once the epoch ends).
+            gradlab_cpu::parallel::keep_workers_warm(WORKERS_IDLE);
             let loss = self.step(&x, &target, epoch, index, steps)?;
             loss_sum += loss;
             report.step_losses.push(loss);

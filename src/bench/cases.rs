@@ -272,9 +272,15 @@ pub fn conv2d(
     }
 }
 
-/// LeNet's first pool and the convnet's first (the largest of a step).
+/// LeNet's first pool, the convnet's first (the largest of a step) and its
+/// last (narrow 8x8 planes).
 pub fn maxpool(plan: &Plan, peak: &MachinePeak, threads: usize, emit: &mut dyn FnMut(Row)) {
-    for (label, channels, side) in [("", 6, 28), ("convnet pool1 ", 64, 32)] {
+    let cases = [
+        ("", 6, 28),
+        ("convnet pool1 ", 64, 32),
+        ("convnet pool3 ", 256, 8),
+    ];
+    for (label, channels, side) in cases {
         let s = Pool2dShape {
             batch: 64,
             channels,

@@ -104,6 +104,7 @@ pub fn max_pool2d_forward<T: Float, I: PoolIndex>(
     let per_task = planes_per_task(s);
     let planes = s.batch * s.channels;
     let level = crate::simd::simd_level();
+    let lefts = two_by_two::gather_table::<T, I>(level, s);
     let out = &mut out[..planes * out_plane];
     let argmax = &mut argmax[..planes * out_plane];
     let task = |(t, (out, argmax)): (usize, (&mut [T], &mut [I]))| {
@@ -114,7 +115,7 @@ pub fn max_pool2d_forward<T: Float, I: PoolIndex>(
             .enumerate()
         {
             let x = &input[(first + i) * plane..(first + i + 1) * plane];
-            pool_plane(level, s, x, out, argmax);
+            pool_plane(level, s, &lefts, x, out, argmax);
         }
     };
     let chunk = per_task * out_plane;
@@ -134,12 +135,13 @@ pub fn max_pool2d_forward<T: Float, I: PoolIndex>(
 fn pool_plane<T: Float, I: PoolIndex>(
     level: SimdLevel,
     s: &Pool2dShape,
+    lefts: &[i32],
     x: &[T],
     out: &mut [T],
     argmax: &mut [I],
 ) {
     if two_by_two::applies(s) {
-        return two_by_two::forward_plane(level, s, x, out, argmax);
+        return two_by_two::forward_plane(level, s, lefts, x, out, argmax);
     }
     let (out_h, out_w) = (s.out_h(), s.out_w());
     // Valid taps of each output column, computed once per plane.

@@ -7,8 +7,9 @@ use gradlab_tensor::ops::reduce::{reduced_dims, reduced_shape};
 use gradlab_tensor::{Dim, Shape, Tensor};
 
 /// sum and mean: the gradient is spread back over the reduced dims (times
-/// `scale`, which is 1/count for mean). The spreading is a broadcast view
-/// (no kernel runs); the scaling is [`gradlab_tensor::kernels::reference::unary`]. The forward:
+/// `scale`, which is 1/count for mean, applied to the reduced gradient
+/// first). The spreading is a broadcast view (no kernel runs); the scaling
+/// is [`gradlab_tensor::kernels::reference::unary`]. The forward:
 /// [`gradlab_tensor::kernels::reference::sum`].
 struct SumBackward {
     name: &'static str,
@@ -23,11 +24,16 @@ impl BackwardOp for SumBackward {
     }
     fn backward(&self, _: &[Var], g: &Var) -> Result<Vec<Option<Var>>> {
         let kept = reduced_shape(&self.input_shape, &self.dims, true);
-        let mut gx = g.reshape(kept)?.broadcast_to(self.input_shape.clone())?;
-        if self.scale != 1.0 {
-            gx = gx.mul_scalar(self.scale)?;
-        }
-        Ok(vec![Some(gx)])
+        // Scaled before the broadcast: on the reduced gradient, not on every
+        // element of the input's shape (a walk over a broadcast view).
+        let g = if self.scale != 1.0 {
+            g.mul_scalar(self.scale)?
+        } else {
+            g.clone()
+        };
+        Ok(vec![Some(
+            g.reshape(kept)?.broadcast_to(self.input_shape.clone())?,
+        )])
     }
 
     fn forward(

@@ -65,15 +65,23 @@ pub fn run_train(args: &TrainArgs) -> Result<ExitCode, String> {
         println!("nothing to do: the checkpoint already holds the epochs asked for");
     }
     match &report.run_dir {
-        Some(dir) => println!(
-            "run kept in {}: {}, {}, {}, {} and checkpoints; `gradlab eval --run {}` evaluates it again, `gradlab runs` compares runs",
-            dir.display(),
-            run_dir::CONFIG_FILE,
-            run_dir::METRICS_FILE,
-            run_dir::CURVES_FILE,
-            run_dir::CONFUSION_FILE,
-            dir.display()
-        ),
+        Some(dir) => {
+            let mut files = vec![
+                run_dir::CONFIG_FILE,
+                run_dir::METRICS_FILE,
+                run_dir::CURVES_FILE,
+                run_dir::CONFUSION_FILE,
+            ];
+            if dir.join(run_dir::CONV_PICKS_FILE).is_file() {
+                files.push(run_dir::CONV_PICKS_FILE);
+            }
+            println!(
+                "run kept in {}: {} and checkpoints; `gradlab eval --run {}` evaluates it again, `gradlab runs` compares runs",
+                dir.display(),
+                files.join(", "),
+                dir.display()
+            )
+        }
         None => println!("nothing was kept (--no-save)"),
     }
     Ok(ExitCode::SUCCESS)

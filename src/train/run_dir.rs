@@ -7,6 +7,7 @@
 //!   metrics.jsonl                  one JSON object per epoch
 //!   curves.svg                     training and test loss, test accuracy (redrawn every epoch)
 //!   confusion.svg                  the last evaluation's confusion matrix
+//!   conv-picks.json                what `--conv-algo auto` chose per layer shape, and the times it measured
 //!   lenet-epoch1.safetensors ...   a checkpoint per epoch
 //!   last.safetensors               the latest checkpoint
 //! ```
@@ -24,6 +25,7 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const CURVES_FILE: &str = "curves.svg";
 pub const CONFUSION_FILE: &str = "confusion.svg";
+pub const CONV_PICKS_FILE: &str = "conv-picks.json";
 pub const LAST_CHECKPOINT: &str = "last.safetensors";
 
 /// A moment in UTC, to the second.
@@ -292,6 +294,50 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, String> {
         epochs.push(m);
     }
     Ok(epochs)
+}
+
+/// `--conv-algo auto`'s picks so far in this process, one object per shape
+/// class (pass, dtype, the convolution's shape, SIMD level, threads) with
+/// the method it chose and each candidate's best time in milliseconds, in
+/// a fixed order. Empty when nothing was timed (a named algorithm).
+pub fn conv_picks_json() -> serde_json::Value {
+    let mut picks = gradlab_cpu::conv::auto_picks();
+    picks.sort_by_key(|p| {
+        (
+            p.class.pass.name(),
+            p.class.dtype,
+            format!("{:?}", p.class.shape),
+        )
+    });
+    let entries = picks
+        .iter()
+        .map(|p| {
+            let (c, s) = (&p.class, &p.class.shape);
+            let times: serde_json::Map<String, serde_json::Value> = p
+                .timings
+                .iter()
+                .map(|(m, t)| (m.to_string(), serde_json::json!(t * 1e3)))
+                .collect();
+            serde_json::json!({
+                "pass": c.pass.name(),
+                "dtype": c.dtype,
+                "batch": s.batch,
+                "in_channels": s.in_channels,
+                "out_channels": s.out_channels,
+                "input": [s.in_h, s.in_w],
+                "kernel": [s.kernel_h, s.kernel_w],
+                "stride": [s.stride.0, s.stride.1],
+                "padding": [s.padding.0, s.padding.1],
+                "dilation": [s.dilation.0, s.dilation.1],
+                "groups": s.groups,
+                "simd": c.simd.name(),
+                "threads": c.threads,
+                "pick": p.method.to_string(),
+                "ms": times,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(entries)
 }
 
 #[cfg(test)]

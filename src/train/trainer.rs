@@ -411,8 +411,41 @@ impl<'a> Run<'a> {
         self.write_metrics(&metrics)?;
         self.checkpoint(report)?;
         self.draw(&evaluation);
+        self.write_conv_picks();
         report.evaluation = Some(evaluation);
         Ok(metrics)
+    }
+
+    /// Writes what `--conv-algo auto` chose (`conv-picks.json`); a run that
+    /// chose nothing (a named algorithm) leaves no such file, not even one
+    /// of an earlier run it `--overwrite`s. Like the pictures, a failure is
+    /// reported and the run goes on.
+    fn write_conv_picks(&self) {
+        let Some(dir) = &self.run_dir else {
+            return;
+        };
+        let path = dir.join(run_dir::CONV_PICKS_FILE);
+        let picks = if self.config.conv_algo() == gradlab_cpu::ConvAlgo::Auto {
+            run_dir::conv_picks_json()
+        } else {
+            serde_json::Value::Array(Vec::new())
+        };
+        if picks.as_array().is_none_or(Vec::is_empty) {
+            if path.is_file() {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    eprintln!(
+                        "warning: an earlier {} was not removed: {e}",
+                        path.display()
+                    );
+                }
+            }
+            return;
+        }
+        let mut text = serde_json::to_string_pretty(&picks).unwrap_or_default();
+        text.push('\n');
+        if let Err(e) = gradlab_nn::checkpoint::write_atomically(&path, text.as_bytes()) {
+            eprintln!("warning: {} was not written: {e}", path.display());
+        }
     }
 
     /// Redraws the run's pictures: the curves of every epoch so far and

@@ -102,6 +102,39 @@ fn a_run_keeps_its_configuration_metrics_checkpoints_and_pictures() {
         assert!(dir.join(file).is_file(), "{file}");
     }
 
+    // What `--conv-algo auto` (the default) chose for LeNet's two layers at
+    // this batch: both of conv1's passes (its input needs no gradient), all
+    // three of conv2's, each pick one of the methods it timed.
+    let picks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("conv-picks.json")).unwrap())
+            .unwrap();
+    let mut seen: Vec<(u64, String)> = Vec::new();
+    for p in picks.as_array().unwrap() {
+        if p["batch"] != 10 || p["threads"] != 2 || p["dtype"] != "f32" {
+            continue; // another test's run in this process
+        }
+        let ms = p["ms"].as_object().unwrap();
+        assert!(
+            ms.len() >= 2 && ms.values().all(|t| t.as_f64().unwrap() > 0.0),
+            "{p}"
+        );
+        assert!(ms.contains_key(p["pick"].as_str().unwrap()), "{p}");
+        seen.push((
+            p["in_channels"].as_u64().unwrap(),
+            p["pass"].as_str().unwrap().into(),
+        ));
+    }
+    seen.sort();
+    seen.dedup();
+    let want = [
+        (3, "backward_weight"),
+        (3, "forward"),
+        (6, "backward_data"),
+        (6, "backward_weight"),
+        (6, "forward"),
+    ];
+    assert_eq!(seen, want.map(|(c, p)| (c, p.to_string())));
+
     // The configuration: every option, resolved, and where it ran.
     let config = RunConfig::read(&dir.join("config.json")).unwrap();
     assert_eq!(config, report.config);

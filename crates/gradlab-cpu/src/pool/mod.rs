@@ -1,6 +1,6 @@
 //! Fast 2-D max-pool (NCHW): parallel over channel planes, with the window
 //! bounds worked out once per row and column instead of per tap, and
-//! vector kernels for the common 2×2, stride-2 window ([`two_by_two`]).
+//! vector kernels for the common 2×2, stride-2 window (`pool/two_by_two.rs`).
 //!
 //! Ties and NaNs are resolved exactly as in the reference twin
 //! ([`crate::reference::max_pool2d_forward`]): scan order, the first maximum

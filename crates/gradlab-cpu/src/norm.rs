@@ -20,7 +20,7 @@
 
 use crate::moments::moments_of_runs;
 use crate::parallel::{for_each_chunk, map_indices};
-use crate::simd::SimdKind;
+use crate::simd::per_simd_level;
 use crate::Float;
 
 /// Sizes of an NCHW batch: `batch` images of `channels` planes of `plane` values.
@@ -171,53 +171,20 @@ pub fn batch_norm2d_backward<T: Float>(
 /// Lanes of independent partial sums in the gradient's reductions.
 const LANES: usize = 8;
 
-/// `(Σ g, Σ g · (x - mean))` over channel `c`, with `g = gate(dy, x)` the
-/// gradient reaching batch norm's output (`dy` itself, or `dy` where the
-/// ReLU after it let the value through), summed in `f64` lanes.
-fn gradient_sums<T: Float>(
-    s: BatchNormShape,
-    dy: &[T],
-    x: &[T],
-    c: usize,
-    mean: T,
-    gate: impl Fn(T, T) -> T,
-) -> (f64, f64) {
-    // The same sums at every level; wider vectors where the CPU has them.
-    match crate::simd::simd_level().kind() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
-        SimdKind::Avx512 => unsafe { gradient_sums_avx512(s, dy, x, c, mean, gate) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a level of this kind proves AVX2 and FMA.
-        SimdKind::Avx2 => unsafe { gradient_sums_avx2(s, dy, x, c, mean, gate) },
-        _ => gradient_sums_any(s, dy, x, c, mean, gate),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn gradient_sums_avx512<T: Float>(
-    s: BatchNormShape,
-    dy: &[T],
-    x: &[T],
-    c: usize,
-    mean: T,
-    gate: impl Fn(T, T) -> T,
-) -> (f64, f64) {
-    gradient_sums_any(s, dy, x, c, mean, gate)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gradient_sums_avx2<T: Float>(
-    s: BatchNormShape,
-    dy: &[T],
-    x: &[T],
-    c: usize,
-    mean: T,
-    gate: impl Fn(T, T) -> T,
-) -> (f64, f64) {
-    gradient_sums_any(s, dy, x, c, mean, gate)
+per_simd_level! {
+    /// `(Σ g, Σ g · (x - mean))` over channel `c`, with `g = gate(dy, x)`
+    /// the gradient reaching batch norm's output (`dy` itself, or `dy`
+    /// where the ReLU after it let the value through), summed in `f64`
+    /// lanes: the same sums at every level, in wider vectors where the CPU
+    /// has them.
+    fn gradient_sums<T: Float>(
+        s: BatchNormShape,
+        dy: &[T],
+        x: &[T],
+        c: usize,
+        mean: T,
+        gate: impl Fn(T, T) -> T,
+    ) -> (f64, f64) => gradient_sums_any
 }
 
 #[inline(always)]
@@ -270,6 +237,8 @@ pub(crate) fn gated_backward<T: Float>(
     dweight: &mut [T],
     dbias: &mut [T],
 ) {
+    // Read once here: the passes run on worker threads.
+    let level = crate::simd::simd_level();
     let count = s.count() as f64;
     let invstd: Vec<f64> = var
         .iter()
@@ -278,8 +247,8 @@ pub(crate) fn gated_backward<T: Float>(
     // (Σ g, Σ g · x̂) per channel.
     let sums = |c: usize| {
         let (sum_g, sum_g_xc) = match relu {
-            None => gradient_sums(s, dy, x, c, mean[c], |g, _| g),
-            Some(maps) => gradient_sums(s, dy, x, c, mean[c], relu_gate(maps[c])),
+            None => gradient_sums(level, s, dy, x, c, mean[c], |g, _| g),
+            Some(maps) => gradient_sums(level, s, dy, x, c, mean[c], relu_gate(maps[c])),
         };
         (sum_g, sum_g_xc * invstd[c])
     };
@@ -299,47 +268,15 @@ pub(crate) fn gated_backward<T: Float>(
         dbias[c] = T::from_f64(sum_g);
         dweight[c] = T::from_f64(sum_g_xhat);
     }
-    fn write<T: Float>(
-        out: &mut [T],
-        dy: &[T],
-        x: &[T],
-        abd: (T, T, T),
-        m: T,
-        gate: impl Fn(T, T) -> T,
-    ) {
-        match crate::simd::simd_level().kind() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
-            SimdKind::Avx512 => unsafe { write_avx512(out, dy, x, abd, m, gate) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a level of this kind proves AVX2 and FMA.
-            SimdKind::Avx2 => unsafe { write_avx2(out, dy, x, abd, m, gate) },
-            _ => write_any(out, dy, x, abd, m, gate),
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn write_avx512<T: Float>(
-        out: &mut [T],
-        dy: &[T],
-        x: &[T],
-        abd: (T, T, T),
-        m: T,
-        gate: impl Fn(T, T) -> T,
-    ) {
-        write_any(out, dy, x, abd, m, gate)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn write_avx2<T: Float>(
-        out: &mut [T],
-        dy: &[T],
-        x: &[T],
-        abd: (T, T, T),
-        m: T,
-        gate: impl Fn(T, T) -> T,
-    ) {
-        write_any(out, dy, x, abd, m, gate)
+    per_simd_level! {
+        fn write<T: Float>(
+            out: &mut [T],
+            dy: &[T],
+            x: &[T],
+            abd: (T, T, T),
+            m: T,
+            gate: impl Fn(T, T) -> T,
+        ) => write_any
     }
     #[inline(always)]
     fn write_any<T: Float>(
@@ -359,8 +296,16 @@ pub(crate) fn gated_backward<T: Float>(
         let g = &dy[i * s.plane..][..s.plane];
         let v = &x[i * s.plane..][..s.plane];
         match relu {
-            None => write(out, g, v, coefficients[c], mean[c], |g, _| g),
-            Some(maps) => write(out, g, v, coefficients[c], mean[c], relu_gate(maps[c])),
+            None => write(level, out, g, v, coefficients[c], mean[c], |g, _| g),
+            Some(maps) => write(
+                level,
+                out,
+                g,
+                v,
+                coefficients[c],
+                mean[c],
+                relu_gate(maps[c]),
+            ),
         }
     };
     for_each_chunk(&mut dx[..s.len()], s.plane, parallel(s.len()), input_grad);

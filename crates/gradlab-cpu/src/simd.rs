@@ -259,6 +259,41 @@ pub fn simd_level() -> SimdLevel {
         .unwrap_or_else(detected_simd_level)
 }
 
+/// Defines `fn $name(level, args..)`, which runs the `#[inline(always)]`
+/// function `$body` compiled with the target features of `level`'s kind:
+/// on x86-64 once for AVX-512 and once for AVX2 + FMA (so that plain Rust
+/// loops over fixed-size arrays vectorise to those widths), elsewhere and
+/// at the scalar level as the portable build. For kernels written once
+/// and compiled per level; the dispatch's `unsafe` rests on `level`, which
+/// only detection creates (see the module docs).
+macro_rules! per_simd_level {
+    ($(#[$attr:meta])* fn $name:ident<$e:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+        $(#[$attr])*
+        fn $name<$e: $bound>(level: $crate::simd::SimdLevel, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            fn avx512<$e: $bound>($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2<$e: $bound>($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            match level.kind() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
+                $crate::simd::SimdKind::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: a level of this kind proves AVX2 and FMA.
+                $crate::simd::SimdKind::Avx2 => unsafe { avx2($($arg),*) },
+                _ => $body($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use per_simd_level;
+
 #[cfg(test)]
 mod tests {
     use super::*;

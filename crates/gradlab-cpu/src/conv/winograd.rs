@@ -70,7 +70,7 @@ use crate::gemm::{
 };
 use crate::reference::winograd::WinogradTile;
 use crate::scratch::{PlainData, Scratch};
-use crate::simd::{SimdKind, SimdLevel};
+use crate::simd::{per_simd_level, SimdLevel};
 use crate::{Conv2dShape, Float};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -170,15 +170,7 @@ fn transform_weights<E: Float>(
             ics,
             u,
         };
-        match level.kind() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
-            SimdKind::Avx512 => unsafe { weights_avx512(job) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a level of this kind proves AVX2 and FMA.
-            SimdKind::Avx2 => unsafe { weights_avx2(job) },
-            _ => weights_any(job),
-        }
+        weights(level, job)
     };
     let tasks = if parallel {
         rayon::current_num_threads().min(p.icg).max(1)
@@ -258,16 +250,9 @@ impl<E: Copy> UTarget<E> {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn weights_avx512<E: Float>(job: WeightJob<'_, E>) {
-    weights_any(job)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn weights_avx2<E: Float>(job: WeightJob<'_, E>) {
-    weights_any(job)
+per_simd_level! {
+    /// [`weights_any`] compiled for `level`.
+    fn weights<E: Float>(job: WeightJob<'_, E>) => weights_any
 }
 
 #[inline(always)]
@@ -529,15 +514,7 @@ fn transform_input<E: Float>(
     work: &mut [E],
 ) {
     let job = InputJob { p, s, x, g, bands };
-    match level.kind() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
-        SimdKind::Avx512 => unsafe { input_avx512(job, v, work) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a level of this kind proves AVX2 and FMA.
-        SimdKind::Avx2 => unsafe { input_avx2(job, v, work) },
-        _ => input_any(job, v, work),
-    }
+    input(level, job, v, work);
 }
 
 /// What the input transform of one block reads.
@@ -550,16 +527,9 @@ struct InputJob<'a, E> {
     bands: Range<usize>,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn input_avx512<E: Float>(job: InputJob<'_, E>, v: &mut [E], work: &mut [E]) {
-    input_any(job, v, work)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn input_avx2<E: Float>(job: InputJob<'_, E>, v: &mut [E], work: &mut [E]) {
-    input_any(job, v, work)
+per_simd_level! {
+    /// [`input_any`] compiled for `level`.
+    fn input<E: Float>(job: InputJob<'_, E>, v: &mut [E], work: &mut [E]) => input_any
 }
 
 #[inline(always)]
@@ -835,27 +805,12 @@ fn transform_output<E: Float>(
         g,
         bands,
     };
-    match level.kind() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
-        SimdKind::Avx512 => unsafe { output_avx512(job, out, work) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a level of this kind proves AVX2 and FMA.
-        SimdKind::Avx2 => unsafe { output_avx2(job, out, work) },
-        _ => output_any(job, out, work),
-    }
+    output(level, job, out, work);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn output_avx512<E: Float>(job: OutputJob<'_, E>, out: &SharedOut<E>, work: &mut [E]) {
-    output_any(job, out, work)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn output_avx2<E: Float>(job: OutputJob<'_, E>, out: &SharedOut<E>, work: &mut [E]) {
-    output_any(job, out, work)
+per_simd_level! {
+    /// [`output_any`] compiled for `level`.
+    fn output<E: Float>(job: OutputJob<'_, E>, out: &SharedOut<E>, work: &mut [E]) => output_any
 }
 
 #[inline(always)]
@@ -1077,27 +1032,12 @@ fn transform_grad_out<E: Float>(
     work: &mut [E],
 ) {
     let job = GradJob { p, s, dy, g, bands };
-    match level.kind() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
-        SimdKind::Avx512 => unsafe { grad_avx512(job, dm, work) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a level of this kind proves AVX2 and FMA.
-        SimdKind::Avx2 => unsafe { grad_avx2(job, dm, work) },
-        _ => grad_any(job, dm, work),
-    }
+    grad(level, job, dm, work);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn grad_avx512<E: Float>(job: GradJob<'_, E>, dm: &mut [E], work: &mut [E]) {
-    grad_any(job, dm, work)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn grad_avx2<E: Float>(job: GradJob<'_, E>, dm: &mut [E], work: &mut [E]) {
-    grad_any(job, dm, work)
+per_simd_level! {
+    /// [`grad_any`] compiled for `level`.
+    fn grad<E: Float>(job: GradJob<'_, E>, dm: &mut [E], work: &mut [E]) => grad_any
 }
 
 #[inline(always)]
@@ -1210,15 +1150,7 @@ fn kernels_from_du<E: Float>(
             count,
             ocs: oc0..oc0 + dw.len() / per_row,
         };
-        match level.kind() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
-            SimdKind::Avx512 => unsafe { kernels_avx512(job, dw) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a level of this kind proves AVX2 and FMA.
-            SimdKind::Avx2 => unsafe { kernels_avx2(job, dw) },
-            _ => kernels_any(job, dw),
-        }
+        kernels(level, job, dw)
     };
     let tasks = if parallel {
         rayon::current_num_threads().min(rows).max(1)
@@ -1241,16 +1173,9 @@ struct KernelJob<'a, E> {
     ocs: Range<usize>,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn kernels_avx512<E: Float>(job: KernelJob<'_, E>, dw: &mut [E]) {
-    kernels_any(job, dw)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn kernels_avx2<E: Float>(job: KernelJob<'_, E>, dw: &mut [E]) {
-    kernels_any(job, dw)
+per_simd_level! {
+    /// [`kernels_any`] compiled for `level`.
+    fn kernels<E: Float>(job: KernelJob<'_, E>, dw: &mut [E]) => kernels_any
 }
 
 #[inline(always)]

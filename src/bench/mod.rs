@@ -68,8 +68,8 @@ pub struct BenchArgs {
     /// Device to benchmark.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: BenchDevice,
-    /// Convolution algorithm of the conv2d rows: auto, direct, im2col,
-    /// winograd, winograd-2x2 or winograd-4x4 (default: a row for each
+    /// Convolution algorithm of the conv2d rows: auto, direct, batch-lanes,
+    /// im2col, winograd, winograd-2x2 or winograd-4x4 (default: a row for each
     /// method that applies, and auto's pick). Also the algorithm of any
     /// other convolution the run makes.
     #[arg(long)]

@@ -118,7 +118,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// CPU convolution algorithm: auto (timed per layer shape), direct,
-    /// im2col, winograd, winograd-2x2 or winograd-4x4 [default: auto]. A
+    /// batch-lanes, im2col, winograd, winograd-2x2 or winograd-4x4
+    /// [default: auto]. A
     /// resumed run keeps its own. A named one makes runs bitwise
     /// reproducible across processes; auto may pick differently from one
     /// process to the next.

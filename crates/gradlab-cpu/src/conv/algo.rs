@@ -4,6 +4,8 @@
 //!
 //! * [`ConvAlgo::Direct`]: loops over the taps without a column matrix
 //!   (where a direct kernel covers the shape);
+//! * [`ConvAlgo::BatchLanes`]: direct loops with the images of the batch
+//!   in the vector lanes, for stride-1 layers with few channels (LeNet's);
 //! * [`ConvAlgo::Im2col`]: a column matrix (im2col / col2im, or its
 //!   channels-last form) multiplied by the packed GEMM;
 //! * [`ConvAlgo::Winograd`]: `F(m×m, 3×3)` for 3×3 stride-1 layers, with
@@ -56,6 +58,8 @@ pub enum ConvAlgo {
     Auto,
     /// Direct loops over the taps.
     Direct,
+    /// Direct loops with the images of the batch in the vector lanes.
+    BatchLanes,
     /// A column matrix and the packed GEMM.
     Im2col,
     /// Winograd for 3×3 stride-1 layers, tile chosen per shape.
@@ -68,9 +72,10 @@ pub enum ConvAlgo {
 
 impl ConvAlgo {
     /// Every setting, in the order the command line lists them.
-    pub const ALL: [ConvAlgo; 6] = [
+    pub const ALL: [ConvAlgo; 7] = [
         ConvAlgo::Auto,
         ConvAlgo::Direct,
+        ConvAlgo::BatchLanes,
         ConvAlgo::Im2col,
         ConvAlgo::Winograd,
         ConvAlgo::Winograd2x2,
@@ -82,6 +87,7 @@ impl ConvAlgo {
         match self {
             ConvAlgo::Auto => "auto",
             ConvAlgo::Direct => "direct",
+            ConvAlgo::BatchLanes => "batch-lanes",
             ConvAlgo::Im2col => "im2col",
             ConvAlgo::Winograd => "winograd",
             ConvAlgo::Winograd2x2 => "winograd-2x2",
@@ -109,7 +115,7 @@ impl fmt::Display for ConvAlgo {
 
 /// A name that is not a convolution algorithm.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown convolution algorithm {0:?} (expected auto, direct, im2col, winograd, winograd-2x2 or winograd-4x4)")]
+#[error("unknown convolution algorithm {0:?} (expected auto, direct, batch-lanes, im2col, winograd, winograd-2x2 or winograd-4x4)")]
 pub struct UnknownConvAlgo(pub String);
 
 impl FromStr for ConvAlgo {
@@ -187,6 +193,7 @@ impl Pass {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
     Direct,
+    BatchLanes,
     Im2col,
     Winograd(WinogradTile),
 }
@@ -197,6 +204,7 @@ impl Method {
     pub fn algo_method(algo: ConvAlgo) -> Option<Method> {
         match algo {
             ConvAlgo::Direct => Some(Method::Direct),
+            ConvAlgo::BatchLanes => Some(Method::BatchLanes),
             ConvAlgo::Im2col => Some(Method::Im2col),
             ConvAlgo::Winograd2x2 => Some(Method::Winograd(WinogradTile::F2)),
             ConvAlgo::Winograd4x4 => Some(Method::Winograd(WinogradTile::F4)),
@@ -208,6 +216,7 @@ impl Method {
     pub fn algo(self) -> ConvAlgo {
         match self {
             Method::Direct => ConvAlgo::Direct,
+            Method::BatchLanes => ConvAlgo::BatchLanes,
             Method::Im2col => ConvAlgo::Im2col,
             Method::Winograd(WinogradTile::F2) => ConvAlgo::Winograd2x2,
             Method::Winograd(WinogradTile::F4) => ConvAlgo::Winograd4x4,
@@ -219,6 +228,7 @@ impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Method::Direct => f.write_str("direct"),
+            Method::BatchLanes => f.write_str("batch-lanes"),
             Method::Im2col => f.write_str("im2col"),
             Method::Winograd(tile) => write!(f, "winograd {tile}"),
         }
@@ -296,6 +306,7 @@ pub(crate) fn run_chosen(
     let named = |m: Method| if has(m) { m } else { baseline };
     let method = match conv_algo() {
         ConvAlgo::Direct => named(Method::Direct),
+        ConvAlgo::BatchLanes => named(Method::BatchLanes),
         ConvAlgo::Im2col => named(Method::Im2col),
         ConvAlgo::Winograd => named(Method::Winograd(winograd_tile_for(s))),
         ConvAlgo::Winograd2x2 => named(Method::Winograd(WinogradTile::F2)),

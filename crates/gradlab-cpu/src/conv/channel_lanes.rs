@@ -511,7 +511,7 @@ fn to_nchw<E: Float, const L: usize, const V: usize>(
 
 /// The transpose of a square block (the plain version).
 #[inline(always)]
-fn transpose<E: Float, const L: usize>(rows: [[E; L]; L]) -> [[E; L]; L] {
+pub(super) fn transpose<E: Float, const L: usize>(rows: [[E; L]; L]) -> [[E; L]; L] {
     std::array::from_fn(|c| std::array::from_fn(|p| rows[p][c]))
 }
 
@@ -1088,7 +1088,7 @@ const fn transpose_words(per: usize, lanes: usize, upper: usize) -> [[u32; 16]; 
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn transpose_avx512<E: Float, const L: usize>(rows: [[E; L]; L]) -> [[E; L]; L] {
+pub(super) unsafe fn transpose_avx512<E: Float, const L: usize>(rows: [[E; L]; L]) -> [[E; L]; L] {
     use std::arch::x86_64::*;
     assert_eq!(L * std::mem::size_of::<E>(), 64, "one vector of 16 words");
     // SAFETY: each [E; L] is 64 bytes (asserted), the width of one load.

@@ -1,7 +1,8 @@
 //! Fast 2-D convolution (NCHW), forward and both gradients.
 //!
 //! Each pass has several methods ([`algo::Method`]): direct loops over the
-//! taps (modules `direct`, `direct_weight`, `padded_grid`), the GEMM forms
+//! taps (modules `direct`, `direct_weight`, `padded_grid`, and
+//! `batch_lanes` with the images of the batch in the lanes), the GEMM forms
 //! over a column matrix (`gemm_form`, `channels_last`) and, for 3×3
 //! stride-1 layers, Winograd's `F(2×2, 3×3)` and `F(4×4, 3×3)` (`winograd`,
 //! twin [`crate::reference::winograd`]). The [`ConvAlgo`] setting chooses
@@ -13,6 +14,7 @@
 //! results depend on the thread count. Reference twins: [`crate::reference`].
 
 pub mod algo;
+mod batch_lanes;
 mod channel_lanes;
 mod channels_last;
 mod direct;
@@ -35,6 +37,7 @@ use crate::parallel::for_each_chunk;
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{simd_level, SimdLevel};
 use crate::{Conv2dShape, Float};
+use batch_lanes::BatchLaneElement;
 use channel_lanes::LaneElement;
 
 /// Partial sums of the weight gradient, each over consecutive images,
@@ -111,7 +114,7 @@ fn batch_parallel(s: &Conv2dShape) -> bool {
 
 macro_rules! dispatch_f32_f64 {
     ($generic:ident :: <$t:ty>, ($($arg:expr),*), [$($cast:ident),*], [$($cast_mut:ident),*], [$($opt:ident),*]) => {{
-        fn typed<T: Float, E: GemmElement + DotElement + LaneElement + PlainData>(level: SimdLevel, s: &Conv2dShape, $($cast: &[T],)* $($opt: Option<&[T]>,)* $($cast_mut: &mut [T],)*) -> Option<()> {
+        fn typed<T: Float, E: GemmElement + DotElement + LaneElement + BatchLaneElement + PlainData>(level: SimdLevel, s: &Conv2dShape, $($cast: &[T],)* $($opt: Option<&[T]>,)* $($cast_mut: &mut [T],)*) -> Option<()> {
             $(let $cast = cast_slice::<T, E>($cast)?;)*
             $(let $opt = match $opt { Some(v) => Some(cast_slice::<T, E>(v)?), None => None };)*
             $(let $cast_mut = cast_slice_mut::<T, E>($cast_mut)?;)*
@@ -205,13 +208,16 @@ fn forward_methods<E>(s: &Conv2dShape, level: SimdLevel) -> Vec<Method> {
     } else {
         vec![Method::Im2col]
     };
+    if batch_lanes::suits(s) {
+        methods.push(Method::BatchLanes);
+    }
     if winograd::applies(s) {
         methods.extend(WinogradTile::ALL.map(Method::Winograd));
     }
     methods
 }
 
-fn forward<E: GemmElement + DotElement + LaneElement + PlainData>(
+fn forward<E: GemmElement + DotElement + LaneElement + BatchLaneElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     input: &[E],
@@ -239,6 +245,9 @@ fn forward<E: GemmElement + DotElement + LaneElement + PlainData>(
                 _ => direct::forward(level, s, input, weight, bias, out, by_image),
             },
             Method::Im2col => gemm_form::forward(level, s, input, weight, bias, out, by_image),
+            Method::BatchLanes => {
+                batch_lanes::forward(level, s, input, weight, bias, out, parallel)
+            }
             Method::Winograd(tile) => {
                 winograd::forward(level, tile, s, input, weight, bias, out, parallel)
             }
@@ -314,6 +323,10 @@ fn backward_data_methods<E>(s: &Conv2dShape, level: SimdLevel) -> Vec<(Method, D
         _ => DataForm::Col2im,
     };
     methods.push((Method::Im2col, im2col_form));
+    if transposed.filter(batch_lanes::suits).is_some() {
+        let m = Method::BatchLanes;
+        methods.push((m, DataForm::Transposed(m)));
+    }
     if transposed.filter(winograd::applies).is_some() {
         methods.extend(WinogradTile::ALL.map(|tile| {
             let m = Method::Winograd(tile);
@@ -323,7 +336,7 @@ fn backward_data_methods<E>(s: &Conv2dShape, level: SimdLevel) -> Vec<(Method, D
     methods
 }
 
-fn backward_data<E: GemmElement + DotElement + LaneElement + PlainData>(
+fn backward_data<E: GemmElement + DotElement + LaneElement + BatchLaneElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     grad_out: &[E],
@@ -372,6 +385,9 @@ fn backward_data<E: GemmElement + DotElement + LaneElement + PlainData>(
                     Method::Im2col => {
                         gemm_form::forward(level, &t, grad_out, flipped, None, grad_input, by_image)
                     }
+                    Method::BatchLanes => batch_lanes::forward(
+                        level, &t, grad_out, flipped, None, grad_input, parallel,
+                    ),
                     Method::Winograd(tile) => winograd::forward(
                         level, tile, &t, grad_out, flipped, None, grad_input, parallel,
                     ),
@@ -429,6 +445,7 @@ enum WeightForm {
     PaddedGrid,
     ChannelsLast,
     Im2colDot,
+    BatchLanes,
     Winograd(WinogradTile),
 }
 
@@ -468,6 +485,9 @@ fn backward_weight_methods<E>(
             methods.push(entry);
         }
     }
+    if batch_lanes::suits(s) {
+        methods.push((Method::BatchLanes, WeightForm::BatchLanes));
+    }
     if winograd::applies(s) {
         methods.extend(
             WinogradTile::ALL.map(|tile| (Method::Winograd(tile), WeightForm::Winograd(tile))),
@@ -504,7 +524,7 @@ pub fn conv2d_backward_weight<T: Float>(
     }
 }
 
-fn backward_weight<E: GemmElement + DotElement + LaneElement + PlainData>(
+fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement + PlainData>(
     level: SimdLevel,
     s: &Conv2dShape,
     input: &[E],
@@ -549,9 +569,21 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + PlainData>(
                 WeightForm::Im2colDot => {
                     gemm_form::weight_im2col(level, s, input, grad_out, range, dw)
                 }
-                // Sums its chunks itself (below).
-                WeightForm::Winograd(_) => unreachable!("the Winograd weight gradient"),
+                // Sum the whole batch themselves (below).
+                WeightForm::Winograd(_) | WeightForm::BatchLanes => {
+                    unreachable!("a weight gradient that sums the batch itself")
+                }
             };
+            if form == WeightForm::BatchLanes {
+                return batch_lanes::backward_weight(
+                    level,
+                    s,
+                    input,
+                    grad_out,
+                    grad_weight,
+                    parallel,
+                );
+            }
             if let WeightForm::Winograd(tile) = form {
                 return winograd::weight_grad(
                     level,

@@ -8,8 +8,9 @@ use gradlab_cpu::{reference, with_conv_algo, Conv2dShape, ConvAlgo, Float, Rng};
 use proptest::prelude::*;
 
 /// The algorithms every shape is checked with (`auto` picks among the others).
-const ALGOS: [ConvAlgo; 5] = [
+const ALGOS: [ConvAlgo; 6] = [
     ConvAlgo::Direct,
+    ConvAlgo::BatchLanes,
     ConvAlgo::Im2col,
     ConvAlgo::Winograd2x2,
     ConvAlgo::Winograd4x4,
@@ -28,7 +29,7 @@ fn algo_tolerance<T: Float>(algo: ConvAlgo) -> (f64, usize) {
         f64::EPSILON
     };
     match algo {
-        ConvAlgo::Direct | ConvAlgo::Im2col => (0.0, 1),
+        ConvAlgo::Direct | ConvAlgo::BatchLanes | ConvAlgo::Im2col => (0.0, 1),
         ConvAlgo::Winograd2x2 => (8.0 * eps, 2),
         _ => (160.0 * eps, 4),
     }
@@ -150,6 +151,39 @@ fn winograd_shape() -> impl Strategy<Value = Conv2dShape> {
         )
 }
 
+/// Stride-1 shapes with few channels and batches across several blocks of
+/// images (the batch-lanes kernels take 4, 8 or 16 images per vector):
+/// partial last blocks, planes shorter and longer than a vector, padding
+/// up to the kernel's size less one.
+fn batch_lanes_shape() -> impl Strategy<Value = Conv2dShape> {
+    (
+        (1usize..=40, 1usize..=4, 1usize..=9),
+        (1usize..=5, 1usize..=5, 0usize..=12, 0usize..=12),
+        (0usize..=4, 0usize..=4),
+    )
+        .prop_map(
+            |(
+                (batch, in_channels, out_channels),
+                (kernel_h, kernel_w, extra_h, extra_w),
+                (ph, pw),
+            )| {
+                Conv2dShape {
+                    batch,
+                    in_channels,
+                    in_h: kernel_h + extra_h,
+                    in_w: kernel_w + extra_w,
+                    out_channels,
+                    kernel_h,
+                    kernel_w,
+                    stride: (1, 1),
+                    padding: (ph.min(kernel_h - 1), pw.min(kernel_w - 1)),
+                    dilation: (1, 1),
+                    groups: 1,
+                }
+            },
+        )
+}
+
 fn abs<T: Float>(v: &[T]) -> Vec<T> {
     v.iter().map(|x| x.abs()).collect()
 }
@@ -243,6 +277,12 @@ proptest! {
     fn unpadded_conv_matches_reference(s in unpadded_shape(), seed in any::<u64>()) {
         check::<f32>(&s, false, seed);
         check::<f64>(&s, false, seed);
+    }
+
+    #[test]
+    fn batch_lanes_shapes_match_reference(s in batch_lanes_shape(), with_bias in any::<bool>(), seed in any::<u64>()) {
+        check::<f32>(&s, with_bias, seed);
+        check::<f64>(&s, with_bias, seed);
     }
 
     #[test]

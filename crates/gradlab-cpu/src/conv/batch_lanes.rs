@@ -26,12 +26,14 @@
 //!   added at the end in a fixed order, and each weight is summed by one
 //!   task, so results do not depend on the thread count.
 //!
-//! The loops are plain Rust over fixed-size arrays, compiled once per SIMD
-//! level with that level's target features (tiles sized to its registers).
+//! The loops are plain Rust compiled once per SIMD level with that level's
+//! target features, the accumulators arrays of that level's registers
+//! ([`Lanes`]); tiles are sized to its register count.
 
 use super::channel_lanes::transpose;
 #[cfg(target_arch = "x86_64")]
 use super::channel_lanes::transpose_avx512;
+use super::tap_offsets;
 use crate::parallel::{for_each_chunk, map_indices};
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{SimdKind, SimdLevel};
@@ -261,10 +263,16 @@ pub(crate) trait Isa {
     /// One block of images of the forward pass.
     fn forward<E: Float, V: Lanes<E>, const L: usize, const C: usize, const R: usize>(
         level: SimdLevel,
-        args: Args<'_, E>,
+        block: ForwardBlock<'_, E>,
     );
-    /// One image block's input and output gradient into lanes.
-    fn weight_lanes<E: Float, const L: usize>(level: SimdLevel, args: LaneArgs<'_, E>);
+    /// One block of images into lanes (see [`to_lanes`]).
+    fn to_lanes<E: Float, const L: usize>(
+        level: SimdLevel,
+        src: &[E],
+        images: Range<usize>,
+        planes: Planes,
+        dst: &mut [E],
+    );
     /// One tile of weight-gradient sums.
     fn weight_tile<E: Float, V: Lanes<E>, const L: usize, const C: usize, const T: usize>(
         level: SimdLevel,
@@ -284,12 +292,18 @@ pub(crate) struct Avx2;
 impl Isa for Portable {
     fn forward<E: Float, V: Lanes<E>, const L: usize, const C: usize, const R: usize>(
         _: SimdLevel,
-        args: Args<'_, E>,
+        block: ForwardBlock<'_, E>,
     ) {
-        forward_block::<E, V, L, C, R>(args, &transpose)
+        forward_block::<E, V, L, C, R>(block, &transpose)
     }
-    fn weight_lanes<E: Float, const L: usize>(_: SimdLevel, args: LaneArgs<'_, E>) {
-        weight_lanes::<E, L>(args, &transpose)
+    fn to_lanes<E: Float, const L: usize>(
+        _: SimdLevel,
+        src: &[E],
+        images: Range<usize>,
+        planes: Planes,
+        dst: &mut [E],
+    ) {
+        to_lanes::<E, L>(src, images, planes, dst, &transpose)
     }
     fn weight_tile<E: Float, V: Lanes<E>, const L: usize, const C: usize, const T: usize>(
         _: SimdLevel,
@@ -303,28 +317,41 @@ impl Isa for Portable {
 impl Isa for Avx512 {
     fn forward<E: Float, V: Lanes<E>, const L: usize, const C: usize, const R: usize>(
         level: SimdLevel,
-        args: Args<'_, E>,
+        block: ForwardBlock<'_, E>,
     ) {
         assert_eq!(level.kind(), SimdKind::Avx512);
         #[target_feature(enable = "avx512f")]
         fn run<E: Float, V: Lanes<E>, const L: usize, const C: usize, const R: usize>(
-            args: Args<'_, E>,
+            block: ForwardBlock<'_, E>,
         ) {
             // SAFETY: this copy runs only where AVX-512F is proven.
-            forward_block::<E, V, L, C, R>(args, &|rows| unsafe { transpose_avx512(rows) })
+            forward_block::<E, V, L, C, R>(block, &|rows| unsafe { transpose_avx512(rows) })
         }
         // SAFETY: a level of this kind proves AVX-512F (see `crate::simd`).
-        unsafe { run::<E, V, L, C, R>(args) }
+        unsafe { run::<E, V, L, C, R>(block) }
     }
-    fn weight_lanes<E: Float, const L: usize>(level: SimdLevel, args: LaneArgs<'_, E>) {
+    fn to_lanes<E: Float, const L: usize>(
+        level: SimdLevel,
+        src: &[E],
+        images: Range<usize>,
+        planes: Planes,
+        dst: &mut [E],
+    ) {
         assert_eq!(level.kind(), SimdKind::Avx512);
         #[target_feature(enable = "avx512f")]
-        fn run<E: Float, const L: usize>(args: LaneArgs<'_, E>) {
+        fn run<E: Float, const L: usize>(
+            src: &[E],
+            images: Range<usize>,
+            planes: Planes,
+            dst: &mut [E],
+        ) {
             // SAFETY: this copy runs only where AVX-512F is proven.
-            weight_lanes::<E, L>(args, &|rows| unsafe { transpose_avx512(rows) })
+            to_lanes::<E, L>(src, images, planes, dst, &|rows| unsafe {
+                transpose_avx512(rows)
+            })
         }
         // SAFETY: as for `forward`.
-        unsafe { run::<E, L>(args) }
+        unsafe { run::<E, L>(src, images, planes, dst) }
     }
     fn weight_tile<E: Float, V: Lanes<E>, const L: usize, const C: usize, const T: usize>(
         level: SimdLevel,
@@ -346,27 +373,38 @@ impl Isa for Avx512 {
 impl Isa for Avx2 {
     fn forward<E: Float, V: Lanes<E>, const L: usize, const C: usize, const R: usize>(
         level: SimdLevel,
-        args: Args<'_, E>,
+        block: ForwardBlock<'_, E>,
     ) {
         assert!(level.kind() >= SimdKind::Avx2);
         #[target_feature(enable = "avx2,fma")]
         fn run<E: Float, V: Lanes<E>, const L: usize, const C: usize, const R: usize>(
-            args: Args<'_, E>,
+            block: ForwardBlock<'_, E>,
         ) {
-            forward_block::<E, V, L, C, R>(args, &transpose)
+            forward_block::<E, V, L, C, R>(block, &transpose)
         }
         // SAFETY: a level of this kind (or AVX-512's, which includes it)
         // proves AVX2 and FMA.
-        unsafe { run::<E, V, L, C, R>(args) }
+        unsafe { run::<E, V, L, C, R>(block) }
     }
-    fn weight_lanes<E: Float, const L: usize>(level: SimdLevel, args: LaneArgs<'_, E>) {
+    fn to_lanes<E: Float, const L: usize>(
+        level: SimdLevel,
+        src: &[E],
+        images: Range<usize>,
+        planes: Planes,
+        dst: &mut [E],
+    ) {
         assert!(level.kind() >= SimdKind::Avx2);
         #[target_feature(enable = "avx2,fma")]
-        fn run<E: Float, const L: usize>(args: LaneArgs<'_, E>) {
-            weight_lanes::<E, L>(args, &transpose)
+        fn run<E: Float, const L: usize>(
+            src: &[E],
+            images: Range<usize>,
+            planes: Planes,
+            dst: &mut [E],
+        ) {
+            to_lanes::<E, L>(src, images, planes, dst, &transpose)
         }
         // SAFETY: as for `forward`.
-        unsafe { run::<E, L>(args) }
+        unsafe { run::<E, L>(src, images, planes, dst) }
     }
     fn weight_tile<E: Float, V: Lanes<E>, const L: usize, const C: usize, const T: usize>(
         level: SimdLevel,
@@ -395,7 +433,8 @@ macro_rules! forward_tiles {
             (2, 8) => run_forward::<$e, $i, $v, $l, 2, 8>($args),
             (3, 4) => run_forward::<$e, $i, $v, $l, 3, 4>($args),
             (2, 6) => run_forward::<$e, $i, $v, $l, 2, 6>($args),
-            _ => run_forward::<$e, $i, $v, $l, 2, 5>($args),
+            (2, 5) => run_forward::<$e, $i, $v, $l, 2, 5>($args),
+            tile => unreachable!("forward tile {tile:?} is not compiled"),
         }
     };
 }
@@ -408,7 +447,8 @@ macro_rules! weight_tiles {
             (4, 4) => run_weight::<$e, $i, $v, $l, 4, 4>($args),
             (3, 4) => run_weight::<$e, $i, $v, $l, 3, 4>($args),
             (4, 3) => run_weight::<$e, $i, $v, $l, 4, 3>($args),
-            _ => run_weight::<$e, $i, $v, $l, 2, 5>($args),
+            (2, 5) => run_weight::<$e, $i, $v, $l, 2, 5>($args),
+            tile => unreachable!("weight-gradient tile {tile:?} is not compiled"),
         }
     };
 }
@@ -634,13 +674,7 @@ fn run_forward<
         ph: s.in_h + 2 * s.padding.0,
         pw,
     };
-    let plane = input_planes.ph * pw;
-    let taps: Vec<usize> = (0..s.in_channels)
-        .flat_map(|c| {
-            (0..s.kernel_h)
-                .flat_map(move |kh| (0..s.kernel_w).map(move |kw| c * plane + kh * pw + kw))
-        })
-        .collect();
+    let taps = tap_offsets(s, s.in_channels, input_planes.ph * pw, pw);
     let ocp = s.out_channels.div_ceil(C) * C;
     // Weights as [tap][channel], padded to whole tiles with zeros.
     let mut w_scratch = Scratch::take();
@@ -668,10 +702,17 @@ fn run_forward<
         let images = first..(first + L).min(batch);
         let mut x_scratch = Scratch::take();
         let mut y_scratch = Scratch::take();
-        let xl = x_scratch.slice::<E>(g.input.positions() * L);
-        let yl = y_scratch.slice::<E>(ocp * out_h * out_w * L);
-        let args: Args<'_, E> = (g, &input[..batch * in_image], images, xl, wt, yl, bias, out);
-        I::forward::<E, V, L, C, R>(level, args);
+        let job = ForwardBlock {
+            g,
+            input: &input[..batch * in_image],
+            images,
+            x_lanes: x_scratch.slice::<E>(g.input.positions() * L),
+            y_lanes: y_scratch.slice::<E>(ocp * out_h * out_w * L),
+            weights: wt,
+            bias,
+            out,
+        };
+        I::forward::<E, V, L, C, R>(level, job);
     };
     for_each_chunk(
         &mut out[..batch * out_image],
@@ -681,26 +722,38 @@ fn run_forward<
     );
 }
 
-/// One forward block's arguments: the geometry, the whole input, the
-/// block's images, the lane scratch of its input and output, the weights
-/// as `[tap][channel]`, the bias and the block's output.
-pub(crate) type Args<'a, E> = (
-    &'a ForwardGeometry,
-    &'a [E],
-    Range<usize>,
-    &'a mut [E],
-    &'a [E],
-    &'a mut [E],
-    Option<&'a [E]>,
-    &'a mut [E],
-);
+/// One block of images of a forward call.
+pub(crate) struct ForwardBlock<'a, E> {
+    g: &'a ForwardGeometry,
+    /// The whole input, and the images of this block.
+    input: &'a [E],
+    images: Range<usize>,
+    /// Scratch for the block's input and output in lanes.
+    x_lanes: &'a mut [E],
+    y_lanes: &'a mut [E],
+    /// The weights as `[tap][channel]`, padded to whole tiles.
+    weights: &'a [E],
+    bias: Option<&'a [E]>,
+    /// The block's images of the output (NCHW).
+    out: &'a mut [E],
+}
 
 /// One block of images: into lanes, every `C×R` tile, back to NCHW.
 #[inline(always)]
 fn forward_block<E: Float, V: Lanes<E>, const L: usize, const C: usize, const R: usize>(
-    (g, input, images, xl, wt, yl, bias, out): Args<'_, E>,
+    block: ForwardBlock<'_, E>,
     transpose: &impl Fn([[E; L]; L]) -> [[E; L]; L],
 ) {
+    let ForwardBlock {
+        g,
+        input,
+        images,
+        x_lanes: xl,
+        y_lanes: yl,
+        weights: wt,
+        bias,
+        out,
+    } = block;
     to_lanes::<E, L>(input, images, g.input, xl, transpose);
     let positions = g.out_h * g.out_w;
     let pw = g.input.pw;
@@ -798,20 +851,11 @@ fn run_weight<
     for_each_chunk(lanes, x_len + dy_len, parallel, |b, chunk| {
         let images = b * L..(b * L + L).min(batch);
         let (xl, dyl) = chunk.split_at_mut(x_len);
-        I::weight_lanes::<E, L>(
-            level,
-            (input, grad_out, images, (x_planes, dy_planes), xl, dyl),
-        );
+        I::to_lanes::<E, L>(level, input, images.clone(), x_planes, xl);
+        I::to_lanes::<E, L>(level, grad_out, images, dy_planes, dyl);
     });
     let lanes = &*lanes;
-    let plane = x_planes.ph * x_planes.pw;
-    let taps: Vec<usize> = (0..s.in_channels)
-        .flat_map(|c| {
-            (0..s.kernel_h).flat_map(move |kh| {
-                (0..s.kernel_w).map(move |kw| c * plane + kh * x_planes.pw + kw)
-            })
-        })
-        .collect();
+    let taps = tap_offsets(s, s.in_channels, x_planes.ph * x_planes.pw, x_planes.pw);
     let tap_blocks = taps.len().div_ceil(T);
     let channel_blocks = s.out_channels.div_ceil(C);
     let geometry = WeightGeometry {
@@ -838,27 +882,6 @@ fn run_weight<
             }
         }
     }
-}
-
-/// One image block's input, output gradient and images, their planes, and
-/// the lane buffers they go to.
-pub(crate) type LaneArgs<'a, E> = (
-    &'a [E],
-    &'a [E],
-    Range<usize>,
-    (Planes, Planes),
-    &'a mut [E],
-    &'a mut [E],
-);
-
-/// One image block's input and output gradient into lanes.
-#[inline(always)]
-fn weight_lanes<E: Float, const L: usize>(
-    (input, grad_out, images, (x_planes, dy_planes), xl, dyl): LaneArgs<'_, E>,
-    transpose: &impl Fn([[E; L]; L]) -> [[E; L]; L],
-) {
-    to_lanes::<E, L>(input, images.clone(), x_planes, xl, transpose);
-    to_lanes::<E, L>(grad_out, images, dy_planes, dyl, transpose);
 }
 
 /// A weight tile's geometry, the lanes of every image block, and its first
@@ -899,10 +922,10 @@ fn weight_tile<E: Float, V: Lanes<E>, const L: usize, const C: usize, const T: u
         // `(out_h - 1)·pw + out_w - 1`, dy at `(c·positions + p)·L + l`.
         assert!(((g.out_h - 1) * g.pw + g.out_w + last_tap) * L <= xl.len());
         assert!(g.out_channels * positions * L <= dyl.len());
+        let (x, dy) = (xl.as_ptr(), dyl.as_ptr());
         for oh in 0..g.out_h {
             for ow in 0..g.out_w {
                 let (p, q) = (oh * g.out_w + ow, oh * g.pw + ow);
-                let (x, dy) = (xl.as_ptr(), dyl.as_ptr());
                 // SAFETY: in bounds by the assertions above.
                 let xs: [V; T] =
                     std::array::from_fn(|t| unsafe { V::load(x.add((q + taps[t]) * L)) });
@@ -928,4 +951,103 @@ fn weight_tile<E: Float, V: Lanes<E>, const L: usize, const C: usize, const T: u
                 .fold(E::ZERO, |s, &x| s + x)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{reference, Rng};
+
+    fn random<E: Float>(rng: &mut Rng, n: usize) -> Vec<E> {
+        (0..n)
+            .map(|_| E::from_f64(rng.uniform(-1.0, 1.0)))
+            .collect()
+    }
+
+    /// `got` against `want`, each value within `rel` of the sum of the
+    /// absolute values of its terms (`scale`, plus one).
+    fn assert_close<E: Float>(got: &[E], want: &[E], scale: &[E], rel: f64, what: &str) {
+        for (i, ((g, w), s)) in got.iter().zip(want).zip(scale).enumerate() {
+            let (g, w, s) = (g.to_f64(), w.to_f64(), s.to_f64());
+            assert!(
+                (g - w).abs() <= rel * (1.0 + s),
+                "{what}: value {i}: {g} vs {w}"
+            );
+        }
+    }
+
+    /// Every compiled tile, at every SIMD level, against the reference:
+    /// `pick_tile` takes only some of them for a given shape, so the
+    /// proptests over shapes would leave the others unchecked. The shape
+    /// leaves partial tiles for all of them (7 output channels, 13-wide
+    /// output rows, 18 taps) and a partial block of images at every lane
+    /// count (19 images).
+    fn every_tile<E: BatchLaneElement>(rel: f64) {
+        let s = Conv2dShape {
+            batch: 19,
+            in_channels: 2,
+            in_h: 11,
+            in_w: 11,
+            out_channels: 7,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: (1, 1),
+            padding: (1, 2),
+            dilation: (1, 1),
+            groups: 1,
+        };
+        let mut rng = Rng::new(11);
+        let x: Vec<E> = random(&mut rng, s.input_len());
+        let w: Vec<E> = random(&mut rng, s.weight_len());
+        let dy: Vec<E> = random(&mut rng, s.output_len());
+        let bias: Vec<E> = random(&mut rng, s.out_channels);
+        let abs = |v: &[E]| v.iter().map(|x| x.abs()).collect::<Vec<E>>();
+        let mut want_y = vec![E::ZERO; s.output_len()];
+        reference::conv2d_forward(&s, &x, &w, Some(&bias), &mut want_y);
+        let mut scale_y = vec![E::ZERO; s.output_len()];
+        reference::conv2d_forward(&s, &abs(&x), &abs(&w), Some(&abs(&bias)), &mut scale_y);
+        let mut want_dw = vec![E::ZERO; s.weight_len()];
+        reference::conv2d_backward_weight(&s, &x, &dy, &mut want_dw);
+        let mut scale_dw = vec![E::ZERO; s.weight_len()];
+        reference::conv2d_backward_weight(&s, &abs(&x), &abs(&dy), &mut scale_dw);
+        for level in SimdLevel::supported() {
+            for tile in FORWARD_TILES {
+                let mut y = vec![E::from_f64(f64::NAN); s.output_len()];
+                E::forward(level, tile, (&s, false), (&x, &w, Some(&bias), &mut y));
+                let what = format!("{} forward {level} {tile:?}", E::NAME);
+                assert_close(&y, &want_y, &scale_y, rel, &what);
+            }
+            for tile in WEIGHT_TILES {
+                let mut dw = vec![E::from_f64(f64::NAN); s.weight_len()];
+                E::backward_weight(level, tile, (&s, true), (&x, &dy, &mut dw));
+                let what = format!("{} weight gradient {level} {tile:?}", E::NAME);
+                assert_close(&dw, &want_dw, &scale_dw, rel, &what);
+            }
+        }
+    }
+
+    #[test]
+    fn every_tile_matches_the_reference() {
+        every_tile::<f32>(1e-5);
+        every_tile::<f64>(1e-13);
+    }
+
+    #[test]
+    fn tiles_are_picked_within_the_register_budget_for_the_fewest_padded_values() {
+        let avx512 = SimdLevel::new(SimdKind::Avx512);
+        let scalar = SimdLevel::SCALAR;
+        // LeNet's second layer: 16 channels, 10-wide rows; its 150 taps.
+        if let Ok(avx512) = avx512 {
+            assert_eq!(pick_tile(&FORWARD_TILES, avx512, 16, 10), (4, 5));
+            assert_eq!(pick_tile(&WEIGHT_TILES, avx512, 16, 150), (4, 5));
+            // Its input gradient: 6 channels on 14-wide rows.
+            assert_eq!(pick_tile(&FORWARD_TILES, avx512, 6, 14), (3, 7));
+        }
+        // Twelve accumulators at most without AVX-512.
+        assert_eq!(pick_tile(&FORWARD_TILES, scalar, 16, 10), (2, 5));
+        for tile in FORWARD_TILES.into_iter().chain(WEIGHT_TILES) {
+            let (c, r) = pick_tile(&FORWARD_TILES, scalar, tile.0, tile.1);
+            assert!(c * r <= 12);
+        }
+    }
 }

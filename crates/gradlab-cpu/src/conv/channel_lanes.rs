@@ -343,12 +343,7 @@ fn run_forward<E: Float + PlainData, I: Isa, const L: usize, const V: usize, con
     let pw = (out_w.div_ceil(P) * P).max(out_w) + s.kernel_w - 1;
     let ph = out_h + s.kernel_h - 1;
     let plane = ph * pw;
-    let tap_offsets = (0..s.in_channels)
-        .flat_map(|c| {
-            (0..s.kernel_h)
-                .flat_map(move |kh| (0..s.kernel_w).map(move |kw| c * plane + kh * pw + kw))
-        })
-        .collect();
+    let tap_offsets = super::tap_offsets(s, s.in_channels, plane, pw);
     let g = Geometry {
         s,
         pw,

@@ -39,6 +39,7 @@ use crate::simd::{simd_level, SimdLevel};
 use crate::{Conv2dShape, Float};
 use batch_lanes::BatchLaneElement;
 use channel_lanes::LaneElement;
+use std::ops::Range;
 
 /// Partial sums of the weight gradient, each over consecutive images,
 /// added in order at the end. Fixed (not the thread count) so that results
@@ -104,6 +105,22 @@ fn pack_weights_per_group<'w, E: GemmElement + PlainData>(
 /// Rows of the column matrix of one group.
 fn taps(s: &Conv2dShape) -> usize {
     s.in_per_group() * s.kernel_h * s.kernel_w
+}
+
+/// Where each tap `(c, kh, kw)` of `channels` input channels reads (in
+/// PyTorch's tap order), relative to where an output position's first tap
+/// reads, in a layout of channel planes `plane` values apart with rows
+/// `row` values long; dilation included.
+fn tap_offsets(s: &Conv2dShape, channels: usize, plane: usize, row: usize) -> Vec<usize> {
+    let mut offsets = Vec::with_capacity(channels * s.kernel_h * s.kernel_w);
+    for c in 0..channels {
+        for kh in 0..s.kernel_h {
+            for kw in 0..s.kernel_w {
+                offsets.push(c * plane + kh * s.dilation.0 * row + kw * s.dilation.1);
+            }
+        }
+    }
+    offsets
 }
 
 /// Splits the batch over threads only when there are enough images.
@@ -541,8 +558,6 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement 
     let finite = || input.iter().fold(true, |ok, v| ok & v.is_finite());
     let forms = backward_weight_methods::<E>(s, level, finite);
     let methods: Vec<Method> = forms.iter().map(|&(m, _)| m).collect();
-    let per_partial = s.batch.div_ceil(WEIGHT_GRAD_PARTIALS);
-    let partial_count = s.batch.div_ceil(per_partial);
     let parallel = crate::parallel::worth_parallel(s.flops());
     algo::run_chosen(
         Pass::BackwardWeight,
@@ -555,37 +570,33 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement 
                 .iter()
                 .find(|&&(m, _)| m == method)
                 .map_or(WeightForm::Im2colDot, |&(_, f)| f);
-            // Overwrites `dw` with the sum over images `range`.
-            let accumulate = |range: std::ops::Range<usize>, dw: &mut [E]| match form {
+            let batch = s.batch;
+            match form {
                 WeightForm::Direct => {
-                    direct_weight::accumulate(level, s, input, grad_out, range, dw)
+                    sum_in_partials(batch, parallel, grad_weight, &|range, dw| {
+                        direct_weight::accumulate(level, s, input, grad_out, range, dw)
+                    })
                 }
                 WeightForm::PaddedGrid => {
-                    padded_grid::accumulate(level, s, input, grad_out, range, dw)
+                    sum_in_partials(batch, parallel, grad_weight, &|range, dw| {
+                        padded_grid::accumulate(level, s, input, grad_out, range, dw)
+                    })
                 }
                 WeightForm::ChannelsLast => {
-                    channels_last::accumulate(level, s, input, grad_out, range, dw)
+                    sum_in_partials(batch, parallel, grad_weight, &|range, dw| {
+                        channels_last::accumulate(level, s, input, grad_out, range, dw)
+                    })
                 }
                 WeightForm::Im2colDot => {
-                    gemm_form::weight_im2col(level, s, input, grad_out, range, dw)
+                    sum_in_partials(batch, parallel, grad_weight, &|range, dw| {
+                        gemm_form::weight_im2col(level, s, input, grad_out, range, dw)
+                    })
                 }
-                // Sum the whole batch themselves (below).
-                WeightForm::Winograd(_) | WeightForm::BatchLanes => {
-                    unreachable!("a weight gradient that sums the batch itself")
+                // These sum the whole batch themselves.
+                WeightForm::BatchLanes => {
+                    batch_lanes::backward_weight(level, s, input, grad_out, grad_weight, parallel)
                 }
-            };
-            if form == WeightForm::BatchLanes {
-                return batch_lanes::backward_weight(
-                    level,
-                    s,
-                    input,
-                    grad_out,
-                    grad_weight,
-                    parallel,
-                );
-            }
-            if let WeightForm::Winograd(tile) = form {
-                return winograd::weight_grad(
+                WeightForm::Winograd(tile) => winograd::weight_grad(
                     level,
                     tile,
                     s,
@@ -594,24 +605,39 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement 
                     WEIGHT_GRAD_PARTIALS,
                     parallel,
                     grad_weight,
-                );
-            }
-            if partial_count == 1 {
-                return accumulate(0..s.batch, grad_weight);
-            }
-            let mut partial_scratch = Scratch::take();
-            let partials = partial_scratch.slice::<E>(partial_count * weight_len);
-            let run_partial = |i: usize, dw: &mut [E]| {
-                let first = i * per_partial;
-                accumulate(first..(first + per_partial).min(s.batch), dw);
-            };
-            for_each_chunk(partials, weight_len, parallel, run_partial);
-            grad_weight.copy_from_slice(&partials[..weight_len]);
-            for partial in partials.chunks(weight_len).skip(1) {
-                for (d, p) in grad_weight.iter_mut().zip(partial) {
-                    *d += *p;
-                }
+                ),
             }
         },
     );
+}
+
+/// Overwrites `dw` with the sum over `batch` images that `accumulate`
+/// computes (overwriting its second argument with the sum over a range of
+/// images): over [`WEIGHT_GRAD_PARTIALS`] fixed ranges of consecutive
+/// images, in parallel when `parallel`, added in order at the end.
+fn sum_in_partials<E: PlainData + Float>(
+    batch: usize,
+    parallel: bool,
+    dw: &mut [E],
+    accumulate: &(dyn Fn(Range<usize>, &mut [E]) + Sync),
+) {
+    let per_partial = batch.div_ceil(WEIGHT_GRAD_PARTIALS);
+    let partial_count = batch.div_ceil(per_partial);
+    if partial_count == 1 {
+        return accumulate(0..batch, dw);
+    }
+    let len = dw.len();
+    let mut partial_scratch = Scratch::take();
+    let partials = partial_scratch.slice::<E>(partial_count * len);
+    let run_partial = |i: usize, part: &mut [E]| {
+        let first = i * per_partial;
+        accumulate(first..(first + per_partial).min(batch), part);
+    };
+    for_each_chunk(partials, len, parallel, run_partial);
+    dw.copy_from_slice(&partials[..len]);
+    for partial in partials.chunks(len).skip(1) {
+        for (d, p) in dw.iter_mut().zip(partial) {
+            *d += *p;
+        }
+    }
 }

@@ -50,14 +50,7 @@ pub(crate) fn accumulate<E: DotElement + PlainData>(
     x_pad.fill(E::ZERO);
     dy_pad.fill(E::ZERO);
     // Where tap (c, kh, kw) of group-local channel c starts reading.
-    let starts: Vec<usize> = (0..icg)
-        .flat_map(|c| {
-            (0..s.kernel_h).flat_map(move |kh| {
-                (0..s.kernel_w)
-                    .map(move |kw| c * plane + kh * s.dilation.0 * pad_w + kw * s.dilation.1)
-            })
-        })
-        .collect();
+    let starts = super::tap_offsets(s, icg, plane, pad_w);
     for n in range.clone() {
         for c in 0..s.in_channels {
             for h in 0..s.in_h {

@@ -68,6 +68,29 @@ fn shape() -> impl Strategy<Value = Conv2dShape> {
         )
 }
 
+/// A stride-1, undilated shape with one group.
+fn stride_one(
+    batch: usize,
+    (in_channels, out_channels): (usize, usize),
+    (in_h, in_w): (usize, usize),
+    (kernel_h, kernel_w): (usize, usize),
+    padding: (usize, usize),
+) -> Conv2dShape {
+    Conv2dShape {
+        batch,
+        in_channels,
+        in_h,
+        in_w,
+        out_channels,
+        kernel_h,
+        kernel_w,
+        stride: (1, 1),
+        padding,
+        dilation: (1, 1),
+        groups: 1,
+    }
+}
+
 /// Stride-1 shapes with rows wide enough for the direct (no im2col) path.
 fn wide_shape() -> impl Strategy<Value = Conv2dShape> {
     (
@@ -77,19 +100,13 @@ fn wide_shape() -> impl Strategy<Value = Conv2dShape> {
     )
         .prop_map(
             |((batch, in_channels, out_channels), (in_h, in_w, kernel_h, kernel_w), padding)| {
-                Conv2dShape {
+                stride_one(
                     batch,
-                    in_channels,
-                    in_h: in_h + kernel_h,
-                    in_w,
-                    out_channels,
-                    kernel_h,
-                    kernel_w,
-                    stride: (1, 1),
+                    (in_channels, out_channels),
+                    (in_h + kernel_h, in_w),
+                    (kernel_h, kernel_w),
                     padding,
-                    dilation: (1, 1),
-                    groups: 1,
-                }
+                )
             },
         )
 }
@@ -109,19 +126,13 @@ fn unpadded_shape() -> impl Strategy<Value = Conv2dShape> {
     )
         .prop_map(
             |((batch, in_channels, out_channels), (extra_h, extra_w, kernel_h, kernel_w))| {
-                Conv2dShape {
+                stride_one(
                     batch,
-                    in_channels,
-                    in_h: kernel_h + extra_h,
-                    in_w: kernel_w + extra_w,
-                    out_channels,
-                    kernel_h,
-                    kernel_w,
-                    stride: (1, 1),
-                    padding: (0, 0),
-                    dilation: (1, 1),
-                    groups: 1,
-                }
+                    (in_channels, out_channels),
+                    (kernel_h + extra_h, kernel_w + extra_w),
+                    (kernel_h, kernel_w),
+                    (0, 0),
+                )
             },
         )
 }
@@ -167,19 +178,13 @@ fn batch_lanes_shape() -> impl Strategy<Value = Conv2dShape> {
                 (kernel_h, kernel_w, extra_h, extra_w),
                 (ph, pw),
             )| {
-                Conv2dShape {
+                stride_one(
                     batch,
-                    in_channels,
-                    in_h: kernel_h + extra_h,
-                    in_w: kernel_w + extra_w,
-                    out_channels,
-                    kernel_h,
-                    kernel_w,
-                    stride: (1, 1),
-                    padding: (ph.min(kernel_h - 1), pw.min(kernel_w - 1)),
-                    dilation: (1, 1),
-                    groups: 1,
-                }
+                    (in_channels, out_channels),
+                    (kernel_h + extra_h, kernel_w + extra_w),
+                    (kernel_h, kernel_w),
+                    (ph.min(kernel_h - 1), pw.min(kernel_w - 1)),
+                )
             },
         )
 }

@@ -51,10 +51,14 @@ pub(crate) trait GemmElement: Float {
     /// A narrower-tiled kernel the level may also use for awkward shapes
     /// (AVX-512 machines run the AVX2 tile, which pads less on small C).
     fn narrow_micro_kernel(level: SimdLevel) -> Option<MicroKernel<Self>>;
+    /// A tile as costly per lane as the main one but a different shape
+    /// (4 vectors wide where the main tile is 3), which the level may use
+    /// where it pads C less.
+    fn wide_micro_kernel(level: SimdLevel) -> Option<MicroKernel<Self>>;
 }
 
 macro_rules! impl_gemm_element {
-    ($t:ty, $avx512:path, $avx2:path) => {
+    ($t:ty, $avx512:path, $avx512_wide:path, $avx2:path) => {
         impl GemmElement for $t {
             fn micro_kernel(level: SimdLevel) -> MicroKernel<Self> {
                 match level.kind() {
@@ -73,9 +77,26 @@ macro_rules! impl_gemm_element {
                     _ => None,
                 }
             }
+            fn wide_micro_kernel(level: SimdLevel) -> Option<MicroKernel<Self>> {
+                match level.kind() {
+                    #[cfg(target_arch = "x86_64")]
+                    SimdKind::Avx512 => Some($avx512_wide),
+                    _ => None,
+                }
+            }
         }
     };
 }
 
-impl_gemm_element!(f32, super::x86::AVX512_F32, super::x86::AVX2_F32);
-impl_gemm_element!(f64, super::x86::AVX512_F64, super::x86::AVX2_F64);
+impl_gemm_element!(
+    f32,
+    super::x86::AVX512_F32,
+    super::x86::AVX512_F32_WIDE,
+    super::x86::AVX2_F32
+);
+impl_gemm_element!(
+    f64,
+    super::x86::AVX512_F64,
+    super::x86::AVX512_F64_WIDE,
+    super::x86::AVX2_F64
+);

@@ -134,7 +134,9 @@ fn pack_panels<E: Float>(dst: &mut [E], width: usize, src: Source<'_, E>, parall
             8 => pack_group::<E, 8>(group, first, src),
             16 => pack_group::<E, 16>(group, first, src),
             24 => pack_group::<E, 24>(group, first, src),
+            32 => pack_group::<E, 32>(group, first, src),
             48 => pack_group::<E, 48>(group, first, src),
+            64 => pack_group::<E, 64>(group, first, src),
             _ => pack_group_any(group, width, first, src),
         }
     };

@@ -1,11 +1,16 @@
 //! Register-blocked micro-kernels for x86-64 (AVX-512F and AVX2+FMA).
 //!
-//! One macro writes all four (two element types × two instruction sets) so
-//! that they cannot drift apart. The tile is `MR` rows by `NV` vectors: each
-//! step of `k` loads `NV` vectors of `B`, broadcasts `MR` values of `A` and
-//! issues `MR·NV` independent FMAs, enough to hide the FMA latency on both
-//! pipes while keeping all accumulators in registers (24 of 32 zmm, 12 of
-//! 16 ymm).
+//! One macro writes all six (two element types × two instruction sets, and
+//! a wide AVX-512 tile) so that they cannot drift apart. The tile is `MR`
+//! rows by `NV` vectors: each step of `k` loads `NV` vectors of `B`,
+//! broadcasts `MR` values of `A` and issues `MR·NV` independent FMAs, enough
+//! to hide the FMA latency on both pipes while keeping all accumulators in
+//! registers (24 of 32 zmm, 12 of 16 ymm). AVX-512 has two tiles of 24
+//! accumulators: 8 rows × 3 vectors (the main one) and 6 rows × 4 vectors
+//! (the wide one), which the driver takes where C's width is a multiple of
+//! 4 vectors but not of 3 (64 or 128 columns of f32: channel counts), as
+//! the 3-vector tile would compute a third or a sixth of its lanes on
+//! padding.
 #![cfg(target_arch = "x86_64")]
 
 use super::kernel::{MicroKernel, TileEpilogue};
@@ -147,6 +152,38 @@ x86_micro_kernel!(
     _mm512_max_pd
 );
 x86_micro_kernel!(
+    avx512_f32_wide,
+    "avx512f",
+    f32,
+    6,
+    4,
+    16,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_mul_ps,
+    _mm512_add_ps,
+    _mm512_max_ps
+);
+x86_micro_kernel!(
+    avx512_f64_wide,
+    "avx512f",
+    f64,
+    6,
+    4,
+    8,
+    _mm512_setzero_pd,
+    _mm512_loadu_pd,
+    _mm512_storeu_pd,
+    _mm512_set1_pd,
+    _mm512_fmadd_pd,
+    _mm512_mul_pd,
+    _mm512_add_pd,
+    _mm512_max_pd
+);
+x86_micro_kernel!(
     avx2_f32,
     "avx2,fma",
     f32,
@@ -188,6 +225,16 @@ pub(super) const AVX512_F64: MicroKernel<f64> = MicroKernel {
     mr: 8,
     nr: 24,
     run: avx512_f64,
+};
+pub(super) const AVX512_F32_WIDE: MicroKernel<f32> = MicroKernel {
+    mr: 6,
+    nr: 64,
+    run: avx512_f32_wide,
+};
+pub(super) const AVX512_F64_WIDE: MicroKernel<f64> = MicroKernel {
+    mr: 6,
+    nr: 32,
+    run: avx512_f64_wide,
 };
 pub(super) const AVX2_F32: MicroKernel<f32> = MicroKernel {
     mr: 6,

@@ -131,14 +131,12 @@ proptest! {
     }
 }
 
-/// The twin's transformed kernel reproduces the 3x3 kernel: the Winograd
-/// product of a single impulse patch gives the kernel back.
-/// Shapes large enough for the products to run on packed weight panels
-/// (into which the fast path writes the transformed weights directly):
-/// output channels that fill no whole panel, groups, several blocks with a
-/// short last one, odd sizes, at every SIMD level and in both precisions.
+/// Shapes with several vectors of channels (the forward's transforms take
+/// eight at a time) and a partial last one on both sides, groups, several
+/// blocks with a short last one, odd sizes, at every SIMD level and in
+/// both precisions.
 #[test]
-fn packed_panels_match_the_f64_direct_convolution() {
+fn channel_vectors_match_the_f64_direct_convolution() {
     let shapes = [
         Conv2dShape {
             batch: 5,
@@ -174,6 +172,8 @@ fn packed_panels_match_the_f64_direct_convolution() {
     }
 }
 
+/// The twin's transformed kernel reproduces the 3x3 kernel: the Winograd
+/// product of a single impulse patch gives the kernel back.
 #[test]
 fn transformed_kernels_invert_exactly_on_an_impulse() {
     // One channel, a 3x3 input that is a single 1 at the centre, padding 1:

@@ -298,8 +298,9 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, String> {
 
 /// `--conv-algo auto`'s picks so far in this process, one object per shape
 /// class (pass, dtype, the convolution's shape, SIMD level, threads) with
-/// the method it chose and each candidate's best time in milliseconds, in
-/// a fixed order. Empty when nothing was timed (a named algorithm).
+/// the method it chose and each candidate's best time in milliseconds on
+/// the first `trial_images` images of the batch, in a fixed order. Empty
+/// when nothing was timed (a named algorithm).
 pub fn conv_picks_json() -> serde_json::Value {
     let mut picks = gradlab_cpu::conv::auto_picks();
     picks.sort_by_key(|p| {
@@ -333,6 +334,7 @@ pub fn conv_picks_json() -> serde_json::Value {
                 "simd": c.simd.name(),
                 "threads": c.threads,
                 "pick": p.method.to_string(),
+                "trial_images": p.trial_images,
                 "ms": times,
             })
         })

@@ -78,6 +78,11 @@ pub struct Conv2dShape {
 }
 
 impl Conv2dShape {
+    /// The same layer on a batch of `batch` images.
+    pub fn with_batch(&self, batch: usize) -> Conv2dShape {
+        Conv2dShape { batch, ..*self }
+    }
+
     /// A square `side x side` input and `kernel x kernel` window with stride
     /// 1, the given zero padding, no dilation and one group: the shape of
     /// most layers in small CNNs (LeNet's, or a 3x3 same-padding block).

@@ -245,8 +245,6 @@ fn forward<E: GemmElement + DotElement + LaneElement + BatchLaneElement + PlainD
     if s.out_h() * s.out_w() == 0 || s.batch == 0 {
         return;
     }
-    let by_image = batch_parallel(s);
-    let parallel = crate::parallel::worth_parallel(s.flops());
     let methods = forward_methods::<E>(s, level);
     algo::run_chosen(
         Pass::Forward,
@@ -254,22 +252,40 @@ fn forward<E: GemmElement + DotElement + LaneElement + BatchLaneElement + PlainD
         s,
         level,
         &methods,
-        |method| match method {
-            Method::Direct => match direct_forward::<E>(s, level) {
-                Some(DirectForward::Channels) => {
-                    channel_lanes::forward(level, s, input, weight, bias, out, by_image)
-                }
-                _ => direct::forward(level, s, input, weight, bias, out, by_image),
-            },
-            Method::Im2col => gemm_form::forward(level, s, input, weight, bias, out, by_image),
-            Method::BatchLanes => {
-                batch_lanes::forward(level, s, input, weight, bias, out, parallel)
-            }
-            Method::Winograd(tile) => {
-                winograd::forward(level, tile, s, input, weight, bias, out, parallel)
-            }
+        |method, images| {
+            // The first `images` images (all but in `auto`'s trials).
+            let s = &s.with_batch(images);
+            let (input, out) = (&input[..s.input_len()], &mut out[..s.output_len()]);
+            forward_by(method, level, s, input, weight, bias, out)
         },
     );
+}
+
+/// The forward pass by `method`, which applies to `s`.
+fn forward_by<E: GemmElement + DotElement + LaneElement + BatchLaneElement + PlainData>(
+    method: Method,
+    level: SimdLevel,
+    s: &Conv2dShape,
+    input: &[E],
+    weight: &[E],
+    bias: Option<&[E]>,
+    out: &mut [E],
+) {
+    let by_image = batch_parallel(s);
+    let parallel = crate::parallel::worth_parallel(s.flops());
+    match method {
+        Method::Direct => match direct_forward::<E>(s, level) {
+            Some(DirectForward::Channels) => {
+                channel_lanes::forward(level, s, input, weight, bias, out, by_image)
+            }
+            _ => direct::forward(level, s, input, weight, bias, out, by_image),
+        },
+        Method::Im2col => gemm_form::forward(level, s, input, weight, bias, out, by_image),
+        Method::BatchLanes => batch_lanes::forward(level, s, input, weight, bias, out, parallel),
+        Method::Winograd(tile) => {
+            winograd::forward(level, tile, s, input, weight, bias, out, parallel)
+        }
+    }
 }
 
 /// Gradient with respect to the input (overwrites `grad_input`). Same
@@ -365,7 +381,6 @@ fn backward_data<E: GemmElement + DotElement + LaneElement + BatchLaneElement + 
         grad_input.fill(E::ZERO);
         return;
     }
-    let by_image = batch_parallel(s);
     let forms = backward_data_methods::<E>(s, level);
     // Stride 1: the input gradient is the forward convolution of the output
     // gradient with the flipped, channel-swapped kernel.
@@ -381,38 +396,35 @@ fn backward_data<E: GemmElement + DotElement + LaneElement + BatchLaneElement + 
     }
     let flipped = &*flipped;
     let methods: Vec<Method> = forms.iter().map(|&(m, _)| m).collect();
-    algo::run_chosen(Pass::BackwardData, E::NAME, s, level, &methods, |method| {
-        let form = forms.iter().find(|&&(m, _)| m == method).map(|&(_, f)| f);
-        match (form, transposed) {
-            (Some(DataForm::ChannelLanes), _) => {
-                channel_lanes::backward_data(level, s, grad_out, weight, grad_input, by_image)
-            }
-            (Some(DataForm::Transposed(m)), Some(t)) => {
-                let by_image = batch_parallel(&t);
-                let parallel = crate::parallel::worth_parallel(t.flops());
-                match m {
-                    Method::Direct => match direct_forward::<E>(&t, level) {
-                        Some(DirectForward::Channels) => channel_lanes::forward(
-                            level, &t, grad_out, flipped, None, grad_input, by_image,
-                        ),
-                        _ => direct::forward(
-                            level, &t, grad_out, flipped, None, grad_input, by_image,
-                        ),
-                    },
-                    Method::Im2col => {
-                        gemm_form::forward(level, &t, grad_out, flipped, None, grad_input, by_image)
-                    }
-                    Method::BatchLanes => batch_lanes::forward(
-                        level, &t, grad_out, flipped, None, grad_input, parallel,
-                    ),
-                    Method::Winograd(tile) => winograd::forward(
-                        level, tile, &t, grad_out, flipped, None, grad_input, parallel,
-                    ),
+    algo::run_chosen(
+        Pass::BackwardData,
+        E::NAME,
+        s,
+        level,
+        &methods,
+        |method, images| {
+            // The first `images` images (all but in `auto`'s trials).
+            let s = &s.with_batch(images);
+            let grad_out = &grad_out[..s.output_len()];
+            let grad_input = &mut grad_input[..s.input_len()];
+            let form = forms.iter().find(|&&(m, _)| m == method).map(|&(_, f)| f);
+            match (form, transposed_shape(s)) {
+                (Some(DataForm::ChannelLanes), _) => {
+                    let by_image = batch_parallel(s);
+                    channel_lanes::backward_data(level, s, grad_out, weight, grad_input, by_image)
+                }
+                (Some(DataForm::Transposed(m)), Some(t)) => {
+                    forward_by(m, level, &t, grad_out, flipped, None, grad_input)
+                }
+                _ => {
+                    let by_image = batch_parallel(s);
+                    gemm_form::backward_data_col2im(
+                        level, s, grad_out, weight, grad_input, by_image,
+                    )
                 }
             }
-            _ => gemm_form::backward_data_col2im(level, s, grad_out, weight, grad_input, by_image),
-        }
-    });
+        },
+    );
 }
 
 /// The shape of the forward convolution that computes a stride-1
@@ -565,7 +577,9 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement 
         s,
         level,
         &methods,
-        |method| {
+        |method, images| {
+            // The first `images` images (all but in `auto`'s trials).
+            let s = &s.with_batch(images);
             let form = forms
                 .iter()
                 .find(|&&(m, _)| m == method)

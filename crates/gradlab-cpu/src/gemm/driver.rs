@@ -257,9 +257,10 @@ pub(crate) fn pack_a_once<E: GemmElement + PlainData>(
     Some(packed)
 }
 
-/// The panels [`pack_a_once`] fills for an `m×k` A and `n` columns, all
-/// zero; `None` where `pack_a_once` gives `None`.
-fn packed_a_zeroed<E: GemmElement + PlainData>(
+/// The panels [`pack_a_once`] would fill for an `m×k` A and `n` columns,
+/// all zero, for a caller that writes A's values straight into place
+/// (at [`PanelLayout::offset`]); `None` where `pack_a_once` gives `None`.
+pub(crate) fn packed_a_zeroed<E: GemmElement + PlainData>(
     level: SimdLevel,
     m: usize,
     k: usize,
@@ -342,6 +343,47 @@ fn pooled_bytes(b: &(dyn std::any::Any + Send)) -> usize {
         v.capacity() * 8
     } else {
         0
+    }
+}
+
+impl<E: PlainData> PackedA<E> {
+    /// Where each `A(i, p)` is kept in [`PackedA::data_mut`].
+    pub(crate) fn layout(&self) -> PanelLayout {
+        PanelLayout {
+            m: self.m,
+            k: self.k,
+            mr: self.kernel.mr,
+            kc: self.blocking.kc,
+        }
+    }
+
+    /// The packed values, to be written at [`PanelLayout::offset`]s (other
+    /// entries are the zero padding of the last panel).
+    pub(crate) fn data_mut(&mut self) -> &mut [E] {
+        &mut self.data
+    }
+}
+
+/// The arrangement of a [`PackedA`]: depth blocks of `kc` steps, each a
+/// run of panels of `mr` rows stored step by step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PanelLayout {
+    m: usize,
+    k: usize,
+    /// Rows per panel.
+    pub mr: usize,
+    kc: usize,
+}
+
+impl PanelLayout {
+    /// Where `A(i, p)` is kept: `A(i..i + r, p)` are adjacent when
+    /// `i % mr + r <= mr`.
+    pub(crate) fn offset(&self, i: usize, p: usize) -> usize {
+        debug_assert!(i < self.m && p < self.k);
+        let (mr, kc) = (self.mr, self.kc);
+        let pc = p / kc * kc;
+        let depth = kc.min(self.k - pc);
+        self.m.div_ceil(mr) * mr * pc + i / mr * mr * depth + (p - pc) * mr + i % mr
     }
 }
 

@@ -18,7 +18,7 @@ use crate::scratch::PlainData;
 use crate::simd::{simd_level, SimdLevel};
 use crate::Float;
 pub(crate) use dot::{gemm_abt, AbtProblem, BRows, DotElement};
-pub(crate) use driver::{PackedA, Problem};
+pub(crate) use driver::{PackedA, PanelLayout, Problem};
 pub(crate) use kernel::GemmElement;
 pub(crate) use pack::{MatMut, MatRef};
 use std::any::Any;
@@ -160,6 +160,15 @@ pub(crate) fn gemm_typed<E: GemmElement + PlainData>(
         Some(packed) if c.cs == 1 => driver::run_packed_a(packed, level, problem, c.data, c.rs),
         _ => driver::run(level, problem, c.data, c.rs, c.cs),
     }
+}
+
+/// Zeroed panels for A to be written into directly (see
+/// [`driver::packed_a_zeroed`]).
+pub(crate) fn packed_a_zeroed<E: GemmElement + PlainData>(
+    level: SimdLevel,
+    (m, k, n): (usize, usize, usize),
+) -> Option<PackedA<E>> {
+    driver::packed_a_zeroed(level, m, k, n)
 }
 
 /// Packs `a` (`m×k`) once for several [`gemm_typed`] calls with the same A

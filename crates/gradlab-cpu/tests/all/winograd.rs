@@ -131,12 +131,13 @@ proptest! {
     }
 }
 
-/// Shapes with several vectors of channels (the forward's transforms take
-/// eight at a time) and a partial last one on both sides, groups, several
-/// blocks with a short last one, odd sizes, at every SIMD level and in
-/// both precisions.
+/// Shapes with several vectors of channels (the channels form of the
+/// forward and the weight gradient take eight at a time) and a partial last
+/// one on both sides, groups, several blocks with a short last one, odd
+/// sizes, rows of tiles narrower and wider than a vector (the forward's two
+/// forms), at every SIMD level and in both precisions.
 #[test]
-fn channel_vectors_match_the_f64_direct_convolution() {
+fn channel_vectors_and_tile_rows_match_the_f64_direct_convolution() {
     let shapes = [
         Conv2dShape {
             batch: 5,
@@ -165,6 +166,20 @@ fn channel_vectors_match_the_f64_direct_convolution() {
             groups: 2,
         },
         Conv2dShape::square(7, 16, 40, 8, 3, 1),
+        // 34 output columns: nine F(4x4) tiles and seventeen F(2x2) tiles a row.
+        Conv2dShape {
+            batch: 2,
+            in_channels: 12,
+            in_h: 6,
+            in_w: 34,
+            out_channels: 10,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: (1, 1),
+            padding: (1, 1),
+            dilation: (1, 1),
+            groups: 1,
+        },
     ];
     for (i, s) in shapes.iter().enumerate() {
         check::<f32>(s, 100 + i as u64);

@@ -1,5 +1,6 @@
 //! The Winograd forward convolution (and so the input gradient, a forward
-//! convolution of the output gradient) with channels in the vector lanes.
+//! convolution of the output gradient) and weight gradient with channels
+//! in the vector lanes.
 //!
 //! Per block of bands (rows of tiles, as in the [parent module](super)):
 //!
@@ -18,9 +19,14 @@
 //! tile: no tile is split into short runs, however narrow the image (the
 //! convnet's 16×16 and 8×8 layers have four tiles per row). The two copies
 //! between layouts move each value once.
+//!
+//! The weight gradient ([`accumulate_du`]) transforms the input in the
+//! same way and each band's `m` output-gradient rows likewise
+//! (`dM = A dY Aᵀ`, `[ξ][tile][channel]`), so that both operands of its
+//! products `dMᵀ · V` pack with plain copies.
 
 use super::{
-    a4, a6, at4, at6, bt4, bt6, lanes, transform_weights, Plan, SharedOut, UTarget, LANES,
+    a4, a6, at4, at6, bt4, bt6, lanes, transform_weights, Plan, SharedOut, ULayout, UTarget, LANES,
 };
 use crate::gemm::{gemm_typed, GemmElement, MatMut, MatRef, Problem};
 use crate::reference::winograd::WinogradTile;
@@ -56,7 +62,7 @@ pub(crate) fn forward<E: GemmElement + PlainData>(
     let mut u_scratch = Scratch::take();
     let u = u_scratch.slice::<E>(s.groups * a2 * p.ocg * p.icg);
     let target = UTarget {
-        ocg: p.ocg,
+        layout: ULayout::Plain { ocg: p.ocg },
         outs: u
             .chunks_exact_mut(p.ocg * p.icg)
             .map(SharedOut::new)

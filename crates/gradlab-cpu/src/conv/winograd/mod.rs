@@ -10,24 +10,26 @@
 //! once per call in f64 (a vector of output channels at a time):
 //!
 //! * the forward ([`forward`], and so the input gradient, the forward
-//!   convolution of the output gradient with flipped kernels) puts
-//!   *channels* in the vector lanes: `V[ξ][tile][channel]`, products
-//!   `M[ξ] = V[ξ] · U[ξ]` (tiles × input channels times input channels ×
-//!   output channels), and `Y = Aᵀ M A` plus the bias on vectors of output
-//!   channels (see the submodule);
-//! * the weight gradient ([`weight_grad`]) puts *tiles* in the lanes:
-//!   `V[ξ][channel][tile]` and the output gradient's `dM = A dY Aᵀ` as
-//!   `dM[ξ][channel][tile]`, then `dU[ξ] = Σ dM[ξ] · V[ξ]ᵀ` over the tiles
-//!   and `Gᵀ dU G` per kernel. Its transforms run along all the tiles of a
-//!   block at once (long, unit-stride loops, however few tiles one row of
-//!   a small image has): the input's padded rows are split into their `m`
-//!   phases, so that the `m`-strided columns of a tile row become
-//!   contiguous runs, gathered into one row per patch position by short
-//!   vector copies. Measured on a 2-core AVX-512 Xeon it is about even
-//!   with the im2col weight gradient on the convnet's layers (both
-//!   operands of its products run along the tiles, so the GEMM transposes
-//!   both while packing), so `auto` usually keeps im2col; it is one of the
-//!   candidates `auto` times.
+//!   convolution of the output gradient with flipped kernels) has two
+//!   forms. With *channels* in the vector lanes (the `channels`
+//!   submodule): `V[ξ][tile][channel]`, products `M[ξ] = V[ξ] · U[ξ]`
+//!   (tiles × input channels times input channels × output channels), and
+//!   `Y = Aᵀ M A` plus the bias on vectors of output channels; every step
+//!   is a whole vector however narrow the image. With *tiles* in the lanes
+//!   (the `tiles` submodule): `V[ξ][channel][tile]` gathered from the
+//!   input's rows split into phases, products `U[ξ] · V[ξ]` on `U` packed
+//!   once and `V` read in place; cheaper where a row of tiles fills a
+//!   vector. [`forward`] picks by the image's width;
+//! * the weight gradient ([`weight_grad`]) uses the channels form's
+//!   transforms: `V[ξ][tile][channel]` and the output gradient's
+//!   `dM = A dY Aᵀ` as `dM[ξ][tile][channel]`, then
+//!   `dU[ξ] = Σ dM[ξ]ᵀ · V[ξ]` over the tiles (the GEMM packs both
+//!   operands with plain copies) and `Gᵀ dU G` per kernel, from partial
+//!   sums over fixed runs of images added in f64. Measured on a 2-core
+//!   AVX-512 Xeon (2 threads, batch 64) it beats the im2col weight
+//!   gradient on the convnet's layers: `F(4×4)` 8.7-10.5 ms against
+//!   13.9-14.7 on 64→128 16×16, `F(2×2)` 9.1-12.1 against 15.1-16.3 on
+//!   128→256 8×8.
 //!
 //! The transforms are plain Rust on fixed-size arrays of `LANES` values,
 //! compiled once per SIMD level with that level's target features.
@@ -63,7 +65,7 @@
 //! prints it): 3×3 64→64 on 16×16, batch 16: im2col 2.6e-8, `F(2×2)`
 //! 3.4e-8, `F(4×4)` 2.1e-7; 128→128 on 8×8: 2.8e-8, 3.9e-8, 3.3e-7.
 
-use crate::gemm::GemmElement;
+use crate::gemm::{GemmElement, PanelLayout};
 use crate::reference::winograd::WinogradTile;
 use crate::scratch::{PlainData, Scratch};
 use crate::simd::{per_simd_level, SimdLevel};
@@ -93,9 +95,10 @@ struct Plan {
 }
 
 impl Plan {
-    /// The plan for `s`, with products whose micro-tiles take `mr` tiles
-    /// (the forward's products have a row per tile).
-    fn new(tile: WinogradTile, s: &Conv2dShape, elem: usize, mr: usize) -> Plan {
+    /// The plan for `s`, with products whose micro-tiles take `granule`
+    /// tiles (`mr` where the products have a row per tile, `nr` where they
+    /// have a column per tile).
+    fn new(tile: WinogradTile, s: &Conv2dShape, elem: usize, granule: usize) -> Plan {
         let (m, alpha) = (tile.m(), tile.alpha());
         let (tiles_h, tiles_w) = (s.out_h().div_ceil(m), s.out_w().div_ceil(m));
         let (icg, ocg) = (s.in_per_group(), s.out_per_group());
@@ -107,11 +110,11 @@ impl Plan {
         let target = (l2 / tile_bytes).clamp(MIN_BLOCK_TILES, MAX_BLOCK_TILES);
         // Whole bands per block, as many tiles as the target within a
         // factor of two, choosing the count that wastes the fewest GEMM
-        // lanes (the last micro-tile of each product is padded to `mr`).
+        // lanes (the last micro-tile of each product is padded to `granule`).
         let bands = (s.batch * tiles_h).max(1);
         let waste = |bb: usize| {
             let tiles = bb * tiles_w;
-            (tiles.div_ceil(mr) * mr - tiles) as f64 / tiles as f64
+            (tiles.div_ceil(granule) * granule - tiles) as f64 / tiles as f64
         };
         let lo = (target / 2 / tiles_w).max(1);
         let hi = (2 * target / tiles_w).max(lo);
@@ -134,6 +137,11 @@ impl Plan {
             ocg,
             block_bands,
         }
+    }
+
+    /// The most padded input rows one image's share of a block reads.
+    fn sub_plane_rows(&self) -> usize {
+        self.block_bands.min(self.tiles_h) * self.m + 2
     }
 
     /// Tiles of a full block.
@@ -189,22 +197,56 @@ struct WeightJob<'a, E> {
     u: &'a UTarget<E>,
 }
 
-/// Where the transformed weights go: one matrix `U[ξ]` per (group, ξ),
-/// input channels × output channels (`U(oc, ic)` at `ic·ocg + oc`), each
-/// written through its own `SharedOut`.
+/// Where the transformed weights go: one matrix `U[ξ]` (`ocg × icg`) per
+/// (group, ξ), each written through its own `SharedOut`.
 struct UTarget<E> {
-    ocg: usize,
+    layout: ULayout,
     outs: Vec<SharedOut<E>>,
 }
 
+#[derive(Clone, Copy)]
+enum ULayout {
+    /// Column-major: `U(oc, ic)` at `ic·ocg + oc`.
+    Plain { ocg: usize },
+    /// The GEMM's packed panels.
+    Packed(PanelLayout),
+}
+
 impl<E: Copy> UTarget<E> {
-    /// `U[gx](oc0 + l, ic) = values[l]`.
+    /// Where `U[·](oc0.., ic)` starts in every matrix (they share one
+    /// layout), and whether `len` output channels from there are adjacent.
+    fn place(&self, ic: usize, oc0: usize, len: usize) -> (usize, bool) {
+        match self.layout {
+            ULayout::Plain { ocg } => (ic * ocg + oc0, true),
+            ULayout::Packed(panels) => (panels.offset(oc0, ic), oc0 % panels.mr + len <= panels.mr),
+        }
+    }
+
+    /// `U[gx](oc0 + l, ic) = values[l]`, with `(at, adjacent)` from
+    /// [`UTarget::place`]`(ic, oc0, values.len())`.
     ///
     /// # Safety
     /// No other task may write these entries at the same time.
-    unsafe fn write(&self, gx: usize, ic: usize, oc0: usize, values: &[E]) {
-        // SAFETY: the caller's guarantee.
-        unsafe { self.outs[gx].rows(ic * self.ocg + oc0, values.len()) }.copy_from_slice(values);
+    unsafe fn write(
+        &self,
+        gx: usize,
+        (at, adjacent): (usize, bool),
+        ic: usize,
+        oc0: usize,
+        values: &[E],
+    ) {
+        let out = &self.outs[gx];
+        if adjacent {
+            // SAFETY: the caller's guarantee.
+            unsafe { out.rows(at, values.len()) }.copy_from_slice(values);
+            return;
+        }
+        for (l, &v) in values.iter().enumerate() {
+            let (at, _) = self.place(ic, oc0 + l, 1);
+            // SAFETY: the caller's guarantee.
+            let dst = unsafe { out.rows(at, 1) };
+            dst[0] = v;
+        }
     }
 }
 
@@ -240,10 +282,12 @@ fn weight_lanes<E: Float, const A: usize>(job: WeightJob<'_, E>) {
     let gm: [[f64; 3]; A] = std::array::from_fn(|j| [gm[j][0], gm[j][1], gm[j][2]]);
     let (icg, ocg) = (p.icg, p.ocg);
     for grp in 0..s.groups {
-        // Output channels outermost, a vector of them at a time.
+        // Output channels outermost: consecutive input channels of a run
+        // of output channels are adjacent in the packed panels.
         for oc0 in (0..ocg).step_by(L) {
             for ic in ics.clone() {
                 let live = L.min(ocg - oc0);
+                let place = u.place(ic, oc0, live);
                 let mut g = [[0.0f64; L]; 9];
                 for l in 0..live {
                     let k = (grp * ocg + oc0 + l) * icg + ic;
@@ -274,7 +318,7 @@ fn weight_lanes<E: Float, const A: usize>(job: WeightJob<'_, E>) {
                         }
                         // SAFETY: entries (grp, ξ, ·, ic) belong to this
                         // task's input channels only.
-                        unsafe { u.write(grp * A * A + x * A + y, ic, oc0, &lanes[..live]) };
+                        unsafe { u.write(grp * A * A + x * A + y, place, ic, oc0, &lanes[..live]) };
                     }
                 }
             }
@@ -289,7 +333,34 @@ pub(crate) fn applies(s: &Conv2dShape) -> bool {
 }
 
 mod channels;
-pub(crate) use channels::forward;
+mod tiles;
+
+/// `out = conv(input, weight) + bias` by `F(m×m, 3×3)`, for a shape where
+/// [`applies`] holds: with the tiles in the vector lanes where one row of
+/// tiles fills a vector ([`LANES`] tiles or more: 32×32 images with
+/// `F(4×4)`, 16×16 with `F(2×2)`), else with the channels in the lanes.
+/// Measured on the 3×3 64→64 layer at batch 64 (2-core AVX-512 Xeon, 2
+/// threads), tiles in lanes took 13.5-18.4 ms against 14.6-21.8 for
+/// channels on 32×32 (`F(4×4)`), and channels 8.3-10.1 against 10.2-12.3
+/// on the convnet's 64→128 16×16 layer (four tiles per row), 8.7-10.8
+/// against 11.4-17.6 on its 8×8 layer.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward<E: GemmElement + PlainData>(
+    level: SimdLevel,
+    tile: WinogradTile,
+    s: &Conv2dShape,
+    input: &[E],
+    weight: &[E],
+    bias: Option<&[E]>,
+    out: &mut [E],
+    parallel: bool,
+) {
+    if s.out_w().div_ceil(tile.m()) >= LANES {
+        tiles::forward(level, tile, s, input, weight, bias, out, parallel)
+    } else {
+        channels::forward(level, tile, s, input, weight, bias, out, parallel)
+    }
+}
 
 /// The output, written by several blocks at once: each output row
 /// `(image, channel, oh)` belongs to the band of tiles `(image, oh / m)`,

@@ -157,7 +157,7 @@ fn band_input_any<E: Float>(job: BandJob<'_>, x: &[E], v: &mut [E], xb: &mut [E]
 
 /// `V[ξ][t][c]` for the tiles of one band: its `α` padded input rows
 /// channels-last into `xb`, then each tile's `Bᵀ d B` on vectors of
-/// `LANES` channels (rows along `y`, then columns along `x`).
+/// `LANES` channels.
 #[inline(always)]
 fn input_band<E: Float, const A: usize, const M: usize>(
     job: BandJob<'_>,
@@ -188,24 +188,40 @@ fn input_band<E: Float, const A: usize, const M: usize>(
             let base = (cb * A * pw + tw * M) * CL;
             // Row r, column y of the tile, CL channels each; rows along y
             // first, then columns along x.
-            let mut rows = [[[E::ZERO; CL]; A]; A];
-            for (r, row) in rows.iter_mut().enumerate() {
-                let mut d = [[E::ZERO; CL]; A];
-                for (y, d) in d.iter_mut().enumerate() {
-                    d.copy_from_slice(&xb[base + (r * pw + y) * CL..][..CL]);
-                }
-                *row = lanes(d, bt);
-            }
-            for y in 0..A {
-                let mut col = [[E::ZERO; CL]; A];
-                for (c, row) in col.iter_mut().zip(&rows) {
-                    *c = row[y];
-                }
-                for (xo, vals) in lanes(col, bt).iter().enumerate() {
-                    let to = ((xo * A + y) * vt + t) * icp + cb * CL;
-                    v[to..to + CL].copy_from_slice(vals);
-                }
-            }
+            let load = |r: usize, y: usize| &xb[base + (r * pw + y) * CL..][..CL];
+            transform_tile(load, bt, |x, y, vals| {
+                let to = ((x * A + y) * vt + t) * icp + cb * CL;
+                v[to..to + CL].copy_from_slice(vals);
+            });
+        }
+    }
+}
+
+/// `f` along each row of an `I×I` tile of vectors of `LANES` channels
+/// (`load(x, y)`: row `x`, column `y`), then along each column, handing
+/// each of the `O×O` results to `store(x, y, values)`: the separable
+/// transforms `Bᵀ d B`, `Aᵀ M A` and `A dY Aᵀ` on whole vectors.
+#[inline(always)]
+fn transform_tile<'a, E: Float + 'a, const I: usize, const O: usize>(
+    load: impl Fn(usize, usize) -> &'a [E],
+    f: impl Fn([E; I]) -> [E; O] + Copy,
+    mut store: impl FnMut(usize, usize, &[E; CL]),
+) {
+    let mut rows = [[[E::ZERO; CL]; O]; I];
+    for (x, row) in rows.iter_mut().enumerate() {
+        let mut d = [[E::ZERO; CL]; I];
+        for (y, d) in d.iter_mut().enumerate() {
+            d.copy_from_slice(load(x, y));
+        }
+        *row = lanes(d, f);
+    }
+    for y in 0..O {
+        let mut col = [[E::ZERO; CL]; I];
+        for (c, row) in col.iter_mut().zip(&rows) {
+            *c = row[y];
+        }
+        for (x, vals) in lanes(col, f).iter().enumerate() {
+            store(x, y, vals);
         }
     }
 }
@@ -295,7 +311,7 @@ fn band_output_any<E: Float>(
 }
 
 /// `Y = Aᵀ M A + bias` for the tiles of one band, on vectors of `LANES`
-/// output channels (columns along `x`, then rows along `y`), into the
+/// output channels, into the
 /// band's channels-last rows `yb` (`[channel block][row][column][lane]`),
 /// then copied into the output's rows (NCHW; the last tiles may be cut by
 /// the output's edge).
@@ -328,27 +344,13 @@ fn output_band<E: Float, const A: usize, const M: usize>(
         });
         for tw in 0..p.tiles_w {
             let t = t0 + tw;
-            // Along x for each column y, then along y for each output row.
-            let mut cols = [[[E::ZERO; CL]; M]; A];
-            for (y, col) in cols.iter_mut().enumerate() {
-                let mut mm = [[E::ZERO; CL]; A];
-                for (x, m) in mm.iter_mut().enumerate() {
-                    m.copy_from_slice(&mbuf[((x * A + y) * vt + t) * ocp + cb * CL..][..CL]);
+            let load = |x: usize, y: usize| &mbuf[((x * A + y) * vt + t) * ocp + cb * CL..][..CL];
+            transform_tile(load, at, |xo, yo, vals| {
+                let to = ((cb * M + xo) * wo + tw * M + yo) * CL;
+                for ((d, v), b) in yb[to..to + CL].iter_mut().zip(vals).zip(&b) {
+                    *d = *v + *b;
                 }
-                *col = lanes(mm, at);
-            }
-            for xo in 0..M {
-                let mut row = [[E::ZERO; CL]; A];
-                for (r, col) in row.iter_mut().zip(&cols) {
-                    *r = col[xo];
-                }
-                for (yo, vals) in lanes(row, at).iter().enumerate() {
-                    let to = ((cb * M + xo) * wo + tw * M + yo) * CL;
-                    for ((d, v), b) in yb[to..to + CL].iter_mut().zip(vals).zip(&b) {
-                        *d = *v + *b;
-                    }
-                }
-            }
+            });
         }
         let (oh_n, ow_n) = (s.out_h(), s.out_w());
         for xo in 0..M.min(oh_n - th * M) {
@@ -469,8 +471,7 @@ fn band_grad_any<E: Float>(job: BandJob<'_>, dy: &[E], dm: &mut [E], yb: &mut [E
 
 /// `dM[ξ][t][c] = (A dY Aᵀ)[ξ]` for the tiles of one band: its `m` output
 /// gradient rows channels-last into `yb` (zeros past the output's edge),
-/// then each tile's transform on vectors of `LANES` output channels (rows
-/// along `y`, then columns along `x`).
+/// then each tile's transform on vectors of `LANES` output channels.
 #[inline(always)]
 fn grad_band<E: Float, const A: usize, const M: usize>(
     job: BandJob<'_>,
@@ -499,24 +500,11 @@ fn grad_band<E: Float, const A: usize, const M: usize>(
         let t = t0 + tw;
         for cb in 0..blocks {
             let base = (cb * M * wo + tw * M) * CL;
-            let mut rows = [[[E::ZERO; CL]; A]; M];
-            for (xo, row) in rows.iter_mut().enumerate() {
-                let mut d = [[E::ZERO; CL]; M];
-                for (yo, d) in d.iter_mut().enumerate() {
-                    d.copy_from_slice(&yb[base + (xo * wo + yo) * CL..][..CL]);
-                }
-                *row = lanes(d, am);
-            }
-            for y in 0..A {
-                let mut col = [[E::ZERO; CL]; M];
-                for (c, row) in col.iter_mut().zip(&rows) {
-                    *c = row[y];
-                }
-                for (x, vals) in lanes(col, am).iter().enumerate() {
-                    let to = ((x * A + y) * vt + t) * ocp + cb * CL;
-                    dm[to..to + CL].copy_from_slice(vals);
-                }
-            }
+            let load = |xo: usize, yo: usize| &yb[base + (xo * wo + yo) * CL..][..CL];
+            transform_tile(load, am, |x, y, vals| {
+                let to = ((x * A + y) * vt + t) * ocp + cb * CL;
+                dm[to..to + CL].copy_from_slice(vals);
+            });
         }
     }
 }

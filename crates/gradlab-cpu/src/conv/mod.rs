@@ -408,20 +408,17 @@ fn backward_data<E: GemmElement + DotElement + LaneElement + BatchLaneElement + 
             let grad_out = &grad_out[..s.output_len()];
             let grad_input = &mut grad_input[..s.input_len()];
             let form = forms.iter().find(|&&(m, _)| m == method).map(|&(_, f)| f);
+            let by_image = batch_parallel(s);
             match (form, transposed_shape(s)) {
                 (Some(DataForm::ChannelLanes), _) => {
-                    let by_image = batch_parallel(s);
                     channel_lanes::backward_data(level, s, grad_out, weight, grad_input, by_image)
                 }
                 (Some(DataForm::Transposed(m)), Some(t)) => {
                     forward_by(m, level, &t, grad_out, flipped, None, grad_input)
                 }
-                _ => {
-                    let by_image = batch_parallel(s);
-                    gemm_form::backward_data_col2im(
-                        level, s, grad_out, weight, grad_input, by_image,
-                    )
-                }
+                _ => gemm_form::backward_data_col2im(
+                    level, s, grad_out, weight, grad_input, by_image,
+                ),
             }
         },
     );
@@ -570,7 +567,6 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement 
     let finite = || input.iter().fold(true, |ok, v| ok & v.is_finite());
     let forms = backward_weight_methods::<E>(s, level, finite);
     let methods: Vec<Method> = forms.iter().map(|&(m, _)| m).collect();
-    let parallel = crate::parallel::worth_parallel(s.flops());
     algo::run_chosen(
         Pass::BackwardWeight,
         E::NAME,
@@ -580,6 +576,7 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement 
         |method, images| {
             // The first `images` images (all but in `auto`'s trials).
             let s = &s.with_batch(images);
+            let parallel = crate::parallel::worth_parallel(s.flops());
             let form = forms
                 .iter()
                 .find(|&&(m, _)| m == method)

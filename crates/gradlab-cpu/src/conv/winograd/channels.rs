@@ -26,7 +26,7 @@
 //! products `dMᵀ · V` pack with plain copies.
 
 use super::{
-    a4, a6, at4, at6, bt4, bt6, lanes, transform_weights, Plan, SharedOut, ULayout, UTarget, LANES,
+    a4, a6, at4, at6, bt4, bt6, lanes, transform_weights, Plan, SharedOut, UTarget, LANES,
 };
 use crate::gemm::{gemm_typed, GemmElement, MatMut, MatRef, Problem};
 use crate::reference::winograd::WinogradTile;
@@ -61,13 +61,7 @@ pub(crate) fn forward<E: GemmElement + PlainData>(
     // U[g][ξ] as input channels × output channels (row-major), once per call.
     let mut u_scratch = Scratch::take();
     let u = u_scratch.slice::<E>(s.groups * a2 * p.ocg * p.icg);
-    let target = UTarget {
-        layout: ULayout::Plain { ocg: p.ocg },
-        outs: u
-            .chunks_exact_mut(p.ocg * p.icg)
-            .map(SharedOut::new)
-            .collect(),
-    };
+    let target = UTarget::plain(u, &p);
     transform_weights(level, &p, s, weight, &target, parallel);
     drop(target);
     let u = &*u;

@@ -213,6 +213,18 @@ enum ULayout {
 }
 
 impl<E: Copy> UTarget<E> {
+    /// Plain matrices in `u` (`groups·α²` of `ocg × icg`), one per
+    /// (group, ξ), each input channels × output channels (row-major).
+    fn plain(u: &mut [E], p: &Plan) -> UTarget<E> {
+        UTarget {
+            layout: ULayout::Plain { ocg: p.ocg },
+            outs: u
+                .chunks_exact_mut(p.ocg * p.icg)
+                .map(SharedOut::new)
+                .collect(),
+        }
+    }
+
     /// Where `U[·](oc0.., ic)` starts in every matrix (they share one
     /// layout), and whether `len` output channels from there are adjacent.
     fn place(&self, ic: usize, oc0: usize, len: usize) -> (usize, bool) {

@@ -64,13 +64,7 @@ pub(super) fn forward<E: GemmElement + PlainData>(
                 .map(|pk| SharedOut::new(pk.data_mut()))
                 .collect(),
         },
-        None => UTarget {
-            layout: ULayout::Plain { ocg: p.ocg },
-            outs: u
-                .chunks_exact_mut(p.ocg * p.icg)
-                .map(SharedOut::new)
-                .collect(),
-        },
+        None => UTarget::plain(u, &p),
     };
     // Every entry of U is written: each kernel fills its α² values.
     transform_weights(level, &p, s, weight, &target, parallel);

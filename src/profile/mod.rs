@@ -82,8 +82,9 @@ pub struct ProfileRun {
     pub setup: String,
 }
 
-/// One step: forward layer by layer (each child a profiler layer), the
-/// loss, backward, the update.
+/// One step: forward layer by layer (each child, or a child and the ReLU
+/// fused into it as training runs them, a profiler layer), the loss,
+/// backward, the update.
 fn train_step(
     model: &Sequential,
     optimizer: &mut Sgd,
@@ -91,10 +92,16 @@ fn train_step(
     target: &Tensor,
 ) -> Result<(), String> {
     model.zero_grad();
-    let mut y = x.clone();
-    for (name, child) in model.children() {
-        y = layer(name, || child.forward(&y)).map_err(|e| format!("{name}: {e}"))?;
-    }
+    let mut failed = String::new();
+    let y = model
+        .forward_layers(x, |step, run| {
+            let y = layer(&step.name, run);
+            if y.is_err() {
+                failed.clone_from(&step.name);
+            }
+            y
+        })
+        .map_err(|e| format!("{failed}: {e}"))?;
     let loss = layer("loss", || gradlab_nn::cross_entropy(&y, target))
         .map_err(|e| format!("loss: {e}"))?;
     loss.backward().map_err(|e| format!("backward: {e}"))?;

@@ -109,6 +109,49 @@ fn a_lenet_profile_pairs_every_node_and_writes_its_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The profile runs the step training runs: in the convnet, each batch
+/// norm and the ReLU after it are one node, profiled as the layer
+/// `bnN+reluN`, as `gradlab graph` draws them and the trainer executes them.
+#[test]
+fn a_convnet_profile_shows_batch_norm_and_relu_fused_as_training_runs_them() {
+    let dir = std::env::temp_dir().join(format!("gradlab-profile-cn-{}", std::process::id()));
+    let args = ProfileArgs {
+        model: ModelKind::Convnet,
+        batch: 2,
+        steps: 1,
+        json: None,
+        svg: None,
+        dot: Some(dir.join("convnet-profile")),
+        ..small_args(&dir)
+    };
+    let run = measure(&args).unwrap();
+    let step = &run.profile.steps[0];
+    let layers: Vec<(&str, &str)> = step
+        .nodes
+        .iter()
+        .map(|n| (n.layer.as_deref().unwrap_or(""), n.op))
+        .collect();
+    for n in 1..=3 {
+        let fused = format!("bn{n}+relu{n}");
+        assert!(
+            layers
+                .iter()
+                .any(|&(l, op)| l == fused && op == "BatchNormReluBackward"),
+            "{layers:?}"
+        );
+        assert!(
+            !layers.iter().any(|&(l, _)| l == format!("relu{n}")),
+            "{layers:?}"
+        );
+    }
+    assert!(
+        !layers.iter().any(|&(_, op)| op == "ReluBackward"),
+        "{layers:?}"
+    );
+    assert!(render(&run).contains("bn1+relu1 BatchNormRelu"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn bad_options_are_errors() {
     let dir = std::env::temp_dir();

@@ -13,16 +13,22 @@ pub trait Module: Send + Sync {
     /// Applies the module to a batch.
     fn forward(&self, x: &Var) -> Result<Var>;
 
-    /// This module followed by ReLU, as one op, where the module has such a
-    /// form now (its mode, the kernels in use); `None` means apply the
-    /// module, then ReLU. [`Sequential`](crate::layers::Sequential) asks
-    /// when a [`ReLU`](crate::layers::ReLU) comes next.
-    fn forward_relu(&self, _x: &Var) -> Option<Result<Var>> {
-        None
+    /// True when this module followed by ReLU runs as one op on `x` now (its
+    /// mode, the kernels in use): then [`Module::forward_relu`] gives the
+    /// pair's output. [`Sequential`](crate::layers::Sequential) asks when a
+    /// [`ReLU`](crate::layers::ReLU) comes next.
+    fn fuses_relu(&self, _x: &Var) -> bool {
+        false
+    }
+
+    /// This module followed by ReLU, as one op; only called where
+    /// [`Module::fuses_relu`] says so. By default the two one after the other.
+    fn forward_relu(&self, x: &Var) -> Result<Var> {
+        Ok(self.forward(x)?.relu()?)
     }
 
     /// True for an elementwise ReLU with no state, which a container may
-    /// fold into the module before it ([`Module::forward_relu`]).
+    /// fold into the module before it ([`Module::fuses_relu`]).
     fn is_relu(&self) -> bool {
         false
     }

@@ -155,9 +155,17 @@ impl Module for BatchNorm2d {
     /// In training, batch norm and ReLU as one op, unless the reference
     /// kernels run host tensors: there the unfused pair is the reference.
     /// Evaluation applies batch norm, then ReLU.
-    fn forward_relu(&self, x: &Var) -> Option<Result<Var>> {
+    fn fuses_relu(&self, x: &Var) -> bool {
         let reference = !x.device().is_cuda() && kernels() == Kernels::Reference;
-        (self.is_training() && !reference).then(|| self.train_relu(x))
+        self.is_training() && !reference
+    }
+
+    fn forward_relu(&self, x: &Var) -> Result<Var> {
+        if self.is_training() {
+            self.train_relu(x)
+        } else {
+            Ok(self.forward(x)?.relu()?)
+        }
     }
 
     fn parameters(&self) -> Vec<(String, Var)> {

@@ -14,4 +14,4 @@ pub use conv::Conv2d;
 pub use dropout::Dropout;
 pub use linear::Linear;
 pub use pool::{GlobalAvgPool2d, MaxPool2d};
-pub use sequential::Sequential;
+pub use sequential::{Layer, Sequential};

@@ -5,12 +5,22 @@ use crate::{Module, NnError, Result};
 use gradlab_autograd::Var;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// One step of [`Sequential::forward_layers`]: a child, or a child and the
+/// ReLU after it run as one op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer<'a> {
+    /// The child's name, or `<child>+<relu>` (`bn1+relu1`) for a fused pair.
+    pub name: String,
+    /// The name of the module whose output this is: the child's, or the ReLU's.
+    pub output_name: &'a str,
+}
+
 /// Children applied one after the other. Each child's state is named
 /// `<child>.<name>` (e.g. `conv1.weight`), as in a PyTorch module whose
 /// attributes are the children.
 ///
 /// A child followed by a [`ReLU`](crate::layers::ReLU) runs as one op
-/// where the child has a fused form ([`Module::forward_relu`]: batch norm
+/// where the child has a fused form ([`Module::fuses_relu`]: batch norm
 /// in training on the fast kernels); the values are those of the two
 /// children one after the other, which is what runs otherwise.
 pub struct Sequential {
@@ -60,19 +70,41 @@ impl Sequential {
         x: &Var,
         mut after: impl FnMut(&str, Var) -> Result<Var>,
     ) -> Result<Var> {
+        self.forward_layers(x, |layer, run| after(layer.output_name, run()?))
+    }
+
+    /// [`Module::forward`], one layer at a time: `step(layer, run)` gets
+    /// each layer (a child, or a child and the ReLU folded into it) and
+    /// `run`, which computes the layer's output from the previous one, and
+    /// returns what the next layer sees. For timing or scoping each layer
+    /// as it runs (the profiler does), with exactly the ops training runs.
+    pub fn forward_layers(
+        &self,
+        x: &Var,
+        mut step: impl FnMut(&Layer<'_>, &mut dyn FnMut() -> Result<Var>) -> Result<Var>,
+    ) -> Result<Var> {
         let mut y = x.clone();
         let mut children = self.children.iter().peekable();
         while let Some((name, child)) = children.next() {
-            if let Some((next_name, next)) = children.peek() {
-                if next.is_relu() {
-                    if let Some(fused) = child.forward_relu(&y) {
-                        y = after(next_name, fused?)?;
-                        children.next();
-                        continue;
-                    }
-                }
+            let relu = children
+                .peek()
+                .filter(|(_, next)| next.is_relu() && child.fuses_relu(&y))
+                .map(|(next_name, _)| next_name.as_str());
+            let layer = Layer {
+                name: match relu {
+                    Some(relu) => format!("{name}+{relu}"),
+                    None => name.clone(),
+                },
+                output_name: relu.unwrap_or(name),
+            };
+            let input = &y;
+            y = step(&layer, &mut || match relu {
+                Some(_) => child.forward_relu(input),
+                None => child.forward(input),
+            })?;
+            if relu.is_some() {
+                children.next();
             }
-            y = after(name, child.forward(&y)?)?;
         }
         Ok(y)
     }

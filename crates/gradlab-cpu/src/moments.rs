@@ -22,6 +22,7 @@
 //! results do not depend on the thread count. The twin is the plain
 //! two-pass loop in [`crate::reference::batch_norm2d_train_forward`].
 
+use crate::simd::{per_simd_level, SimdLevel};
 use crate::Float;
 
 /// Values per block: a few KiB, summed in `f64` before one merge.
@@ -86,23 +87,10 @@ impl Block {
         }
     }
 
-    /// Adds `values` (at most the room left in the block).
-    fn add<T: Float>(&mut self, values: &[T]) {
-        let shift = self.shift;
-        let mut chunks = values.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            let lanes = self.sum.iter_mut().zip(&mut self.squares);
-            for ((sum, squares), v) in lanes.zip(chunk) {
-                let d = v.to_f64() - shift;
-                *sum += d;
-                *squares += d * d;
-            }
-        }
-        for (lane, v) in chunks.remainder().iter().enumerate() {
-            let d = v.to_f64() - shift;
-            self.sum[lane] += d;
-            self.squares[lane] += d * d;
-        }
+    /// Adds `values` (at most the room left in the block) with `level`'s
+    /// instructions: the same sums at every level.
+    fn add<T: Float>(&mut self, level: SimdLevel, values: &[T]) {
+        add_shifted(level, &mut self.sum, &mut self.squares, values, self.shift);
         self.count += values.len();
     }
 
@@ -119,9 +107,72 @@ impl Block {
     }
 }
 
+per_simd_level! {
+    /// `sum[l] += x - shift` and `squares[l] += (x - shift)²` in `f64` for
+    /// the values `x` of `values` at positions `l` modulo [`LANES`].
+    fn add_shifted<T: Float>(
+        sum: &mut [f64; LANES],
+        squares: &mut [f64; LANES],
+        values: &[T],
+        shift: f64,
+    ) => add_shifted_any
+}
+
+#[inline(always)]
+fn add_shifted_any<T: Float>(
+    sum: &mut [f64; LANES],
+    squares: &mut [f64; LANES],
+    values: &[T],
+    shift: f64,
+) {
+    // Local copies indexed only by constants stay vector registers; the
+    // tail goes through the same code padded with `shift` (adding 0).
+    let (mut s, mut q) = (*sum, *squares);
+    #[inline(always)]
+    fn add<T: Float>(s: &mut [f64; LANES], q: &mut [f64; LANES], v: &[T], shift: f64) {
+        let v = &v[..LANES];
+        for l in 0..LANES {
+            let d = v[l].to_f64() - shift;
+            s[l] += d;
+            q[l] += d * d;
+        }
+    }
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        add(&mut s, &mut q, chunk, shift);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut v = [T::from_f64(shift); LANES];
+        v[..rest.len()].copy_from_slice(rest);
+        // The padding must subtract to exactly 0, which a shift that does
+        // not round-trip through `T` would not; add the tail one by one then.
+        if v[LANES - 1].to_f64() == shift {
+            add(&mut s, &mut q, &v, shift);
+        } else {
+            for (l, x) in rest.iter().enumerate() {
+                let d = x.to_f64() - shift;
+                s[l] += d;
+                q[l] += d * d;
+            }
+        }
+    }
+    (*sum, *squares) = (s, q);
+}
+
 /// The moments of all the values of `runs`, taken in order, each value
-/// read once (see the module docs).
+/// read once (see the module docs), with the SIMD level in use on this
+/// thread.
 pub fn moments_of_runs<'a, T: Float + 'a>(runs: impl IntoIterator<Item = &'a [T]>) -> Moments {
+    moments_of_runs_at(crate::simd::simd_level(), runs)
+}
+
+/// [`moments_of_runs`] with `level`'s instructions (for worker threads,
+/// which do not see the caller's forced level): the same result at every level.
+pub fn moments_of_runs_at<'a, T: Float + 'a>(
+    level: SimdLevel,
+    runs: impl IntoIterator<Item = &'a [T]>,
+) -> Moments {
     let mut total = Moments::default();
     let mut block: Option<Block> = None;
     for run in runs {
@@ -136,7 +187,7 @@ pub fn moments_of_runs<'a, T: Float + 'a>(runs: impl IntoIterator<Item = &'a [T]
                 Block::new(shift)
             });
             let take = rest.len().min(BLOCK - b.count);
-            b.add(&rest[..take]);
+            b.add(level, &rest[..take]);
             rest = &rest[take..];
             if b.count == BLOCK {
                 total = total.merge(b.moments());

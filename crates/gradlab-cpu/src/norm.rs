@@ -18,7 +18,7 @@
 //! [`crate::reference::batch_norm2d_backward`] and
 //! [`crate::reference::batch_norm2d_inference`].
 
-use crate::moments::moments_of_runs;
+use crate::moments::moments_of_runs_at;
 use crate::parallel::{for_each_chunk, map_indices};
 use crate::simd::per_simd_level;
 use crate::Float;
@@ -113,14 +113,15 @@ pub fn batch_norm2d_train_forward<T: Float>(
 }
 
 /// Each channel's batch mean and biased variance into `mean` and `var`,
-/// from one read of `x` ([`moments_of_runs`]).
+/// from one read of `x` ([`crate::moments::moments_of_runs`]).
 pub(crate) fn batch_statistics<T: Float>(
     s: BatchNormShape,
     x: &[T],
     mean: &mut [T],
     var: &mut [T],
 ) {
-    let stats = |c: usize| moments_of_runs(channel_runs(x, s, c));
+    let level = crate::simd::simd_level();
+    let stats = |c: usize| moments_of_runs_at(level, channel_runs(x, s, c));
     for (c, m) in map_indices(s.channels, parallel(s.len()), stats)
         .into_iter()
         .enumerate()
@@ -197,25 +198,41 @@ fn gradient_sums_any<T: Float>(
     gate: impl Fn(T, T) -> T,
 ) -> (f64, f64) {
     let m = mean.to_f64();
-    let (mut sum_g, mut sum_g_xc) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let mut add = |lane: usize, g: T, v: T| {
-        let g = gate(g, v).to_f64();
-        sum_g[lane] += g;
-        sum_g_xc[lane] += g * (v.to_f64() - m);
-    };
+    // Lanes indexed only by constants, so that each array stays one vector
+    // register: a run's tail goes through the same code, padded with
+    // gradient 0 at the mean (which adds exactly 0 to both sums).
+    let mut sums = ([0.0f64; LANES], [0.0f64; LANES]);
+    // A function rather than a closure: closures do not inherit the
+    // caller's target features, and this must inline into each level's code.
+    #[inline(always)]
+    fn add<T: Float>(
+        (sum_g, sum_g_xc): &mut ([f64; LANES], [f64; LANES]),
+        g: &[T],
+        v: &[T],
+        m: f64,
+        gate: &impl Fn(T, T) -> T,
+    ) {
+        let (g, v) = (&g[..LANES], &v[..LANES]);
+        for l in 0..LANES {
+            let gl = gate(g[l], v[l]).to_f64();
+            sum_g[l] += gl;
+            sum_g_xc[l] += gl * (v[l].to_f64() - m);
+        }
+    }
     for (g, v) in channel_runs(dy, s, c).zip(channel_runs(x, s, c)) {
         let (gs, vs) = (g.chunks_exact(LANES), v.chunks_exact(LANES));
         let (g_rest, v_rest) = (gs.remainder(), vs.remainder());
         for (g, v) in gs.zip(vs) {
-            for lane in 0..LANES {
-                add(lane, g[lane], v[lane]);
-            }
+            add(&mut sums, g, v, m, &gate);
         }
-        for (lane, (&g, &v)) in g_rest.iter().zip(v_rest).enumerate() {
-            add(lane, g, v);
+        if !g_rest.is_empty() {
+            let (mut g, mut v) = ([T::ZERO; LANES], [mean; LANES]);
+            g[..g_rest.len()].copy_from_slice(g_rest);
+            v[..v_rest.len()].copy_from_slice(v_rest);
+            add(&mut sums, &g, &v, m, &gate);
         }
     }
-    (sum_g.iter().sum(), sum_g_xc.iter().sum())
+    (sums.0.iter().sum(), sums.1.iter().sum())
 }
 
 /// The backward of batch norm, and of batch norm followed by ReLU when
@@ -354,12 +371,36 @@ pub fn batch_norm2d_inference<T: Float>(
         ],
     );
     let affine = affine_maps(s.channels, mean, var, weight, bias, eps);
-    let normalise = |i: usize, out: &mut [T]| {
-        let (m, scale, b) = affine[i % s.channels];
-        let x = &x[i * s.plane..][..s.plane];
+    normalise_planes(s, x, &affine, |z| z, y);
+}
+
+/// `y = then((x - mean) * scale + bias)` plane by plane with each
+/// channel's map from `affine`, in vectors as wide as the CPU has.
+pub(crate) fn normalise_planes<T: Float>(
+    s: BatchNormShape,
+    x: &[T],
+    affine: &[(T, T, T)],
+    then: impl Fn(T) -> T + Sync + Send + Copy,
+    y: &mut [T],
+) {
+    per_simd_level! {
+        fn plane<T: Float>(out: &mut [T], x: &[T], map: (T, T, T), then: impl Fn(T) -> T) => plane_any
+    }
+    #[inline(always)]
+    fn plane_any<T: Float>(
+        out: &mut [T],
+        x: &[T],
+        (m, scale, b): (T, T, T),
+        then: impl Fn(T) -> T,
+    ) {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = (v - m) * scale + b;
+            *o = then((v - m) * scale + b);
         }
+    }
+    let level = crate::simd::simd_level();
+    let normalise = |i: usize, out: &mut [T]| {
+        let x = &x[i * s.plane..][..s.plane];
+        plane(level, out, x, affine[i % s.channels], then);
     };
     for_each_chunk(&mut y[..s.len()], s.plane, parallel(s.len()), normalise);
 }

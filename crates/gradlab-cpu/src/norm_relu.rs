@@ -19,9 +19,8 @@
 //! reference kernels one after the other.
 
 use crate::norm::{
-    affine_maps, batch_statistics, check_lengths, gated_backward, parallel, BatchNormShape,
+    affine_maps, batch_statistics, check_lengths, gated_backward, normalise_planes, BatchNormShape,
 };
-use crate::parallel::for_each_chunk;
 use crate::Float;
 
 /// `y = max((x - mean) / sqrt(var + eps) * weight + bias, 0)` with the
@@ -56,21 +55,9 @@ pub fn batch_norm2d_relu_train_forward<T: Float>(
     assert!(s.count() > 0, "{op}: no values per channel in {s:?}");
     batch_statistics(s, x, mean, var);
     let affine = affine_maps(s.channels, mean, var, weight, bias, eps);
-    let normalise_relu = |i: usize, out: &mut [T]| {
-        let (m, scale, b) = affine[i % s.channels];
-        let x = &x[i * s.plane..][..s.plane];
-        for (o, &v) in out.iter_mut().zip(x) {
-            let z = (v - m) * scale + b;
-            // ReLU's definition (`UnaryOp::Relu`): NaN passes through.
-            *o = if z < T::ZERO { T::ZERO } else { z };
-        }
-    };
-    for_each_chunk(
-        &mut y[..s.len()],
-        s.plane,
-        parallel(s.len()),
-        normalise_relu,
-    );
+    // ReLU's definition (`UnaryOp::Relu`): NaN passes through.
+    let relu = |z: T| if z < T::ZERO { T::ZERO } else { z };
+    normalise_planes(s, x, &affine, relu, y);
 }
 
 /// Gradients of [`batch_norm2d_relu_train_forward`] from the output

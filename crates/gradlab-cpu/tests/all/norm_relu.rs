@@ -4,7 +4,9 @@
 //! random shapes with channels that ReLU cuts entirely or not at all.
 
 use crate::common::random_vec;
-use gradlab_cpu::{reference, BatchNormShape, BinaryOp, Float, Rng, UnaryOp};
+use gradlab_cpu::{
+    reference, with_simd_level, BatchNormShape, BinaryOp, Float, Rng, SimdLevel, UnaryOp,
+};
 use proptest::prelude::*;
 
 struct Case<T> {
@@ -180,4 +182,41 @@ fn large_batches_are_thread_count_independent() {
     let one = run(1);
     assert!(one == run(2) && one == run(3));
     check::<f32>(s, 0.5, true, 4, 2e-5);
+}
+
+/// The statistics, the normalising pass and both backward passes run in
+/// vectors as wide as the CPU has, summing in the same lanes at every
+/// level: the same bits at every SIMD level, fused or not, on planes whose
+/// length leaves a tail after the last whole vector (and, at 1e4 with a
+/// small spread, on a mean large against the spread).
+#[test]
+fn every_simd_level_gives_the_same_bits() {
+    for (plane, offset) in [(30 * 30, 0.5), (13, 0.0), (64, 1e4), (7, -2.0)] {
+        let s = BatchNormShape {
+            batch: 6,
+            channels: 5,
+            plane,
+        };
+        let c32 = case::<f32>(s, offset, plane as u64);
+        let c64 = case::<f64>(s, offset, plane as u64 + 1);
+        let levels = SimdLevel::supported();
+        let at = |level| {
+            with_simd_level(level, || {
+                (
+                    fused(&c32, false, true),
+                    unfused(&c32, false),
+                    fused(&c64, false, true),
+                    unfused(&c64, true),
+                )
+            })
+        };
+        let first = at(levels[0]);
+        for &level in &levels[1..] {
+            assert!(
+                at(level) == first,
+                "plane {plane}: {level:?} differs from {:?}",
+                levels[0]
+            );
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! waits inside a kernel may run another kernel call on the same thread.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Element types whose every bit pattern is a valid value, so that stale
 /// buffer contents can be handed out without re-initialising them.
@@ -23,6 +24,22 @@ unsafe impl PlainData for f64 {}
 
 const ALIGN_BYTES: usize = 64;
 const MAX_KEPT: usize = 8;
+
+/// Bytes by which scratch buffers (and the GEMM's pooled packed panels)
+/// have grown in this process, all threads together.
+static GROWN_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// The running total of [`GROWN_BYTES`]: a kernel run during which it
+/// changed touched fresh memory (page faults, zeroing) that a later run of
+/// the same shape finds ready, so it is no measure of that later run.
+pub(crate) fn grown_bytes() -> usize {
+    GROWN_BYTES.load(Ordering::Relaxed)
+}
+
+/// Records `bytes` of freshly allocated working memory.
+pub(crate) fn note_growth(bytes: usize) {
+    GROWN_BYTES.fetch_add(bytes, Ordering::Relaxed);
+}
 
 thread_local! {
     static FREE: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
@@ -46,6 +63,7 @@ impl Scratch {
         let bytes = len * std::mem::size_of::<E>() + ALIGN_BYTES;
         let words = bytes.div_ceil(8);
         if self.words.len() < words {
+            note_growth((words - self.words.len()) * 8);
             self.words.resize(words, 0);
         }
         let base = self.words.as_mut_ptr() as usize;

@@ -41,10 +41,29 @@ use batch_lanes::BatchLaneElement;
 use channel_lanes::LaneElement;
 use std::ops::Range;
 
-/// Partial sums of the weight gradient, each over consecutive images,
-/// added in order at the end. Fixed (not the thread count) so that results
-/// do not depend on the number of threads.
+/// Most partial sums of the weight gradient, each over consecutive images,
+/// added in order at the end. Fixed by the batch (not the thread count) so
+/// that results do not depend on the number of threads.
 const WEIGHT_GRAD_PARTIALS: usize = 8;
+/// Fewest images in a partial sum (unless the batch has fewer).
+///
+/// A partial costs its images plus a fixed part (writing its sums, for
+/// the Winograd form an `α²`-times-larger matrix per partial), so a fixed
+/// number of partials would make the batch's first quarter, on which
+/// `auto` times the candidates, cost more than a quarter: on the convnet's
+/// 8×8 layer it ranked the Winograd weight gradient 5x slower per image
+/// than it runs on the batch.
+const MIN_PARTIAL_IMAGES: usize = 8;
+
+/// Images per partial sum and the number of partials for `batch` images:
+/// [`WEIGHT_GRAD_PARTIALS`] of them, or fewer of [`MIN_PARTIAL_IMAGES`].
+fn weight_grad_partials(batch: usize) -> (usize, usize) {
+    let per_partial = batch
+        .div_ceil(WEIGHT_GRAD_PARTIALS)
+        .max(MIN_PARTIAL_IMAGES.min(batch))
+        .max(1);
+    (per_partial, batch.div_ceil(per_partial))
+}
 /// Shortest dot product worth a call of the dot-product kernel: its
 /// horizontal sums and edge work are amortised over this many terms.
 const DOT_MIN_LEN: usize = 384;
@@ -613,7 +632,7 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement 
                     s,
                     input,
                     grad_out,
-                    WEIGHT_GRAD_PARTIALS,
+                    weight_grad_partials(s.batch).1,
                     parallel,
                     grad_weight,
                 ),
@@ -624,16 +643,16 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement 
 
 /// Overwrites `dw` with the sum over `batch` images that `accumulate`
 /// computes (overwriting its second argument with the sum over a range of
-/// images): over [`WEIGHT_GRAD_PARTIALS`] fixed ranges of consecutive
-/// images, in parallel when `parallel`, added in order at the end.
+/// images): over the fixed ranges of consecutive images
+/// [`weight_grad_partials`] gives, in parallel when `parallel`, added in
+/// order at the end.
 fn sum_in_partials<E: PlainData + Float>(
     batch: usize,
     parallel: bool,
     dw: &mut [E],
     accumulate: &(dyn Fn(Range<usize>, &mut [E]) + Sync),
 ) {
-    let per_partial = batch.div_ceil(WEIGHT_GRAD_PARTIALS);
-    let partial_count = batch.div_ceil(per_partial);
+    let (per_partial, partial_count) = weight_grad_partials(batch);
     if partial_count == 1 {
         return accumulate(0..batch, dw);
     }
@@ -650,5 +669,23 @@ fn sum_in_partials<E: PlainData + Float>(
         for (d, p) in dw.iter_mut().zip(partial) {
             *d += *p;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weight_grad_partials;
+
+    #[test]
+    fn partial_sums_hold_at_least_eight_images_and_at_most_eight_partials() {
+        // (images per partial, partials)
+        assert_eq!(weight_grad_partials(64), (8, 8));
+        // `auto`'s trial on 32 of them: the same images per partial.
+        assert_eq!(weight_grad_partials(32), (8, 4));
+        assert_eq!(weight_grad_partials(256), (32, 8));
+        assert_eq!(weight_grad_partials(20), (8, 3));
+        assert_eq!(weight_grad_partials(5), (5, 1));
+        assert_eq!(weight_grad_partials(1), (1, 1));
+        assert_eq!(weight_grad_partials(0), (1, 0));
     }
 }

@@ -310,7 +310,10 @@ fn reused_zeroed<E: PlainData>(len: usize) -> Vec<E> {
             v.resize(len, zero::<E>());
             *v
         }
-        None => vec![zero::<E>(); len],
+        None => {
+            crate::scratch::note_growth(len * std::mem::size_of::<E>());
+            vec![zero::<E>(); len]
+        }
     }
 }
 

@@ -371,8 +371,10 @@ fn output_band<E: Float, const A: usize, const M: usize>(
                     p.copy_from_slice(v);
                 }
                 for (l, d) in dst.iter_mut().enumerate().take(live) {
-                    let d: &mut [E; CL] = (&mut d[w0..w0 + CL]).try_into().expect("CL");
-                    *d = std::array::from_fn(|w| px[w][l]);
+                    // A plain loop: `array::from_fn` here was left out of line.
+                    for (w, d) in d[w0..w0 + CL].iter_mut().enumerate() {
+                        *d = px[w][l];
+                    }
                 }
             }
             for (w, px) in (full..ow_n).zip(src[full * CL..].chunks_exact(CL)) {

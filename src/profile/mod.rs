@@ -95,9 +95,10 @@ fn train_step(
     let mut failed = String::new();
     let y = model
         .forward_layers(x, |step, run| {
-            let y = layer(&step.name, run);
+            let name = step.name();
+            let y = layer(&name, run);
             if y.is_err() {
-                failed.clone_from(&step.name);
+                failed = name;
             }
             y
         })

@@ -632,7 +632,7 @@ fn backward_weight<E: GemmElement + DotElement + LaneElement + BatchLaneElement 
                     s,
                     input,
                     grad_out,
-                    weight_grad_partials(s.batch).1,
+                    weight_grad_partials(s.batch).0,
                     parallel,
                     grad_weight,
                 ),

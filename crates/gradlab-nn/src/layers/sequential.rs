@@ -7,12 +7,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One step of [`Sequential::forward_layers`]: a child, or a child and the
 /// ReLU after it run as one op.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layer<'a> {
+    /// The child's name.
+    pub child: &'a str,
+    /// The name of the ReLU folded into the child, if one is.
+    pub relu: Option<&'a str>,
+}
+
+impl Layer<'_> {
     /// The child's name, or `<child>+<relu>` (`bn1+relu1`) for a fused pair.
-    pub name: String,
-    /// The name of the module whose output this is: the child's, or the ReLU's.
-    pub output_name: &'a str,
+    pub fn name(&self) -> String {
+        match self.relu {
+            Some(relu) => format!("{}+{relu}", self.child),
+            None => self.child.to_string(),
+        }
+    }
+
+    /// The name of the module whose output this is: the ReLU's, else the child's.
+    pub fn output_name(&self) -> &str {
+        self.relu.unwrap_or(self.child)
+    }
 }
 
 /// Children applied one after the other. Each child's state is named
@@ -70,7 +85,7 @@ impl Sequential {
         x: &Var,
         mut after: impl FnMut(&str, Var) -> Result<Var>,
     ) -> Result<Var> {
-        self.forward_layers(x, |layer, run| after(layer.output_name, run()?))
+        self.forward_layers(x, |layer, run| after(layer.output_name(), run()?))
     }
 
     /// [`Module::forward`], one layer at a time: `step(layer, run)` gets
@@ -90,13 +105,7 @@ impl Sequential {
                 .peek()
                 .filter(|(_, next)| next.is_relu() && child.fuses_relu(&y))
                 .map(|(next_name, _)| next_name.as_str());
-            let layer = Layer {
-                name: match relu {
-                    Some(relu) => format!("{name}+{relu}"),
-                    None => name.clone(),
-                },
-                output_name: relu.unwrap_or(name),
-            };
+            let layer = Layer { child: name, relu };
             let input = &y;
             y = step(&layer, &mut || match relu {
                 Some(_) => child.forward_relu(input),

@@ -472,7 +472,7 @@ fn at6<E: Float>(x: [E; 6]) -> [E; 4] {
 
 /// The weight gradient by `F(m×m, 3×3)` (see
 /// [`crate::reference::winograd::conv2d_backward_weight`] for the formula):
-/// overwrites `dw`. The batch is cut into `chunks` fixed runs of images
+/// overwrites `dw`. The batch is cut into fixed runs of `per_chunk` images
 /// (fixed, not the thread count, so that results do not depend on it),
 /// each summing its own `dU` ([`accumulate_du`]); then per kernel
 /// `Gᵀ (Σ dU) G`, the chunks added in order in f64 and rounded once.
@@ -483,7 +483,7 @@ pub(crate) fn weight_grad<E: GemmElement + PlainData>(
     s: &Conv2dShape,
     input: &[E],
     grad_out: &[E],
-    chunks: usize,
+    per_chunk: usize,
     parallel: bool,
     dw: &mut [E],
 ) {
@@ -491,7 +491,7 @@ pub(crate) fn weight_grad<E: GemmElement + PlainData>(
     let dw = &mut dw[..s.weight_len()];
     let mr = E::micro_kernel(level).mr;
     let p = Plan::new(tile, s, std::mem::size_of::<E>(), mr);
-    let per_chunk = s.batch.div_ceil(chunks.max(1)).max(1);
+    let per_chunk = per_chunk.max(1);
     let count = s.batch.div_ceil(per_chunk);
     if count == 0 {
         dw.fill(E::ZERO);
